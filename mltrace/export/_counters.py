@@ -1,0 +1,74 @@
+"""Process-wide counters of what happened to spans after they ended.
+
+Nothing is dropped silently: a full queue, a failed export and a pruned local store each count
+here, readable with :func:`mltrace.export_stats` (and, when metrics are on, as OpenTelemetry
+metrics registered by the reliability layer).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+_log = logging.getLogger("mltrace.export")
+
+KEYS = (
+    "spans_queued",
+    "spans_exported",
+    "spans_export_failed",
+    "spans_dropped_queue_full",
+    "spans_dropped_after_shutdown",
+    "spans_pruned_local",
+    "export_errors",
+)
+
+
+class Counters:
+    """Thread-safe named counters with a rate-limited warning when spans are lost."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(KEYS, 0)
+        self._last_warning = 0.0
+
+    def add(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._values[key] = self._values.get(key, 0) + n
+
+    def lost(self, key: str, n: int, why: str) -> None:
+        """Count ``n`` lost spans and log at most one warning every 10 seconds."""
+        self.add(key, n)
+        now = time.monotonic()
+        if now - self._last_warning >= 10.0:
+            self._last_warning = now
+            snap = self.snapshot()
+            _log.warning(
+                "mltrace: %d spans lost (%s); totals: dropped_queue_full=%d export_failed=%d",
+                n,
+                why,
+                snap["spans_dropped_queue_full"],
+                snap["spans_export_failed"],
+            )
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            snap = dict(self._values)
+        snap["spans_dropped_total"] = (
+            snap["spans_dropped_queue_full"]
+            + snap["spans_export_failed"]
+            + snap["spans_dropped_after_shutdown"]
+        )
+        return snap
+
+    def reset(self) -> None:
+        with self._lock:
+            self._values = dict.fromkeys(KEYS, 0)
+
+
+COUNTERS = Counters()
+
+
+def export_stats() -> dict[str, int]:
+    """What happened to this process's spans: queued, exported, failed, dropped (totals)."""
+    return COUNTERS.snapshot()

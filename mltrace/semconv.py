@@ -1,0 +1,60 @@
+"""Attribute keys mltrace writes on spans, defined once.
+
+OpenTelemetry's semantic conventions come first (``http.*``, ``url.*``, ``error.type``,
+``service.name``); where none exist for ML serving, mltrace uses the ``ml.`` namespace.
+``docs/semantic-conventions.md`` documents each key; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- stages -----------------------------------------------------------------------------------
+ML_STAGE: Final = "ml.stage"
+STAGE_PREPROCESS: Final = "preprocess"
+STAGE_FEATURE_LOOKUP: Final = "feature_lookup"
+STAGE_INFERENCE: Final = "inference"
+STAGE_POSTPROCESS: Final = "postprocess"
+KNOWN_STAGES: Final = (STAGE_PREPROCESS, STAGE_FEATURE_LOOKUP, STAGE_INFERENCE, STAGE_POSTPROCESS)
+
+# -- model ------------------------------------------------------------------------------------
+ML_MODEL_NAME: Final = "ml.model.name"
+ML_MODEL_VERSION: Final = "ml.model.version"
+ML_MODEL_FRAMEWORK: Final = "ml.model.framework"
+
+# -- input / output summaries (suffixes come from mltrace.summaries) ---------------------------
+ML_INPUT_PREFIX: Final = "ml.input."
+ML_OUTPUT_PREFIX: Final = "ml.output."
+ML_OUTPUT_PREDICTION: Final = "ml.output.prediction"
+ML_OUTPUT_CONFIDENCE: Final = "ml.output.confidence"
+ML_STREAM_ITEMS: Final = "ml.output.stream.items"
+
+# -- request (on the server span) -------------------------------------------------------------
+ML_REQUEST_BODY_PREFIX: Final = "ml.request.body."
+ML_RESPONSE_BODY_PREFIX: Final = "ml.response.body."
+ML_PAYLOAD_REF: Final = "ml.payload.ref"
+
+# -- drift ------------------------------------------------------------------------------------
+ML_DRIFT_SCORE: Final = "ml.drift.score"
+ML_DRIFT_WINDOW_SCORE: Final = "ml.drift.window.score"
+ML_DRIFT_METHOD: Final = "ml.drift.method"
+ML_DRIFT_TOP_FEATURES: Final = "ml.drift.top_features"
+ML_DRIFT_ALERT: Final = "ml.drift.alert"
+ML_DRIFT_REFERENCE: Final = "ml.drift.reference"
+ML_DRIFT_WINDOW_FEATURES: Final = "ml.drift.window.top_features"
+
+# -- feature stores ---------------------------------------------------------------------------
+ML_FEATURE_STORE_NAME: Final = "ml.feature_store.name"
+ML_FEATURE_STORE_KEYS: Final = "ml.feature_store.keys"
+ML_FEATURE_STORE_HITS: Final = "ml.feature_store.hits"
+ML_FEATURE_STORE_MISSES: Final = "ml.feature_store.misses"
+
+# -- batching ---------------------------------------------------------------------------------
+ML_BATCH_SIZE: Final = "ml.batch.size"
+
+# -- ground truth -----------------------------------------------------------------------------
+ML_FEEDBACK_LABEL: Final = "ml.feedback.label"
+ML_FEEDBACK_TRACE_ID: Final = "ml.feedback.trace_id"
+
+# -- mltrace's own bookkeeping ----------------------------------------------------------------
+ML_TRACE_ERROR: Final = "mltrace.error"  # a summary/drift/hook failure, recorded not raised

@@ -1,0 +1,18 @@
+"""Where spans are made: the ASGI middleware (server span) and the stage spans."""
+
+from __future__ import annotations
+
+from ._decorators import feature_lookup, inference, postprocess, preprocess
+from ._middleware import MLTraceMiddleware
+from ._stage import Stage, StageScope, stage
+
+__all__ = [
+    "MLTraceMiddleware",
+    "Stage",
+    "StageScope",
+    "feature_lookup",
+    "inference",
+    "postprocess",
+    "preprocess",
+    "stage",
+]

@@ -1,0 +1,90 @@
+"""Guarded attribute recording: summaries and drift on a span, never an exception in the request."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from .. import semconv
+from .._settings import SETTINGS
+from ..export import COUNTERS
+
+_log = logging.getLogger("mltrace")
+
+
+def note_failure(span: Span, where: str, exc: BaseException) -> None:
+    """Record that mltrace itself failed at ``where`` (an event and a counter, never a raise)."""
+    COUNTERS.add("instrumentation_errors")
+    with contextlib.suppress(Exception):  # a broken span must not break the request either
+        span.add_event(semconv.ML_TRACE_ERROR, {"where": where, "error.type": type(exc).__name__})
+    _log.debug("mltrace: %s failed", where, exc_info=True)
+
+
+def record_summary(span: Span, prefix: str, obj: object) -> None:
+    """Summarise ``obj`` under ``prefix`` (``ml.input.``/``ml.output.``) when the span records."""
+    if not SETTINGS.summaries or not span.is_recording():
+        return
+    try:
+        from ..summaries import summarize
+
+        summary = summarize(obj, max_features=SETTINGS.max_features, sample_size=SETTINGS.sample_size)
+        span.set_attributes({prefix + k: v for k, v in summary.items()})
+    except Exception as exc:
+        note_failure(span, f"summary {prefix.rstrip('.')}", exc)
+
+
+def record_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
+    if not attributes or not span.is_recording():
+        return
+    try:
+        span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+    except Exception as exc:
+        note_failure(span, "set_attributes", exc)
+
+
+def record_drift(span: Span, monitor: Any, obj: object) -> dict[str, Any] | None:
+    """Score ``obj`` with a :class:`mltrace.DriftMonitor` and put the result on the span."""
+    if monitor is None:
+        return None
+    try:
+        result: dict[str, Any] = monitor.score(obj)
+    except Exception as exc:
+        note_failure(span, "drift score", exc)
+        return None
+    if span.is_recording():
+        try:
+            span.set_attributes(monitor.span_attributes(result))
+        except Exception as exc:
+            note_failure(span, "drift attributes", exc)
+    return result
+
+
+def record_drift_output(span: Span, monitor: Any, obj: object) -> None:
+    observe = getattr(monitor, "observe_output", None)
+    if observe is None:
+        return
+    try:
+        observe(obj)
+    except Exception as exc:
+        note_failure(span, "drift output", exc)
+
+
+def record_error(span: Span, exc: BaseException) -> None:
+    """Status ERROR, an ``exception`` event and ``error.type``; the caller re-raises unchanged."""
+    if not span.is_recording():
+        return
+    try:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256]))
+        span.set_attribute("error.type", _error_type(exc))
+    except Exception as inner:  # pragma: no cover
+        note_failure(span, "record_error", inner)
+
+
+def _error_type(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,174 @@
+"""Where a stage span is made: ``mltrace.stage(...)`` as a context manager (sync or async)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
+
+from .. import semconv
+from .._version import __version__
+from ._record import (
+    record_attributes,
+    record_drift,
+    record_drift_output,
+    record_error,
+    record_summary,
+)
+
+# A ProxyTracer until a provider is set, then the real one: no import-time side effects.
+_tracer = trace.get_tracer("mltrace", __version__)
+
+
+def stage_attributes(
+    name: str,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    framework: str | None = None,
+    store: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The static attributes of a stage span (computed once per decorator, not per call)."""
+    attrs: dict[str, Any] = {semconv.ML_STAGE: name}
+    if model is not None:
+        attrs[semconv.ML_MODEL_NAME] = str(model)
+    if version is not None:
+        attrs[semconv.ML_MODEL_VERSION] = str(version)
+    if framework is not None:
+        attrs[semconv.ML_MODEL_FRAMEWORK] = str(framework)
+    if store is not None:
+        attrs[semconv.ML_FEATURE_STORE_NAME] = str(store)
+    if attributes:
+        attrs.update(attributes)
+    return attrs
+
+
+class Stage:
+    """A running stage: what ``with mltrace.stage(...) as s`` gives you."""
+
+    __slots__ = ("_drift", "span")
+
+    def __init__(self, span: Span, drift: Any = None) -> None:
+        self.span = span
+        self._drift = drift
+
+    @property
+    def trace_id(self) -> str:
+        return format(self.span.get_span_context().trace_id, "032x")
+
+    @property
+    def span_id(self) -> str:
+        return format(self.span.get_span_context().span_id, "016x")
+
+    def is_recording(self) -> bool:
+        return self.span.is_recording()
+
+    def record_input(self, obj: object) -> None:
+        """Summarise ``obj`` as this stage's input (``ml.input.*``), and score drift if set."""
+        record_summary(self.span, semconv.ML_INPUT_PREFIX, obj)
+        if self._drift is not None:
+            record_drift(self.span, self._drift, obj)
+
+    def record_output(self, obj: object) -> None:
+        """Summarise ``obj`` as this stage's output (``ml.output.*``)."""
+        record_summary(self.span, semconv.ML_OUTPUT_PREFIX, obj)
+        if self._drift is not None:
+            record_drift_output(self.span, self._drift, obj)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        record_attributes(self.span, {key: value})
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        record_attributes(self.span, attributes)
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        if self.span.is_recording():
+            self.span.add_event(name, dict(attributes or {}))
+
+
+class StageScope:
+    """Context manager (``with`` and ``async with``) that runs one stage span.
+
+    Each ``with`` makes a new span; the object may be reused but not shared across
+    concurrent requests while inside.
+    """
+
+    __slots__ = ("_attrs", "_drift", "_kind", "_name", "_span", "_token")
+
+    def __init__(
+        self,
+        name: str,
+        attrs: dict[str, Any],
+        *,
+        kind: SpanKind = SpanKind.INTERNAL,
+        drift: Any = None,
+    ) -> None:
+        self._name = name
+        self._attrs = attrs
+        self._kind = kind
+        self._drift = drift
+        self._span: Span | None = None
+        self._token: object | None = None
+
+    def __enter__(self) -> Stage:
+        span = _tracer.start_span(self._name, kind=self._kind, attributes=self._attrs)
+        self._span = span
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        return Stage(span, self._drift)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span, token = self._span, self._token
+        self._span = self._token = None
+        if span is None:
+            return
+        try:
+            if exc is not None:
+                record_error(span, exc)
+        finally:
+            span.end()
+            if token is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> Stage:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def stage(
+    name: str,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    framework: str | None = None,
+    store: str | None = None,
+    drift: Any = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> StageScope:
+    """A stage span for any stage name: ``with mltrace.stage("postprocess") as s: ...``.
+
+    The span is named after the stage, carries ``ml.stage`` and is a child of the current span
+    (the request's server span when called inside a traced request).
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError("stage name must be a non-empty string")
+    attrs = stage_attributes(
+        name, model=model, version=version, framework=framework, store=store, attributes=attributes
+    )
+    return StageScope(name, attrs, drift=drift)
