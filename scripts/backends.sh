@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# The real tracing backends on loopback, for the e2e tests and for developers:
+# Jaeger v2 (built from source), Zipkin server (Maven Central jar) and Redis (Debian package).
+#
+#   scripts/backends.sh build  [NAME...]   install/build what is missing into the cache
+#   scripts/backends.sh up     [NAME...]   build if needed, start, wait until healthy (idempotent)
+#   scripts/backends.sh down   [NAME...]   stop what this checkout started
+#   scripts/backends.sh status [NAME...]   up/down with ports; non-zero exit if any is down
+#   scripts/backends.sh env                export lines for the endpoints (eval "$(... env)")
+#
+# NAME is jaeger, zipkin or redis (default: all three). Versions and ports: scripts/backends.env.
+# State (pid files, logs): .backends/. Cache: $MLTRACE_BACKENDS_CACHE or ~/.cache/mltrace-backends.
+# MLTRACE_BACKENDS_TIMEOUT: seconds to wait for health (default 120).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/backends.env
+source "$ROOT/scripts/backends.env"
+
+STATE="$ROOT/.backends"
+CACHE="${MLTRACE_BACKENDS_CACHE:-$HOME/.cache/mltrace-backends}"
+TIMEOUT="${MLTRACE_BACKENDS_TIMEOUT:-120}"
+ALL=(jaeger zipkin redis)
+
+JAEGER_MODULE=github.com/jaegertracing/jaeger
+JAEGER_BIN="$CACHE/jaeger-$JAEGER_MODULE_VERSION"
+ZIPKIN_URL="https://repo1.maven.org/maven2/io/zipkin/zipkin-server/$ZIPKIN_VERSION/zipkin-server-$ZIPKIN_VERSION-exec.jar"
+ZIPKIN_JAR="$CACHE/zipkin-server-$ZIPKIN_VERSION-exec.jar"
+
+say() { echo "backends: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+    say "installing Debian packages: $*"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get install -y -qq "$@" >/dev/null ||
+        { as_root apt-get update -qq && as_root apt-get install -y -qq "$@" >/dev/null; }
+}
+
+# ---------------------------------------------------------------- install / build
+
+build_jaeger() {
+    [[ -x "$JAEGER_BIN" ]] && return
+    command -v go >/dev/null || die "Go (>= 1.24) is needed to build Jaeger; put it on PATH"
+    local t0 work dir
+    t0=$(now)
+    work=$(mktemp -d)
+    # The v2 tags are not Go module versions; v1.76.0 is the same release (v2.13.0). Its go.mod
+    # has a replace directive, so `go install ...@v1.76.0` refuses: build from a copy instead.
+    say "building Jaeger $JAEGER_MODULE_VERSION from source (several minutes on a cold machine)"
+    dir=$(cd "$work" && go mod download -json "$JAEGER_MODULE@v$JAEGER_MODULE_VERSION" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') ||
+        { rm -rf "$work"; die "go mod download $JAEGER_MODULE@v$JAEGER_MODULE_VERSION failed"; }
+    cp -r "$dir" "$work/src"
+    chmod -R u+w "$work/src"
+    mkdir -p "$CACHE"
+    if ! (cd "$work/src" && CGO_ENABLED=0 go build -trimpath \
+        -ldflags "-s -w -X $JAEGER_MODULE/internal/version.latestVersion=v$JAEGER_MODULE_VERSION" \
+        -o "$JAEGER_BIN.part" ./cmd/jaeger) >"$work/build.log" 2>&1; then
+        tail -n 30 "$work/build.log" >&2
+        rm -rf "$work"
+        die "Jaeger build failed (log above)"
+    fi
+    rm -rf "$work"
+    "$JAEGER_BIN.part" version >/dev/null 2>&1 || die "the built Jaeger binary does not run"
+    mv "$JAEGER_BIN.part" "$JAEGER_BIN"
+    say "built $JAEGER_BIN in $(since "$t0")"
+}
+
+build_zipkin() {
+    command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    [[ -s "$ZIPKIN_JAR" ]] && return
+    command -v curl >/dev/null || apt_install curl ca-certificates
+    mkdir -p "$CACHE"
+    say "downloading $ZIPKIN_URL"
+    curl -fsSL -o "$ZIPKIN_JAR.part" "$ZIPKIN_URL"
+    local want got
+    want=$(curl -fsSL "$ZIPKIN_URL.sha1" | cut -c1-40)
+    got=$(sha1sum "$ZIPKIN_JAR.part" | cut -c1-40)
+    [[ "$want" == "$got" ]] || die "zipkin jar checksum mismatch ($got, Maven Central says $want)"
+    mv "$ZIPKIN_JAR.part" "$ZIPKIN_JAR"
+}
+
+build_redis() {
+    command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return
+    apt_install redis-server
+}
+
+# ---------------------------------------------------------------- per-backend facts
+
+ports() {
+    case $1 in
+        jaeger) echo "$JAEGER_OTLP_GRPC_PORT $JAEGER_OTLP_HTTP_PORT $JAEGER_QUERY_HTTP_PORT $JAEGER_QUERY_GRPC_PORT $JAEGER_HEALTH_PORT" ;;
+        zipkin) echo "$ZIPKIN_PORT" ;;
+        redis) echo "$REDIS_PORT" ;;
+    esac
+}
+
+describe() {
+    local h=$LISTEN_HOST
+    case $1 in
+        jaeger) echo "otlp-grpc $h:$JAEGER_OTLP_GRPC_PORT  otlp-http $h:$JAEGER_OTLP_HTTP_PORT  query http://$h:$JAEGER_QUERY_HTTP_PORT  health http://$h:$JAEGER_HEALTH_PORT/status" ;;
+        zipkin) echo "http://$h:$ZIPKIN_PORT (api/v2, /health)" ;;
+        redis) echo "redis://$h:$REDIS_PORT/0" ;;
+    esac
+}
+
+# program NAME: a string that the backend process's command line contains
+program() {
+    case $1 in
+        jaeger) echo "jaeger-$JAEGER_MODULE_VERSION" ;;
+        zipkin) echo "zipkin-server-$ZIPKIN_VERSION" ;;
+        redis) echo "redis-server" ;;
+    esac
+}
+
+healthy() {
+    local h=$LISTEN_HOST
+    case $1 in
+        jaeger) curl -fsS -m 2 "http://$h:$JAEGER_HEALTH_PORT/status" >/dev/null 2>&1 &&
+            curl -fsS -m 2 "http://$h:$JAEGER_QUERY_HTTP_PORT/api/services" >/dev/null 2>&1 ;;
+        zipkin) curl -fsS -m 2 "http://$h:$ZIPKIN_PORT/health" >/dev/null 2>&1 ;;
+        redis) [[ "$(redis-cli -h "$h" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]] ;;
+    esac
+}
+
+launch() {
+    local h=$LISTEN_HOST
+    case $1 in
+        jaeger) exec setsid env JAEGER_LISTEN_HOST="$h" \
+            "$JAEGER_BIN" --config "file:$ROOT/scripts/jaeger-config.yaml" ;;
+        # Armeria's port list is replaced as a whole, so the IP needs the port and protocol too.
+        zipkin) exec setsid env STORAGE_TYPE=mem QUERY_PORT="$ZIPKIN_PORT" \
+            ARMERIA_PORTS_0_IP="$h" ARMERIA_PORTS_0_PORT="$ZIPKIN_PORT" ARMERIA_PORTS_0_PROTOCOLS_0=http \
+            java -Xmx512m -jar "$ZIPKIN_JAR" ;;
+        redis) exec setsid redis-server --bind "$h" --port "$REDIS_PORT" --save "" --appendonly no \
+            --daemonize no --dir "$STATE" --logfile "" ;;
+    esac
+}
+
+# ---------------------------------------------------------------- processes
+
+pid_of() {  # prints the pid if this checkout's process for $1 is alive (and not a reused pid)
+    local pid
+    pid=$(cat "$STATE/$1.pid" 2>/dev/null) || return 1
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -e "$(program "$1")" &&
+        echo "$pid"
+}
+
+port_taken() { (exec 3<>"/dev/tcp/$LISTEN_HOST/$1") 2>/dev/null; }
+
+start() {
+    local name=$1 port
+    if pid_of "$name" >/dev/null; then return; fi
+    rm -f "$STATE/$name.pid"
+    for port in $(ports "$name"); do
+        port_taken "$port" && die "$name: port $port is already in use by a process this checkout did not start"
+    done
+    # setsid: its own session, so a Ctrl-C meant for the caller does not reach it.
+    launch "$name" </dev/null >"$STATE/$name.log" 2>&1 &
+    echo $! >"$STATE/$name.pid"
+}
+
+wait_healthy() {
+    local name=$1 deadline
+    deadline=$(($(date +%s) + TIMEOUT))
+    until healthy "$name"; do
+        if ! kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null; then
+            tail -n 30 "$STATE/$name.log" >&2
+            die "$name exited during start-up (log above, full log $STATE/$name.log)"
+        fi
+        if (($(date +%s) >= deadline)); then
+            tail -n 30 "$STATE/$name.log" >&2
+            stop "$name"
+            die "$name not healthy after ${TIMEOUT}s (log above, full log $STATE/$name.log)"
+        fi
+        sleep 0.3
+    done
+}
+
+stop() {
+    local name=$1 pid i
+    pid=$(pid_of "$name") || { rm -f "$STATE/$name.pid"; return; }
+    kill -TERM "$pid"
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -0 "$pid" 2>/dev/null && { say "$name did not stop in 20 s; killing it"; kill -KILL "$pid"; }
+    rm -f "$STATE/$name.pid"
+    say "$name down"
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_build() {
+    local name
+    for name in "$@"; do "build_$name"; done
+}
+
+cmd_up() {
+    local t0 name
+    t0=$(now)
+    cmd_build "$@"
+    mkdir -p "$STATE"
+    for name in "$@"; do start "$name"; done  # all start together, then each is waited for
+    for name in "$@"; do wait_healthy "$name"; done
+    say "up in $(since "$t0"): $*"
+}
+
+cmd_down() {
+    local name
+    for name in "$@"; do stop "$name"; done
+}
+
+cmd_status() {
+    local name pid bad=0
+    for name in "$@"; do
+        if pid=$(pid_of "$name") && healthy "$name"; then
+            printf '%-7s up    pid %-8s %s\n' "$name" "$pid" "$(describe "$name")"
+        else
+            printf '%-7s down  %-12s %s\n' "$name" "" "$(describe "$name")"
+            bad=1
+        fi
+    done
+    return "$bad"
+}
+
+cmd_env() {
+    cat <<EOF
+export MLTRACE_E2E_OTLP_ENDPOINT=$MLTRACE_E2E_OTLP_ENDPOINT
+export MLTRACE_E2E_OTLP_HTTP_ENDPOINT=$MLTRACE_E2E_OTLP_HTTP_ENDPOINT
+export MLTRACE_E2E_JAEGER_QUERY_URL=$MLTRACE_E2E_JAEGER_QUERY_URL
+export MLTRACE_E2E_ZIPKIN_URL=$MLTRACE_E2E_ZIPKIN_URL
+export MLTRACE_E2E_REDIS_URL=$MLTRACE_E2E_REDIS_URL
+export OTEL_EXPORTER_OTLP_ENDPOINT=$MLTRACE_E2E_OTLP_ENDPOINT
+export OTEL_EXPORTER_ZIPKIN_ENDPOINT=$MLTRACE_E2E_ZIPKIN_URL/api/v2/spans
+EOF
+}
+
+main() {
+    local cmd=${1:-}
+    shift || true
+    local names=("$@") name
+    ((${#names[@]})) || names=("${ALL[@]}")
+    for name in "${names[@]}"; do
+        [[ " ${ALL[*]} " == *" $name "* ]] || die "unknown backend '$name' (one of: ${ALL[*]})"
+    done
+    case $cmd in
+        build) cmd_build "${names[@]}" ;;
+        up) cmd_up "${names[@]}" ;;
+        down) cmd_down "${names[@]}" ;;
+        status) cmd_status "${names[@]}" ;;
+        env) cmd_env ;;
+        *) die "usage: $0 up|down|status|build [jaeger|zipkin|redis ...] | env" ;;
+    esac
+}
+
+main "$@"
