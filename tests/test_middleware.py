@@ -95,7 +95,9 @@ def test_trace_id_returned_in_response_headers(spans: CapturedSpans) -> None:
     server = spans.server()
     trace_id = format(server.context.trace_id, "032x")
     assert r.headers["x-trace-id"] == trace_id
-    assert r.headers["traceresponse"] == f"00-{trace_id}-{format(server.context.span_id, '016x')}-01"
+    flags = int(server.context.trace_flags)
+    assert flags & 1, "sampled"
+    assert r.headers["traceresponse"] == f"00-{trace_id}-{format(server.context.span_id, '016x')}-{flags:02x}"
 
 
 def test_w3c_traceparent_is_continued(spans: CapturedSpans) -> None:

@@ -1,0 +1,90 @@
+"""Over-HTTP measurement: four uvicorn servers (one per case), a load generator hitting them in
+interleaved rounds. Uses ``wrk`` when installed (``apt-get install wrk``), else a Python
+keep-alive client in a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CASES = ("a_none", "b_otel_fastapi", "c_mltrace", "d_mltrace_sampled_out")
+HERE = Path(__file__).parent
+
+CLIENT = r"""
+import http.client, json, sys, time
+port, n, body = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
+c = http.client.HTTPConnection("127.0.0.1", port)
+h = {"content-type": "application/json"}
+t0 = time.perf_counter()
+for _ in range(n):
+    c.request("POST", "/predict", body, h)
+    r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+print((time.perf_counter() - t0) / n * 1e6)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def _wrk(port: int, seconds: int) -> float:
+    script = HERE / "_wrk_post.lua"
+    out = subprocess.run(
+        ["wrk", "-t1", "-c1", f"-d{seconds}s", "-s", str(script), "--latency", f"http://127.0.0.1:{port}/predict"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    for line in out.splitlines():
+        if line.strip().startswith("Requests/sec:"):
+            return 1e6 / float(line.split()[1])
+    raise RuntimeError(out)
+
+
+def http_cases(rounds: int = 5, n: int = 1000) -> dict[str, list[float]]:
+    ports = {c: _free_port() for c in CASES}
+    env = {**os.environ, "MLTRACE_EXPORTER": "none"}
+    procs = [
+        subprocess.Popen([sys.executable, str(HERE / "_serve.py"), c, str(p)], env=env) for c, p in ports.items()
+    ]
+    body = json.dumps({"x": [0.1 * i for i in range(32)]})
+    use_wrk = shutil.which("wrk") is not None
+    results: dict[str, list[float]] = {c: [] for c in CASES}
+    try:
+        for p in ports.values():
+            _wait(p)
+        for c, p in ports.items():  # warm up
+            subprocess.run([sys.executable, "-c", CLIENT, str(p), "200", body], check=True, capture_output=True)
+        for _ in range(rounds):
+            for c, p in ports.items():
+                if use_wrk:
+                    results[c].append(_wrk(p, 3))
+                else:
+                    out = subprocess.run(
+                        [sys.executable, "-c", CLIENT, str(p), str(n), body], check=True, capture_output=True, text=True
+                    ).stdout
+                    results[c].append(float(out.strip()))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+    return results

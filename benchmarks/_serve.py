@@ -1,0 +1,33 @@
+"""One benchmark case served by uvicorn: ``python benchmarks/_serve.py CASE PORT``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import uvicorn
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _app  # noqa: E402
+from overhead import Discard  # noqa: E402
+
+import mltrace  # noqa: E402
+
+
+def main(case: str, port: int) -> None:
+    if case != "a_none":
+        sampler = ALWAYS_OFF if case == "d_mltrace_sampled_out" else None
+        handle = mltrace.configure(service_name="bench", exporter="none", sampler=sampler)
+        handle.provider.add_span_processor(BatchSpanProcessor(Discard()))
+    app = _app.build(case.startswith(("c_", "d_")), fastapi_telemetry=case != "a_none")
+    if case == "b_otel_fastapi":
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,179 @@
+"""Per-request cost of tracing, measured side by side in one run.
+
+    python benchmarks/overhead.py                 # in-process, raw ASGI calls
+    python benchmarks/overhead.py --http          # plus uvicorn + a load generator over loopback
+
+Cases (ratios are to (a), measured interleaved in the same process):
+  (a) no tracing          FastAPI with its native telemetry off, plain functions
+  (b) otel-fastapi        opentelemetry-instrumentation-fastapi alone, plain functions
+  (c) mltrace             MLTraceMiddleware + 4 stage spans + input/output summaries
+  (d) mltrace sampled out (c) with the sampler deciding DROP
+Spans go through a BatchSpanProcessor to an exporter that discards them, so the hot-path cost
+(span creation, attributes, queueing) is measured without a backend's network time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _app  # noqa: E402
+
+import mltrace  # noqa: E402
+
+
+class Toggle(Sampler):
+    """ALWAYS_ON or ALWAYS_OFF, switched between measurement rounds."""
+
+    def __init__(self) -> None:
+        self.on = True
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        s = ALWAYS_ON if self.on else ALWAYS_OFF
+        return s.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return "Toggle"
+
+
+class Discard(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+BODY = json.dumps({"x": [0.1 * i for i in range(_app.N_FEATURES)]}).encode()
+
+
+async def call(app: Any) -> int:
+    """One raw ASGI request; returns the status code."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                                     (b"content-length", str(len(BODY)).encode())],
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+    }
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def time_case(app: Any, n: int) -> float:
+    """Mean µs per request over ``n`` sequential requests."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await call(app)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    sampler = Toggle()
+    handle = mltrace.configure(service_name="bench", exporter="none", sampler=sampler)
+    handle.provider.add_span_processor(BatchSpanProcessor(Discard()))
+    apps = {
+        "a_none": _app.build(False, fastapi_telemetry=False),
+        "b_otel_fastapi": _app.build(False, fastapi_telemetry=True),
+        "c_mltrace": _app.build(True, fastapi_telemetry=True),
+        "d_mltrace_sampled_out": _app.build(True, fastapi_telemetry=True),
+    }
+    FastAPIInstrumentor.instrument_app(apps["b_otel_fastapi"], tracer_provider=handle.provider)
+    for app in apps.values():  # warm up (route compilation, first-call imports)
+        for _ in range(200):
+            assert await call(app) == 200
+    results: dict[str, list[float]] = {k: [] for k in apps}
+    for _ in range(rounds):
+        for name, app in apps.items():
+            sampler.on = name != "d_mltrace_sampled_out"
+            results[name].append(await time_case(app, n))
+    handle.shutdown()
+    return results
+
+
+def summarize_cost() -> dict[str, float]:
+    import timeit
+
+    import numpy as np
+
+    small = np.random.default_rng(1).normal(size=1000)
+    big = np.random.default_rng(2).normal(size=1_000_000)
+    out = {}
+    for label, arr in (("summarize_1k_floats_us", small), ("summarize_1M_floats_us", big)):
+        reps = 2000 if arr.size < 10_000 else 50
+        t = timeit.repeat(lambda a=arr: mltrace.summarize(a), number=reps, repeat=5)
+        out[label] = min(t) / reps * 1e6
+    return out
+
+
+def report(results: dict[str, list[float]]) -> None:
+    base = statistics.median(results["a_none"])
+    print(f"{'case':<24}{'median µs/req':>14}{'added µs':>10}{'ratio':>8}")
+    for name, values in results.items():
+        med = statistics.median(values)
+        print(f"{name:<24}{med:>14.1f}{med - base:>10.1f}{med / base:>8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--http", action="store_true", help="also measure over HTTP with uvicorn")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = asyncio.run(in_process(args.rounds, args.requests))
+    print(f"in-process raw ASGI, {args.rounds} interleaved rounds x {args.requests} requests")
+    report(results)
+    costs = summarize_cost()
+    for k, v in costs.items():
+        print(f"{k}: {v:.1f}")
+    if args.http:
+        from _http import http_cases
+
+        http = http_cases()
+        print("\nover HTTP (uvicorn, loopback, load generator in a separate process)")
+        report(http)
+    if args.json:
+        print(json.dumps({"in_process": results, **costs}))
+
+
+if __name__ == "__main__":
+    main()
