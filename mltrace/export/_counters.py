@@ -21,6 +21,21 @@ KEYS = (
     "spans_dropped_after_shutdown",
     "spans_pruned_local",
     "export_errors",
+    "instrumentation_errors",
+    # the tail sampler (mltrace.sampling): a choice, and what its bounded buffer could not hold
+    "spans_sampled_out",
+    "traces_sampled_out",
+    "traces_kept_error",
+    "traces_kept_slow",
+    "traces_kept_p99",
+    "traces_kept_drift",
+    "traces_kept_forced",
+    "traces_kept_ratio",
+    "spans_dropped_tail_overflow",
+    "tail_traces_evicted",
+    # raw payload capture (mltrace.privacy)
+    "payloads_captured",
+    "payloads_dropped",
 )
 
 
@@ -58,6 +73,7 @@ class Counters:
             snap["spans_dropped_queue_full"]
             + snap["spans_export_failed"]
             + snap["spans_dropped_after_shutdown"]
+            + snap["spans_dropped_tail_overflow"]
         )
         return snap
 
