@@ -18,7 +18,7 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased, _get_from_env_or_default
 
 from . import semconv
 from ._errors import ConfigurationError
@@ -32,6 +32,8 @@ from .export import (
     export_stats,
 )
 from .export._local_store import resolve_path
+from .privacy import CaptureRules, PayloadCapture, sink_from_env
+from .sampling import ForceTraceSampler, TailSampler, TailSamplingConfig
 
 _lock = threading.Lock()
 _MARK = "_mltrace_exporters"
@@ -47,6 +49,7 @@ class MLTrace:
     local_path: str | None = None
     owns_provider: bool = True
     processors: list[SpanProcessor] = field(default_factory=list)
+    payload_capture: PayloadCapture | None = None
 
     def force_flush(self, timeout_s: float = 5.0) -> bool:
         """Export what is queued; ``False`` if that did not finish within ``timeout_s``."""
@@ -58,7 +61,15 @@ class MLTrace:
         A hung backend cannot hold the process: shutdown runs on a daemon thread that is
         abandoned after ``timeout_s``.
         """
-        target = self.provider.shutdown if self.owns_provider else self._shutdown_ours
+        stop = self.provider.shutdown if self.owns_provider else self._shutdown_ours
+
+        def target() -> None:
+            try:
+                if self.payload_capture is not None:
+                    self.payload_capture.close(timeout_s)
+            finally:
+                stop()
+
         worker = threading.Thread(target=target, name="mltrace-shutdown", daemon=True)
         worker.start()
         worker.join(timeout_s)
@@ -119,6 +130,36 @@ def _sampler(sample_ratio: float | None, sampler: Sampler | None) -> Sampler | N
     return ParentBased(TraceIdRatioBased(sample_ratio))
 
 
+def _tail_config(tail_sampling: TailSamplingConfig | bool | None) -> TailSamplingConfig | None:
+    if isinstance(tail_sampling, TailSamplingConfig):
+        return tail_sampling
+    if tail_sampling is None:
+        return TailSamplingConfig.from_env()
+    if not isinstance(tail_sampling, bool):
+        raise ConfigurationError(f"tail_sampling must be a TailSamplingConfig or a bool; got {tail_sampling!r}")
+    return TailSamplingConfig() if tail_sampling else None
+
+
+def _payload_capture(
+    capture_payloads: CaptureRules | PayloadCapture | bool | None,
+    local_path: str | os.PathLike[str] | None,
+) -> PayloadCapture | bool | None:
+    """The capture to install, ``None`` to turn it off, ``False`` to leave the current one."""
+    if capture_payloads is None:
+        if not env_bool("MLTRACE_CAPTURE_PAYLOADS", False):
+            return False
+        capture_payloads = True
+    if isinstance(capture_payloads, PayloadCapture):
+        return capture_payloads
+    if isinstance(capture_payloads, CaptureRules):
+        return PayloadCapture(capture_payloads, sink_from_env(local_path))
+    if isinstance(capture_payloads, bool):
+        return PayloadCapture(CaptureRules.from_env(), sink_from_env(local_path)) if capture_payloads else None
+    raise ConfigurationError(
+        f"capture_payloads must be CaptureRules, PayloadCapture or a bool; got {capture_payloads!r}"
+    )
+
+
 def _is_default_propagator() -> bool:
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -166,12 +207,23 @@ def configure(
     fastapi_operation_spans: bool | None = None,
     summaries: bool | None = None,
     max_features: int | None = None,
+    tail_sampling: TailSamplingConfig | bool | None = None,
+    force_trace_header: str | None = None,
+    capture_payloads: CaptureRules | PayloadCapture | bool | None = None,
+    metrics: bool | None = None,
 ) -> MLTrace:
     """Set up tracing for this process and return a handle with ``shutdown()``/``force_flush()``.
 
     ``exporter`` is one of ``jaeger`` (OTLP to Jaeger, gRPC 4317 unless ``protocol="http"``),
     ``zipkin``, ``otlp``, ``console``, ``local`` (the embedded SQLite store, the default when no
     backend is configured) or ``none``. Calling it again adds nothing twice.
+
+    Reliability, privacy and sampling (docs/reliability.md, privacy.md, sampling.md):
+    ``tail_sampling`` (or ``MLTRACE_TAIL_*``) puts a :class:`~mltrace.sampling.TailSampler` in front of
+    the exporter; ``force_trace_header`` (or ``MLTRACE_FORCE_TRACE_HEADER``) names a request header
+    that keeps its trace; ``capture_payloads`` (or ``MLTRACE_CAPTURE_PAYLOADS``) turns on redacted raw
+    payload capture, stored by reference; ``metrics`` (or ``MLTRACE_METRICS``) publishes the drop
+    counters as OpenTelemetry metrics on the global MeterProvider.
     """
     global _current
     if summaries is not None:
@@ -180,14 +232,27 @@ def configure(
         SETTINGS.max_features = max_features
     if fastapi_operation_spans is not None:
         SETTINGS.fastapi_operation_spans = fastapi_operation_spans
+    if force_trace_header is not None:
+        SETTINGS.force_trace_header = force_trace_header.strip()
+    tail = _tail_config(tail_sampling)
+    capture = _payload_capture(capture_payloads, local_path)
+    if capture is not False:
+        SETTINGS.payload_capture = capture
+    if metrics or (metrics is None and env_bool("MLTRACE_METRICS", False)):
+        from .export._metrics import enable_metrics
+
+        enable_metrics()
 
     with _lock:
         existing = trace.get_tracer_provider()
         created = not isinstance(existing, TracerProvider)
         if created:
+            head = _sampler(sample_ratio, sampler)
+            if SETTINGS.force_trace_header:  # the force header must survive a ratio head sampler
+                head = ForceTraceSampler(head or _get_from_env_or_default())
             provider = TracerProvider(
                 resource=_resource(service_name, service_version, model_name, model_version, resource_attributes),
-                sampler=_sampler(sample_ratio, sampler),
+                sampler=head,
             )
             setattr(provider, "_mltrace_owned", True)  # noqa: B010 - a marker on a foreign class
         else:
@@ -209,6 +274,8 @@ def configure(
                 processor: SpanProcessor = (
                     CountingBatchSpanProcessor(wrapped) if use_batch else SimpleSpanProcessor(wrapped)
                 )
+                if tail is not None:
+                    processor = TailSampler(processor, tail)
                 provider.add_span_processor(processor)
                 processors.append(processor)
             added.add(key)
@@ -224,5 +291,6 @@ def configure(
             local_path=str(resolve_path(local_path)) if name == "local" else None,
             owns_provider=owns,
             processors=processors,
+            payload_capture=SETTINGS.payload_capture,
         )
         return _current

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -48,6 +49,12 @@ class Settings:
     fastapi_operation_spans: bool = field(
         default_factory=lambda: env_bool("MLTRACE_FASTAPI_OPERATION_SPANS", False)
     )
+    # A request header that keeps its trace through head and tail sampling; "" (off) unless set.
+    force_trace_header: str = field(default_factory=lambda: os.environ.get("MLTRACE_FORCE_TRACE_HEADER", "").strip())
+    # When set, the force header's value must equal it (keeps strangers from forcing traces).
+    force_trace_token: str = field(default_factory=lambda: os.environ.get("MLTRACE_FORCE_TRACE_TOKEN", ""))
+    # A mltrace.privacy.PayloadCapture once configure(capture_payloads=...) turns raw capture on.
+    payload_capture: Any = None
 
 
 SETTINGS = Settings()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from opentelemetry import context as otel_context
@@ -21,8 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import semconv
 from .._settings import SETTINGS
+from ..sampling._force import FORCE_ATTRIBUTE, force_requested
 from ._record import note_failure, record_error, record_summary
 from ._stage import _tracer
+
+if TYPE_CHECKING:
+    from ..privacy import HttpTap
 
 _SENSITIVE_QUERY = frozenset(
     {"sig", "signature", "token", "access_token", "api_key", "apikey", "key", "password", "secret",
@@ -73,6 +77,25 @@ def _request_attributes(scope: Scope, headers: Headers) -> dict[str, Any]:
     if agent:
         attrs["user_agent.original"] = agent[:256]
     return attrs
+
+
+def _forced(headers: Headers) -> bool:
+    """The force-trace header (off unless ``MLTRACE_FORCE_TRACE_HEADER`` names one) asks to keep this trace."""
+    name = SETTINGS.force_trace_header
+    return bool(name) and force_requested(headers.get(name), SETTINGS.force_trace_token)
+
+
+def _payload_tap(span: Span, scope: Scope) -> HttpTap | None:
+    """A raw-payload tap when ``configure(capture_payloads=...)`` turned capture on (redacted, by reference)."""
+    capture = SETTINGS.payload_capture
+    if capture is None:
+        return None
+    try:
+        tap: HttpTap | None = capture.http_tap(span, scope)
+    except Exception as exc:
+        note_failure(span, "payload tap", exc)
+        return None
+    return tap
 
 
 def _route_of(scope: Scope) -> str | None:
@@ -206,7 +229,10 @@ class MLTraceMiddleware:
             and hasattr(fastapi_telemetry, "tracer")
         ):
             fastapi_telemetry.tracer = None
+        if SETTINGS.force_trace_header and span.is_recording() and _forced(Headers(scope=scope)):
+            span.set_attribute(FORCE_ATTRIBUTE, True)
         req_tap, res_tap = self._taps(span)
+        payload = _payload_tap(span, scope)
 
         async def enriched_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -217,21 +243,32 @@ class MLTraceMiddleware:
                     res_tap.record(span, semconv.ML_RESPONSE_BODY_PREFIX)
             await send(message)
 
-        await self.app(scope, self._wrap_receive(receive, span, req_tap), enriched_send)
+        wrapped_receive = self._wrap_receive(receive, span, req_tap)
+        if payload is None:
+            await self.app(scope, wrapped_receive, enriched_send)
+            return
+        try:
+            await self.app(scope, payload.wrap_receive(wrapped_receive), payload.wrap_send(enriched_send))
+        finally:
+            payload.finish()
 
     # -- no server span yet: make one ---------------------------------------------------------
     async def _own(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         parent = propagate.extract(headers)
         method = scope.get("method", "HTTP")
+        attributes = _request_attributes(scope, headers)
+        if SETTINGS.force_trace_header and _forced(headers):
+            attributes[FORCE_ATTRIBUTE] = True  # a start attribute, so ForceTraceSampler sees it
         span = _tracer.start_span(
             method,
             context=parent,
             kind=SpanKind.SERVER,
-            attributes=_request_attributes(scope, headers),
+            attributes=attributes,
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         req_tap, res_tap = self._taps(span)
+        payload = _payload_tap(span, scope)
         status: list[int] = []
 
         async def traced_send(message: Message) -> None:
@@ -244,13 +281,19 @@ class MLTraceMiddleware:
                     res_tap.record(span, semconv.ML_RESPONSE_BODY_PREFIX)
             await send(message)
 
+        app_receive = self._wrap_receive(receive, span, req_tap)
+        app_send: Send = traced_send
+        if payload is not None:
+            app_receive, app_send = payload.wrap_receive(app_receive), payload.wrap_send(traced_send)
         try:
-            await self.app(scope, self._wrap_receive(receive, span, req_tap), traced_send)
+            await self.app(scope, app_receive, app_send)
         except BaseException as exc:
             record_error(span, exc)
             raise
         finally:
             try:
+                if payload is not None:
+                    payload.finish()
                 self._finish(span, scope, method, status)
             finally:
                 span.end()

@@ -1,0 +1,44 @@
+"""Privacy: raw payload capture is off by default; when on, it is redacted, capped and stored by reference.
+
+``configure(capture_payloads=CaptureRules(deny=("user.email",)))`` turns it on for the middleware;
+``Authorization``, ``Cookie``, ``Set-Cookie`` and similar headers are never recorded. See
+docs/privacy.md.
+"""
+
+from __future__ import annotations
+
+from ._capture import HttpTap, PayloadCapture, body_document, capture_payload
+from ._redact import path_matches, redact, redact_text
+from ._rules import (
+    BUILTIN_PATTERNS,
+    DEFAULT_DENY_KEYS,
+    DEFAULT_PATTERNS,
+    REDACTED,
+    SENSITIVE_HEADERS,
+    TRUNCATED,
+    CaptureRules,
+    header_allowed,
+)
+from ._sinks import FileSink, LocalStoreSink, PayloadSink, sink_from_env
+
+__all__ = [
+    "BUILTIN_PATTERNS",
+    "DEFAULT_DENY_KEYS",
+    "DEFAULT_PATTERNS",
+    "REDACTED",
+    "SENSITIVE_HEADERS",
+    "TRUNCATED",
+    "CaptureRules",
+    "FileSink",
+    "HttpTap",
+    "LocalStoreSink",
+    "PayloadCapture",
+    "PayloadSink",
+    "body_document",
+    "capture_payload",
+    "header_allowed",
+    "path_matches",
+    "redact",
+    "redact_text",
+    "sink_from_env",
+]
