@@ -1,0 +1,274 @@
+"""One monitored group of features (a profile's inputs, or its outputs): score, window, statistics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _stats
+from ._compiled import CompiledGroup
+from ._features import CategoricalFeature, NumericalFeature, category_key
+from ._thresholds import DriftThresholds, GroupThresholds
+from ._window import CodeRing
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+TOP_K = 5
+#: a feature is named among a request's top features when its tail p-value is below this
+TOP_P = 0.1
+_TOP_CHI = -2 * math.log(TOP_P)
+
+
+@dataclass(frozen=True)
+class WindowState:
+    """The statistics of one recompute, per feature (arrays) and for the window."""
+
+    n: int
+    n_feature: FloatArray
+    psi: FloatArray
+    js: FloatArray
+    ks: FloatArray
+    wasserstein: FloatArray
+    wasserstein_norm: FloatArray
+    chi2: FloatArray
+    missing_rate: FloatArray
+    out_of_range: FloatArray
+    psi_warn: FloatArray
+    psi_alert: FloatArray
+    js_threshold: FloatArray
+    wasserstein_threshold: FloatArray
+    ratio: FloatArray
+    band: IntArray
+    alert: BoolArray
+    ready: BoolArray
+    score: float
+    window_alert: bool
+    drifted_share: float
+    top: tuple[str, ...]
+
+
+BANDS = ("ok", "warn", "alert")
+
+
+class GroupMonitor:
+    """Codes, per-request scores and the window statistics of one compiled group."""
+
+    def __init__(self, group: CompiledGroup, thresholds: DriftThresholds, window: int) -> None:
+        self.g = group
+        self.t = GroupThresholds(thresholds, group)
+        self.ring = CodeRing(window, group.m, group.n_codes, group.dtype)
+        self.state: WindowState | None = None
+        self._log_factorials = np.array([math.lgamma(i + 1) for i in range(group.m + 1)])
+        num = group.is_numeric
+        self._num = np.flatnonzero(num)
+        self._cat = np.flatnonzero(~num)
+        #: the above-range code of each numerical feature (0 for categorical ones, unused)
+        self._above = np.array(
+            [len(f.edges) + 2 if isinstance(f, NumericalFeature) else 0 for f in group.features], dtype=np.int64
+        )
+        self._no_chi2 = np.full(group.m, np.nan)
+        #: the code of a category the reference never saw (-1 where unknown ones may be in "other")
+        self._unseen = np.array(
+            [
+                len(f.categories) if isinstance(f, CategoricalFeature) and f.other == 0 else -1
+                for f in group.features
+            ],
+            dtype=np.int64,
+        )
+
+    # -- per request --------------------------------------------------------------------------
+
+    def codes(self, numeric: FloatArray, categorical: list[list[object]]) -> tuple[IntArray, bool]:
+        """``(rows, features)`` codes from numerical values and categorical columns, and whether
+        any value was missing."""
+        g = self.g
+        ncodes, missing = g.binner.codes(numeric)
+        if not g.categorical_pos:
+            return ncodes, missing
+        out = np.empty((numeric.shape[0], g.m), dtype=np.int64)
+        out[:, g.numeric_pos] = ncodes
+        for i, (pos, values) in enumerate(zip(g.categorical_pos, categorical, strict=True)):
+            mapping = g.category_codes[i]
+            other = len(mapping)
+            col = out[:, pos]
+            for r, value in enumerate(values):
+                key = category_key(value)
+                if key is None:
+                    col[r] = g.missing_code
+                    missing = True
+                else:
+                    col[r] = mapping.get(key, other)
+        return out, missing
+
+    def score_codes(self, codes: IntArray) -> tuple[FloatArray, FloatArray]:
+        """Per-row scores in [0, 1] (one minus Fisher's combined tail p-value) and the per-feature
+        contributions ``-2 ln p``."""
+        chi = self.g.chi_flat[codes + self.g.row_offset]
+        total = chi.sum(axis=1)
+        return 1.0 - _stats.fisher_sf(total, self.g.m), chi
+
+    def top_features(self, chi_row: FloatArray) -> list[str]:
+        """Up to five features with tail p-value below 0.1, most unusual first."""
+        hits = np.flatnonzero(chi_row > _TOP_CHI)
+        if not hits.size:
+            return []
+        values = chi_row[hits]
+        if hits.size > TOP_K:
+            keep = np.argpartition(-values, TOP_K)[:TOP_K]
+            hits, values = hits[keep], values[keep]
+        names = self.g.names
+        return [names[i] for i in hits[np.argsort(-values, kind="stable")]]
+
+    def missing_names(self, codes: IntArray) -> list[str]:
+        hit = (codes == self.g.missing_code).any(axis=0)
+        return [self.g.names[i] for i in np.flatnonzero(hit)]
+
+    def unseen_names(self, codes: IntArray) -> list[str]:
+        if not len(self._cat):
+            return []
+        hit = (codes[:, self._cat] == self._unseen[self._cat]).any(axis=0)
+        return [self.g.names[self._cat[i]] for i in np.flatnonzero(hit)]
+
+    # -- window -------------------------------------------------------------------------------
+
+    def recompute(self) -> WindowState:
+        """Window statistics from the current counts (call with the monitor's lock held)."""
+        self.state = state = self._statistics(self.ring.counts, self.ring.fill)
+        return state
+
+    def _statistics(self, counts: npt.NDArray[Any], n: int) -> WindowState:
+        g, t = self.g, self.t
+        m = g.m
+        miss = g.missing_code
+        icum = np.cumsum(counts[:, :miss], axis=1)  # integer cumsum: several times faster than float
+        n_feat = icum[:, -1].astype(np.float64)
+        cur_groups = g.coarse_from_cumulative(icum).astype(np.float64)
+        psi, js = _stats.psi_and_js(g.ref_groups, cur_groups)
+        cdf = icum * (1.0 / np.maximum(n_feat, 1.0))[:, None]
+        gap = np.subtract(g.ref_cdf, cdf, out=cdf)
+        num, cat = self._num, self._cat
+        if len(cat):
+            ks, wass, chi2 = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
+            chi2[cat] = _stats.chi_square_stat(g.ref_groups[cat], cur_groups[cat])
+            if len(num):
+                ks[num] = np.maximum.reduce(np.abs(gap[num]), axis=1)
+                wass[num] = _stats.wasserstein_from_gap(gap[num], g.edge_weight[num], g.widths[num])
+        else:
+            ks = np.maximum.reduce(np.abs(gap), axis=1)
+            wass = _stats.wasserstein_from_gap(gap, g.edge_weight, g.widths)
+            chi2 = self._no_chi2
+        wnorm = wass / g.std
+        missing_counts = counts[:, miss]
+        missing_rate = missing_counts / max(n, 1)
+        oor = (counts[self._num, 0] + counts[self._num, self._above[self._num]]) / np.maximum(n_feat[self._num], 1.0)
+        f = 1.0 / np.maximum(n_feat, 1.0) + g.inv_ref_n  # no divisions by zero below: no warnings
+        # max(fixed, null quantile); times a gate that is NaN where the test is off
+        psi_warn = np.fmax(t.psi_warn, t.q_warn * f) * t.psi_warn_gate
+        psi_alert = np.fmax(t.psi_alert, t.q_alert * f) * t.psi_alert_gate
+        js_thr = np.fmax(t.js, np.sqrt(t.q_alert * f * 0.125)) * t.js_gate
+        root_f = np.sqrt(f)
+        w_thr = np.fmax(t.wasserstein, t.w_factor * root_f) * t.wasserstein_gate
+        ratio = np.fmax(psi / psi_alert, js / js_thr)
+        np.fmax(ratio, wnorm / w_thr, out=ratio)
+        if t.has_ks:
+            np.fmax(ratio, ks / (t.ks_c * root_f), out=ratio)
+        if t.has_chi2:
+            np.fmax(ratio, chi2 / t.chi2_crit, out=ratio)
+        ready = n_feat >= t.min_samples
+        ratio = np.minimum(np.fmax(ratio, 0.0), 1e9)  # NaN (tests off, categorical KS...) -> 0
+        ratio *= ready
+        if n >= t.min_samples and (missing_counts.any() or g.ref_missing_rate.any()):
+            ref_miss = g.ref_missing_rate
+            se = np.sqrt(np.maximum(ref_miss * (1 - ref_miss), 1.0 / n) / n)
+            miss_ratio = (missing_rate - ref_miss) / (np.fmax(t.missing, t.z * se) * t.missing_gate)
+            np.fmax(ratio, np.minimum(miss_ratio, 1e9), out=ratio)
+        alert = ratio >= 1.0
+        band = np.where(ready, (psi >= psi_warn).astype(np.int64) + (psi >= psi_alert), 0)
+        drifted = alert | (band >= 1)
+        share = float(np.count_nonzero(drifted)) / m if m else 0.0
+        share_alert = t.drift_share is not None and share >= t.drift_share and bool(ready.any())
+        severity = ratio / (1.0 + ratio)
+        score = float(severity.max()) if m else 0.0
+        window_alert = bool(alert.any()) or share_alert
+        if share_alert:
+            score = max(score, 0.5)
+        top: tuple[str, ...] = ()
+        if drifted.any():
+            order = np.argsort(-severity, kind="stable")[:TOP_K]
+            top = tuple(g.names[i] for i in order if drifted[i])
+        return WindowState(
+            n=n,
+            n_feature=n_feat,
+            psi=psi,
+            js=js,
+            ks=ks,
+            wasserstein=wass,
+            wasserstein_norm=wnorm,
+            chi2=chi2,
+            missing_rate=missing_rate,
+            out_of_range=oor,
+            psi_warn=psi_warn,
+            psi_alert=psi_alert,
+            js_threshold=js_thr,
+            wasserstein_threshold=w_thr,
+            ratio=ratio,
+            band=band,
+            alert=alert,
+            ready=ready,
+            score=min(score, 1.0),
+            window_alert=window_alert,
+            drifted_share=share,
+            top=top,
+        )
+
+    def report(self, counts: npt.NDArray[Any], n: int) -> dict[str, Any]:
+        """The window report from a counts snapshot (no lock needed)."""
+        s = self._statistics(counts, n)
+        g = self.g
+        features: dict[str, Any] = {}
+        for i, name in enumerate(g.names):
+            numeric = bool(g.is_numeric[i])
+            entry: dict[str, Any] = {
+                "kind": "numerical" if numeric else "categorical",
+                "n": int(s.n_feature[i]),
+                "psi": _num(s.psi[i]),
+                "js": _num(s.js[i]),
+                "ks": _num(s.ks[i]) if numeric else None,
+                "ks_pvalue": _stats.ks_pvalue(s.ks[i], s.n_feature[i], g.ref_n[i]) if numeric else None,
+                "wasserstein": _num(s.wasserstein[i]) if numeric else None,
+                "wasserstein_norm": _num(s.wasserstein_norm[i]) if numeric else None,
+                "chi2": None if numeric else _num(s.chi2[i]),
+                "chi2_pvalue": None if numeric else _stats.chi2_sf(float(s.chi2[i]), float(g.df[i])),
+                "missing_rate": _num(s.missing_rate[i]),
+                "reference_missing_rate": _num(g.ref_missing_rate[i]),
+                "out_of_range": _num(s.out_of_range[int(np.searchsorted(self._num, i))]) if numeric else None,
+                "thresholds": {
+                    "psi_warn": _num(s.psi_warn[i]),
+                    "psi_alert": _num(s.psi_alert[i]),
+                    "js": _num(s.js_threshold[i]),
+                    "wasserstein_norm": _num(s.wasserstein_threshold[i]) if numeric else None,
+                },
+                "band": BANDS[int(s.band[i])] if s.ready[i] else "insufficient",
+                "alert": bool(s.alert[i]),
+                "severity": _num(s.ratio[i] / (1 + s.ratio[i])),
+            }
+            features[name] = entry
+        return {
+            "alert": s.window_alert,
+            "score": s.score,
+            "n": n,
+            "drifted_share": s.drifted_share,
+            "top_features": list(s.top),
+            "features": features,
+        }
+
+
+def _num(value: float | np.floating[Any]) -> float | None:
+    v = float(value)
+    return v if math.isfinite(v) else None

@@ -1,0 +1,286 @@
+"""DriftMonitor: per-request drift scores and windowed per-feature drift for one model."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import semconv
+from ._group import GroupMonitor, WindowState
+from ._profile import ReferenceProfile
+from ._rows import RowReader
+from ._thresholds import DriftThresholds
+from ._window import VectorRing
+
+AttrValue = str | bool | int | float | Sequence[str] | Sequence[float] | Sequence[int] | Sequence[bool]
+
+#: ``ml.drift.method`` of a per-request score: reference-quantile tail p-values, Fisher-combined
+METHOD = "quantile-tail"
+#: what the window tests, in report()["method"]
+WINDOW_METHOD = "psi+js+wasserstein"
+
+
+class DriftMonitor:
+    """Scores requests against a :class:`ReferenceProfile` and tracks drift over a window.
+
+    ``score(x)`` is cheap (about 20 µs for 100 features) and thread-safe: binning and scoring need
+    no lock; adding the request to the window takes a short one, and every ``recompute_every``
+    updates (or ``recompute_seconds``) the window statistics are recomputed inline. Memory is fixed
+    at construction (:attr:`nbytes`). Use one monitor per model.
+    """
+
+    def __init__(
+        self,
+        profile: ReferenceProfile,
+        window: int = 1000,
+        recompute_every: int = 100,
+        recompute_seconds: float | None = None,
+        thresholds: DriftThresholds | None = None,
+        model: str | None = None,
+        *,
+        strict: bool = False,
+    ) -> None:
+        if not isinstance(profile, ReferenceProfile):
+            raise TypeError(f"profile must be a ReferenceProfile; got {type(profile).__name__}")
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive integer; got {window!r}")
+        if not isinstance(recompute_every, int) or recompute_every < 1:
+            raise ValueError(f"recompute_every must be a positive integer; got {recompute_every!r}")
+        if recompute_seconds is not None and not recompute_seconds > 0:
+            raise ValueError(f"recompute_seconds must be positive or None; got {recompute_seconds!r}")
+        self.profile = profile
+        self.model = model
+        self.window = window
+        self.recompute_every = recompute_every
+        self.recompute_seconds = recompute_seconds
+        self.thresholds = thresholds if thresholds is not None else DriftThresholds()
+        self.strict = strict
+        self._reader = RowReader(profile.features, profile.embeddings, strict)
+        self._inputs = GroupMonitor(profile.inputs, self.thresholds, window)
+        out_group = profile.output_group
+        self._outputs = GroupMonitor(out_group, self.thresholds, window) if out_group is not None else None
+        self._out_reader = RowReader(profile.outputs, (), strict) if profile.outputs else None
+        self._vectors = {e.name: VectorRing(window, e.dim) for e in profile.embeddings}
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._out_pending = 0
+        self._last = time.monotonic()
+        self._window: tuple[float | None, bool, list[str]] = (None, False, [])
+        self._out_window: tuple[float | None, bool, list[str]] = (None, False, [])
+
+    # -- per request ----------------------------------------------------------------------------
+
+    def score(self, x: object, *, update: bool = True, embeddings: Mapping[str, object] | None = None) -> dict[str, Any]:
+        """How unusual ``x`` is against the reference, and the window's state.
+
+        ``x`` is a row in feature order, a dict of feature values, a list of records, a 2-D batch or a
+        DataFrame; embeddings come as dict entries or ``embeddings={name: vector}``. A batch scores
+        as its most unusual row (``row_scores`` holds each row's). Raises ProfileMismatchError when
+        the shape cannot be aligned with the profile; odd values never raise.
+        """
+        rows = self._reader.read(x, embeddings)
+        group = self._inputs
+        codes, any_missing = group.codes(rows.numeric, rows.categorical)
+        scores, chi = group.score_codes(codes)
+        worst = int(np.argmax(scores)) if len(scores) > 1 else 0
+        if update:
+            with self._lock:
+                group.ring.push(codes)
+                for name, ring in self._vectors.items():
+                    vectors = rows.vectors.get(name)
+                    if vectors is not None:
+                        ring.push(vectors)
+                self._pending += len(codes)
+                if self._due(self._pending):
+                    self._recompute()
+        window_score, alert, window_top = self._window
+        result: dict[str, Any] = {
+            "score": float(scores[worst]),
+            "top_features": group.top_features(chi[worst]),
+            "reference": self.profile.id,
+            "method": METHOD,
+            "window_score": window_score,
+            "window_top_features": window_top,
+            "alert": alert,
+            "missing_features": _merge(rows.absent, group.missing_names(codes)) if any_missing else rows.absent,
+            "unseen_categories": group.unseen_names(codes),
+            "rows": len(codes),
+        }
+        if len(codes) > 1:
+            result["row_scores"] = [float(s) for s in scores]
+        return result
+
+    def observe_output(self, y: object, *, update: bool = True) -> dict[str, Any]:
+        """Score model outputs against the profile's output distribution and add them to the output window.
+
+        ``y`` is one prediction (a scalar, or a vector when the profile has several outputs), a
+        batch of them, or a dict by output name.
+        """
+        if self._outputs is None or self._out_reader is None:
+            raise ValueError(f"reference {self.profile.id} has no output profile (build it with outputs=...)")
+        k = len(self.profile.outputs)
+        if not isinstance(y, (Mapping, list, tuple, np.ndarray)) and not hasattr(y, "columns"):
+            y = [[y]]
+        elif k == 1 and isinstance(y, (list, tuple, np.ndarray)):
+            y = np.asarray(y, dtype=object if not _numeric(y) else np.float64).reshape(-1, 1)
+        rows = self._out_reader.read(y)
+        group = self._outputs
+        codes, _ = group.codes(rows.numeric, rows.categorical)
+        scores, chi = group.score_codes(codes)
+        worst = int(np.argmax(scores)) if len(scores) > 1 else 0
+        if update:
+            with self._lock:
+                group.ring.push(codes)
+                self._out_pending += len(codes)
+                if self._out_pending >= self.recompute_every:
+                    self._out_pending = 0
+                    self._out_window = self._summary(group.recompute())
+        window_score, alert, top = self._out_window
+        return {
+            "score": float(scores[worst]),
+            "top_features": group.top_features(chi[worst]),
+            "reference": self.profile.id,
+            "window_score": window_score,
+            "window_top_features": top,
+            "alert": alert,
+            "rows": len(codes),
+        }
+
+    def span_attributes(self, result: Mapping[str, Any]) -> dict[str, AttrValue]:
+        """A handful of span attributes for a :meth:`score` result (never one per feature)."""
+        attrs: dict[str, AttrValue] = {
+            semconv.ML_DRIFT_SCORE: float(result["score"]),
+            semconv.ML_DRIFT_METHOD: str(result.get("method", METHOD)),
+            semconv.ML_DRIFT_REFERENCE: str(result.get("reference", self.profile.id)),
+            semconv.ML_DRIFT_ALERT: bool(result.get("alert", False)),
+        }
+        top = result.get("top_features")
+        if top:
+            attrs[semconv.ML_DRIFT_TOP_FEATURES] = [str(name) for name in top]
+        window_score = result.get("window_score")
+        if window_score is not None:
+            attrs[semconv.ML_DRIFT_WINDOW_SCORE] = float(window_score)
+        window_top = result.get("window_top_features")
+        if window_top:
+            attrs[semconv.ML_DRIFT_WINDOW_FEATURES] = [str(name) for name in window_top]
+        return attrs
+
+    # -- the window -----------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """Drift over the current window: per feature PSI, JS, KS, Wasserstein (or chi-square), bands, alerts."""
+        with self._lock:
+            counts = self._inputs.ring.counts.astype(np.float64)
+            n = self._inputs.ring.fill
+            seen = self._inputs.ring.seen
+            means = {name: ring.mean() for name, ring in self._vectors.items()}
+            fills = {name: ring.fill for name, ring in self._vectors.items()}
+            out_snapshot = (
+                (self._outputs.ring.counts.astype(np.float64), self._outputs.ring.fill) if self._outputs else None
+            )
+        body = self._inputs.report(counts, n)
+        embeddings = {e.name: self._centroid(e.name, means[e.name], fills[e.name]) for e in self.profile.embeddings}
+        alert = bool(body["alert"]) or any(e["alert"] for e in embeddings.values())
+        score = max([body["score"], *(e["severity"] or 0.0 for e in embeddings.values())])
+        report: dict[str, Any] = {
+            "alert": alert,
+            "score": float(score),
+            "n": n,
+            "seen": seen,
+            "window": self.window,
+            "reference": self.profile.id,
+            "model": self.model,
+            "method": WINDOW_METHOD,
+            "top_features": body["top_features"],
+            "drifted_share": body["drifted_share"],
+            "features": body["features"],
+            "embeddings": embeddings,
+            "thresholds": self.thresholds.to_dict(),
+            "output": None,
+        }
+        if self._outputs is not None and out_snapshot is not None:
+            report["output"] = self._outputs.report(*out_snapshot)
+        return report
+
+    def reset(self) -> None:
+        """Empty the windows (after a deliberate change, such as a new model or a new reference)."""
+        with self._lock:
+            self._inputs.ring.clear()
+            if self._outputs is not None:
+                self._outputs.ring.clear()
+            for ring in self._vectors.values():
+                ring.clear()
+            self._window = (None, False, [])
+            self._out_window = (None, False, [])
+            self._pending = self._out_pending = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the windows (fixed at construction)."""
+        total = self._inputs.ring.nbytes + sum(r.nbytes for r in self._vectors.values())
+        return total + (self._outputs.ring.nbytes if self._outputs is not None else 0)
+
+    def __repr__(self) -> str:
+        return f"DriftMonitor(reference={self.profile.id!r}, model={self.model!r}, window={self.window})"
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _due(self, pending: int) -> bool:
+        if pending >= self.recompute_every:
+            return True
+        return self.recompute_seconds is not None and time.monotonic() - self._last >= self.recompute_seconds
+
+    def _recompute(self) -> None:
+        """Refresh the cached window state (lock held)."""
+        self._pending = 0
+        self._last = time.monotonic()
+        score, alert, top = self._summary(self._inputs.recompute())
+        for e in self.profile.embeddings:
+            ring = self._vectors[e.name]
+            c = self._centroid(e.name, ring.mean(), ring.fill)
+            if c["alert"]:
+                alert = True
+                top = [*top, e.name][:5]
+            if c["severity"] is not None:
+                score = max(score or 0.0, c["severity"])
+        self._window = (score, alert, top)
+
+    def _summary(self, state: WindowState) -> tuple[float | None, bool, list[str]]:
+        if state.n < self.thresholds.min_samples:
+            return None, False, []
+        return state.score, state.window_alert, list(state.top)
+
+    def _centroid(self, name: str, mean: np.ndarray[Any, Any] | None, n: int) -> dict[str, Any]:
+        e = next(e for e in self.profile.embeddings if e.name == name)
+        if mean is None or n == 0 or e.rms_radius <= 0:
+            return {"n": n, "centroid_distance": None, "threshold": None, "alert": False, "severity": None}
+        distance = float(np.linalg.norm(mean - np.asarray(e.centroid)) / e.rms_radius)
+        t = self._inputs.t
+        f = 1.0 / n + 1.0 / max(e.count, 1)
+        threshold = max(t.centroid or 0.0, t.z_two_sided * math.sqrt(f)) if t.centroid is not None else None
+        ready = n >= self.thresholds.min_samples
+        ratio = distance / threshold if threshold else 0.0
+        return {
+            "n": n,
+            "centroid_distance": distance,
+            "threshold": threshold,
+            "alert": bool(ready and ratio >= 1.0),
+            "severity": ratio / (1 + ratio) if ready else None,
+        }
+
+
+def _merge(first: list[str], second: list[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *second]))
+
+
+def _numeric(values: object) -> bool:
+    try:
+        np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
