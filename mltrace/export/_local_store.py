@@ -212,6 +212,36 @@ class LocalStore:
         marks = ",".join("?" * len(trace_ids))
         return self._select(f"WHERE trace_id IN ({marks}) ORDER BY trace_id, start_ns", trace_ids)
 
+    def trace_rows(self, trace_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows of many traces for bulk analysis: like :meth:`traces` but without events, and
+        each distinct resource parsed once (a process writes the same resource on every span)."""
+        if not trace_ids:
+            return []
+        marks = ",".join("?" * len(trace_ids))
+        names = [c.strip() for c in _COLUMNS.split(",") if c.strip() != "events"]
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.row_factory = None  # plain tuples: building sqlite3.Row objects costs more than zip
+            rows = cur.execute(f"SELECT {', '.join(names)} FROM spans WHERE trace_id IN ({marks})", tuple(trace_ids))
+            fetched = rows.fetchall()
+        i_attrs, i_links, i_res = names.index("attributes"), names.index("links"), names.index("resource")
+        # One json.loads over all attribute objects is about twice as fast as one call per row.
+        attributes = json.loads("[" + ",".join(r[i_attrs] for r in fetched) + "]")
+        resources: dict[str, Any] = {}
+        loads = json.loads
+        out = []
+        for r, attrs in zip(fetched, attributes, strict=True):
+            d = dict(zip(names, r, strict=True))
+            d["attributes"] = attrs
+            d["links"] = loads(r[i_links]) if r[i_links] != "[]" else []
+            raw = r[i_res]
+            res = resources.get(raw)
+            if res is None:
+                res = resources[raw] = loads(raw)
+            d["resource"] = res
+            out.append(d)
+        return out
+
     def trace_ids(
         self,
         *,

@@ -1,0 +1,137 @@
+"""Read the embedded SQLite store (the ``local`` exporter's file) into the trace model.
+
+The schema is :mod:`mltrace.export._local_store`'s business; this module only turns its rows
+(dicts) into :class:`~mltrace.query.Span` objects.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..export._local_store import LocalStore
+from ._errors import SourceUnavailable, TraceNotFound, UnknownService
+from ._model import Link, Span, Trace
+from ._source import Progress
+
+_CHUNK = 500
+
+
+def _links(raw: list[dict[str, Any]]) -> tuple[Link, ...]:
+    return tuple(Link(str(x.get("trace_id", "")), str(x.get("span_id", "")), x.get("attributes") or {}) for x in raw)
+
+
+def span_from_row(row: dict[str, Any]) -> Span:
+    start_ns = row["start_ns"]
+    raw_links = row.get("links")
+    return Span(
+        row["trace_id"],
+        row["span_id"],
+        row["parent_span_id"],
+        row["name"],
+        row["service_name"],
+        row["kind"],
+        start_ns // 1000,
+        max(0, row["end_ns"] - start_ns) // 1000,
+        row["attributes"],
+        row["status_code"] == "ERROR",
+        row["status_message"],
+        _links(raw_links) if raw_links else (),
+        row.get("resource") or {},
+    )
+
+
+def traces_from_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Trace]:
+    grouped: dict[str, list[Span]] = {}
+    for row in rows:
+        grouped.setdefault(row["trace_id"], []).append(span_from_row(row))
+    return {tid: Trace.of(tid, spans) for tid, spans in grouped.items()}
+
+
+class LocalSource:
+    """Traces from a local store file, opened read-only (a server may be writing it)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.url = f"local://{self.path}"
+        try:
+            self.store = LocalStore(self.path, readonly=True)
+        except (FileNotFoundError, sqlite3.Error) as exc:
+            raise SourceUnavailable(
+                f"no local trace store at {self.path} ({exc}); run a traced app with "
+                "mltrace.configure(exporter='local'), or try `mltrace demo`"
+            ) from None
+
+    def _guard(self, what: str) -> SourceUnavailable:
+        return SourceUnavailable(f"could not read {what} from the local store {self.path}")
+
+    def services(self) -> list[str]:
+        try:
+            return self.store.services()
+        except sqlite3.Error:
+            raise self._guard("services") from None
+
+    def _check_service(self, service: str | None) -> None:
+        if service:
+            known = self.services()
+            if service not in known:
+                raise UnknownService(service, known)
+
+    def _load(self, trace_ids: list[str], progress: Progress | None) -> list[Trace]:
+        found: dict[str, Trace] = {}
+        try:
+            for i in range(0, len(trace_ids), _CHUNK):
+                found.update(traces_from_rows(self.store.trace_rows(trace_ids[i : i + _CHUNK])))
+                if progress is not None:
+                    progress(len(found))
+        except sqlite3.Error:
+            raise self._guard("traces") from None
+        return [found[t] for t in trace_ids if t in found]
+
+    def find_traces(
+        self,
+        service: str | None,
+        since: float | None = None,
+        limit: int = 100,
+        min_duration: float | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> list[Trace]:
+        self._check_service(service)
+        since_ns = time.time_ns() - int(since * 1e9) if since is not None else None
+        min_ns = int(min_duration * 1e9) if min_duration is not None else None
+        try:
+            ids = self.store.trace_ids(service=service, since_ns=since_ns, limit=limit, min_duration_ns=min_ns)
+        except sqlite3.Error:
+            raise self._guard("trace ids") from None
+        return self._load(ids, progress)
+
+    def get_trace(self, trace_id: str) -> Trace:
+        try:
+            rows = self.store.trace(trace_id.strip())
+        except sqlite3.Error:
+            raise self._guard(f"trace {trace_id}") from None
+        if not rows:
+            raise TraceNotFound(f"trace {trace_id} is not in the local store {self.path}")
+        return traces_from_rows(rows)[rows[0]["trace_id"]]
+
+    def find_by_attribute(self, key: str, value: str, limit: int = 100) -> list[Trace]:
+        try:
+            ids = self.store.find_attribute(key, value, limit=limit)
+        except sqlite3.Error:
+            raise self._guard(f"traces with {key}") from None
+        return self._load(ids, None)
+
+    def payloads(self, trace_id: str) -> list[dict[str, Any]]:
+        """The captured (redacted) payloads of a trace, where payload capture was on."""
+        try:
+            return self.store.payloads(trace_id)
+        except sqlite3.Error:
+            return []
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,135 @@
+"""Zipkin's v2 API (``/api/v2/services``, ``/api/v2/traces``, ``/api/v2/trace/{id}``), read into the model.
+
+The only module that knows Zipkin's JSON: spans with ``id``/``parentId``, ``timestamp`` and
+``duration`` in µs, ``localEndpoint.serviceName``, an optional ``kind`` (absent = internal) and
+string-valued ``tags`` (numbers, booleans and arrays are turned back into JSON types here).
+Zipkin lower-cases span and service names and keeps no links. OpenTelemetry's Zipkin exporter
+copies resource attributes into every span's tags; those go to ``Span.resource``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import semconv
+from ._errors import TraceNotFound, UnknownService
+from ._http import JsonApi, coerce
+from ._model import Span, Trace
+from ._source import Progress
+
+PAGE_SIZE = 500
+DEFAULT_LOOKBACK_S = 7 * 86400.0
+_STRING_KEYS = frozenset(
+    {semconv.ML_MODEL_VERSION, semconv.ML_MODEL_NAME, "service.version", "ml.input.fingerprint", "ml.drift.reference"}
+)
+_RESOURCE_PREFIXES = ("service.", "telemetry.", "host.", "process.", "os.", "container.", "k8s.")
+_DROPPED = frozenset({"otel.library.name", "otel.library.version", "otel.scope.name", "otel.scope.version"})
+
+
+def _span(raw: dict[str, Any]) -> Span:
+    tags: dict[str, Any] = {}
+    resource: dict[str, Any] = {}
+    for key, value in (raw.get("tags") or {}).items():
+        if key in _DROPPED:
+            continue
+        typed = value if key in _STRING_KEYS or not isinstance(value, str) else coerce(value)
+        (resource if key.startswith(_RESOURCE_PREFIXES) else tags)[key] = typed
+    status = tags.pop("otel.status_code", None)
+    message = tags.pop("error", None)
+    tags.pop("otel.status_description", None)
+    return Span(
+        trace_id=str(raw.get("traceId", "")).rjust(32, "0"),
+        span_id=str(raw.get("id", "")),
+        parent_id=raw.get("parentId"),
+        name=str(raw.get("name", "")),
+        service=str((raw.get("localEndpoint") or {}).get("serviceName", "unknown_service")),
+        kind=str(raw.get("kind", "INTERNAL")).upper(),
+        start_us=int(raw.get("timestamp", 0)),
+        duration_us=int(raw.get("duration", 0)),
+        attributes=tags,
+        error=status == "ERROR" or message is not None,
+        status_message=str(message) if message not in (None, True, "") else None,
+        resource=resource,
+    )
+
+
+def parse_trace(raw: list[dict[str, Any]]) -> Trace:
+    """One Zipkin trace (a list of spans) as a :class:`Trace`; a span reported twice (client
+    and server halves sharing an id) keeps its first half."""
+    spans: dict[str, Span] = {}
+    for item in raw:
+        s = _span(item)
+        spans.setdefault(s.span_id, s)
+    values = list(spans.values())
+    return Trace.of(values[0].trace_id if values else "", values)
+
+
+class ZipkinSource:
+    """Traces from a Zipkin server (``zipkin://host:9411``)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, page_size: int = PAGE_SIZE) -> None:
+        self.api = JsonApi(base_url, "Zipkin", timeout=timeout)
+        self.url = "zipkin://" + base_url.split("://", 1)[1]
+        self.page_size = page_size
+
+    def services(self) -> list[str]:
+        data = self.api.get("/api/v2/services")
+        return sorted(str(s) for s in data) if isinstance(data, list) else []
+
+    def _check_service(self, service: str) -> str:
+        known = self.services()
+        name = service.lower()  # Zipkin stores service names lower-cased
+        if name not in known:
+            raise UnknownService(service, known)
+        return name
+
+    def _paged(self, params: dict[str, Any], since: float | None, limit: int, progress: Progress | None) -> list[Trace]:
+        end_ms = int(time.time() * 1000)
+        start_ms = end_ms - int((since if since is not None else DEFAULT_LOOKBACK_S) * 1000)
+        found: dict[str, Trace] = {}
+        while len(found) < limit and end_ms > start_ms:
+            want = min(self.page_size, limit - len(found))
+            query = {**params, "endTs": end_ms, "lookback": end_ms - start_ms, "limit": want}
+            data = self.api.get("/api/v2/traces", query)
+            page = [parse_trace(t) for t in data or () if t]
+            fresh = [t for t in page if t.trace_id not in found]
+            for t in fresh:
+                found[t.trace_id] = t
+            if progress is not None:
+                progress(len(found))
+            if len(page) < want:
+                break
+            oldest_ms = min(t.start_us for t in page) // 1000
+            end_ms = oldest_ms if fresh else oldest_ms - 1
+        return sorted(found.values(), key=lambda t: t.start_us, reverse=True)[:limit]
+
+    def find_traces(
+        self,
+        service: str | None,
+        since: float | None = None,
+        limit: int = 100,
+        min_duration: float | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> list[Trace]:
+        params: dict[str, Any] = {}
+        if service:
+            params["serviceName"] = self._check_service(service)
+        if min_duration is not None:
+            params["minDuration"] = int(min_duration * 1e6)
+        return self._paged(params, since, limit, progress)
+
+    def get_trace(self, trace_id: str) -> Trace:
+        tid = trace_id.strip().lower()
+        message = f"trace {trace_id} is not in Zipkin at {self.api.base_url}"
+        data = self.api.get(f"/api/v2/trace/{tid}", not_found=message)
+        if not data:
+            raise TraceNotFound(message)
+        return parse_trace(data)
+
+    def find_by_attribute(self, key: str, value: str, limit: int = 100) -> list[Trace]:
+        return self._paged({"annotationQuery": f"{key}={value}"}, None, limit, None)
+
+    def close(self) -> None:
+        self.api.close()
