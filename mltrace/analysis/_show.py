@@ -1,0 +1,53 @@
+"""``show``: one trace as a tree of spans with offsets, durations, self times and the stage each
+span's time counts toward (what the terminal view and ``show --json`` print)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..query import Span, Trace, TraceSource
+from ._breakdown import dominant_stage, self_time_us, span_stages, stage_breakdown
+
+
+def _walk(trace: Trace) -> list[tuple[Span, int]]:
+    out: list[tuple[Span, int]] = []
+    stack = [(root, 0) for root in reversed(trace.roots)]
+    while stack:
+        span, depth = stack.pop()
+        out.append((span, depth))
+        stack.extend((c, depth + 1) for c in reversed(trace.children.get(span.span_id, [])))
+    return out
+
+
+def trace_tree(trace: Trace) -> dict[str, Any]:
+    """The trace as plain data: spans in tree order with ``depth``, ``offset_ms``, ``self_ms``."""
+    start = trace.start_us
+    buckets = span_stages(trace)
+    spans = []
+    for span, depth in _walk(trace):
+        row = span.to_dict()
+        row.update(
+            depth=depth,
+            offset_ms=round((span.start_us - start) / 1000.0, 3),
+            duration_ms=round(span.duration_ms, 3),
+            self_ms=round(self_time_us(span, trace.children.get(span.span_id, [])) / 1000.0, 3),
+            counts_toward=buckets.get(span.span_id),
+        )
+        spans.append(row)
+    stages = stage_breakdown(trace)
+    return {
+        "trace_id": trace.trace_id,
+        "name": trace.root.name,
+        "services": trace.services,
+        "start_us": start,
+        "duration_ms": round(trace.duration_ms, 3),
+        "error": trace.error,
+        "stages": {k: round(v, 3) for k, v in stages.items()},
+        "dominant_stage": dominant_stage(stages),
+        "spans": spans,
+    }
+
+
+def show_trace(source: TraceSource, trace_id: str) -> dict[str, Any]:
+    """One trace as plain data (``mltrace show TRACE_ID --json``)."""
+    return {"source": source.url, **trace_tree(source.get_trace(trace_id))}

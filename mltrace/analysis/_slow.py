@@ -1,0 +1,235 @@
+"""``slow``: the slowest traces, where their time went, and which attributes explain it.
+
+For each stage (and ``network``/``unaccounted``) the traces in the top tenth of that stage's self
+time are compared with the rest, attribute by attribute (see :mod:`._effects`). A cause is a
+condition such as ``ml.input.size >= 512`` that singles out the slow traces of one stage; causes
+are ranked by how well they separate times how many milliseconds they add to that stage, so a
+strong effect on the stage that dominates the slow traces comes first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..query import Trace, TraceSource, parse_duration
+from ._attributes import trace_attributes
+from ._breakdown import dominant_stage, stage_breakdown, stage_order
+from ._effects import FAMILY_ALPHA, BoolArray, Column, Condition, FloatArray, format_value, top_mask
+from ._errors import UnknownStage
+
+SLOW_QUANTILE = 0.9  # the slow set is the top tenth
+MIN_SLOW = 5
+MAX_CAUSES = 5
+MIN_RATIO = 1.3
+MIN_ADDED = 0.05  # a cause must add at least this share of the median trace duration
+MAX_PER_STAGE = 3
+
+
+@dataclass
+class _Population:
+    traces: list[Trace]
+    stages: list[dict[str, float]]
+    names: list[str]  # every stage seen, in pipeline order
+    times: dict[str, FloatArray]  # stage -> self time (ms) per trace
+    durations: FloatArray
+    columns: list[Column]
+
+    @classmethod
+    def of(cls, traces: list[Trace]) -> _Population:
+        stages = [stage_breakdown(t) for t in traces]
+        names = stage_order({k for s in stages for k in s})
+        times = {k: np.array([s.get(k, 0.0) for s in stages], dtype=np.float64) for k in names}
+        durations = np.array([t.duration_ms for t in traces], dtype=np.float64)
+        attrs = [trace_attributes(t) for t in traces]
+        keys = sorted({k for a in attrs for k in a})
+        alpha = FAMILY_ALPHA / max(1, len(keys))
+        columns = [Column(k, [a.get(k) for a in attrs], alpha) for k in keys]
+        return cls(traces, stages, names, times, durations, [c for c in columns if c.usable()])
+
+
+def _median(values: FloatArray) -> float:
+    return float(np.median(values)) if len(values) else 0.0
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms" if value >= 0.95 else f"{value:.2f} ms"
+
+
+def _cause(
+    stage: str, cond: Condition, times: FloatArray, active: BoolArray, noise_ms: float, given: list[str]
+) -> dict[str, Any] | None:
+    with_c, without = _median(times[cond.mask]), _median(times[active & ~cond.mask])
+    delta = with_c - without
+    if delta <= noise_ms or with_c < MIN_RATIO * without:
+        return None
+    ratio = with_c / without if without > 0 else math.inf
+    factor = f"{ratio:.1f}x slower" if math.isfinite(ratio) and ratio < 100 else f"{delta:.1f} ms slower"
+    aside = f"; setting aside traces with {' or '.join(given)}" if given else ""
+    reason = (
+        f"{stage} is {factor} ({_ms(with_c)} vs {_ms(without)} median) when {cond.text()} "
+        f"({cond.slow_count}/{cond.slow_total} slow traces vs {cond.other_count}/{cond.other_total} others{aside})"
+    )
+    return {
+        "stage": stage,
+        "attribute": cond.attribute,
+        "condition": _condition_text(cond),
+        "value": cond.value,
+        "reason": reason,
+        "score": round(cond.separation * delta, 4),
+        "slowdown": round(ratio, 2) if math.isfinite(ratio) else None,
+        "added_ms": round(delta, 3),
+        "median_ms_with": round(with_c, 3),
+        "median_ms_without": round(without, 3),
+        "slow_count": cond.slow_count,
+        "slow_total": cond.slow_total,
+        "other_count": cond.other_count,
+        "other_total": cond.other_total,
+        "separation": round(cond.separation, 4),
+        "effect_size": round(cond.effect_size, 4),
+        "given": list(given),
+    }
+
+
+def _condition_text(cond: Condition) -> str:
+    return cond.op if cond.value is None else f"{cond.op} {format_value(cond.value)}"
+
+
+_NEGATIVE_OPS = ("<", "is not set")
+
+
+def _stage_causes(pop: _Population, stage: str, noise: float) -> list[dict[str, Any]]:
+    """Causes of one stage's slow tail, found greedily: after each cause its traces are set aside
+    and the rest examined again, so attributes that merely ride along with a cause (the largest
+    value in a large batch) drop out, and a second, independent cause can surface."""
+    times = pop.times[stage]
+    n = len(times)
+    active = np.ones(n, dtype=bool)
+    given: list[str] = []
+    found: list[dict[str, Any]] = []
+    for _ in range(MAX_PER_STAGE):
+        idx = np.flatnonzero(active)
+        if len(idx) < 2 * MIN_SLOW:
+            break
+        slow = np.zeros(n, dtype=bool)
+        slow[idx[top_mask(times[idx], SLOW_QUANTILE, MIN_SLOW)]] = True
+        if _median(times[slow]) - _median(times[active & ~slow]) <= noise:
+            break  # no tail left to explain
+        candidates = []
+        for column in pop.columns:
+            cond = column.best(slow, active)
+            cause = _cause(stage, cond, times, active, noise, given) if cond is not None else None
+            if cond is not None and cause is not None:
+                candidates.append((cause, cond))
+        if not candidates:
+            break
+        candidates.sort(key=lambda cc: (-cc[0]["score"], cc[1].op in _NEGATIVE_OPS, cc[1].attribute))
+        cause, cond = candidates[0]
+        twins = [c for _, c in candidates[1:] if np.array_equal(c.mask, cond.mask)]
+        if twins:
+            cause["also"] = [{"attribute": c.attribute, "condition": _condition_text(c)} for c in twins]
+        found.append(cause)
+        given.append(cond.text())
+        active &= ~cond.mask
+    return found
+
+
+def find_causes(pop: _Population, stages: list[str], max_causes: int = MAX_CAUSES) -> list[dict[str, Any]]:
+    """Ranked causes over ``stages``: per attribute, the stage it explains best."""
+    noise = MIN_ADDED * _median(pop.durations)
+    best: dict[str, dict[str, Any]] = {}
+    for stage in stages:
+        if stage not in pop.times:
+            continue
+        for cause in _stage_causes(pop, stage, noise):
+            if cause["score"] > best.get(cause["attribute"], {"score": 0.0})["score"]:
+                best[cause["attribute"]] = cause
+    ranked = sorted(best.values(), key=lambda c: (-c["score"], c["attribute"]))[:max_causes]
+    for i, cause in enumerate(ranked, 1):
+        cause["rank"] = i
+    return ranked
+
+
+def _excess(pop: _Population, slow: np.ndarray) -> dict[str, Any]:
+    """Per stage: mean self time in the slow set and in the rest, and its share of the extra time."""
+    rows = {}
+    for name in pop.names:
+        t = pop.times[name]
+        rows[name] = (float(t[slow].mean()), float(t[~slow].mean()) if (~slow).any() else 0.0)
+    extra = sum(max(0.0, a - b) for a, b in rows.values()) or 1.0
+    return {
+        name: {"slow_ms": round(a, 3), "others_ms": round(b, 3), "share_of_extra": round(max(0.0, a - b) / extra, 4)}
+        for name, (a, b) in rows.items()
+    }
+
+
+def _trace_row(pop: _Population, i: int, highlight: list[str]) -> dict[str, Any]:
+    trace = pop.traces[i]
+    stages = {k: round(v, 3) for k, v in pop.stages[i].items()}
+    root = trace.root
+    return {
+        "trace_id": trace.trace_id,
+        "duration_ms": round(trace.duration_ms, 3),
+        "start_us": trace.start_us,
+        "name": root.name,
+        "service": root.service,
+        "error": trace.error,
+        "stages": stages,
+        "dominant_stage": dominant_stage(stages),
+        "attributes": {k: trace.attribute(k) for k in highlight if trace.attribute(k) is not None},
+    }
+
+
+def analyze_slow(traces: list[Trace], *, limit: int = 10, stage: str | None = None) -> dict[str, Any]:
+    """The slow-trace report for traces already fetched (what :func:`slow_traces` returns)."""
+    if not traces:
+        return {"scanned": 0, "metric": stage or "duration", "traces": [], "causes": [], "stages": {}}
+    pop = _Population.of(traces)
+    if stage is not None and stage not in pop.times:
+        raise UnknownStage(stage, pop.names)
+    metric = pop.times[stage] if stage is not None else pop.durations
+    slow = top_mask(metric, SLOW_QUANTILE, MIN_SLOW)
+    causes = find_causes(pop, [stage] if stage else pop.names) if len(traces) >= 2 * MIN_SLOW else []
+    order = np.argsort(-metric, kind="stable")[:limit]
+    highlight = list(dict.fromkeys(c["attribute"] for c in causes))[:3]
+    excess = _excess(pop, slow) if slow.any() else {}
+    threshold = float(metric[slow].min()) if slow.any() else None
+    return {
+        "scanned": len(traces),
+        "metric": stage or "duration",
+        "slow_count": int(slow.sum()),
+        "slow_threshold_ms": round(threshold, 3) if threshold is not None else None,
+        "median_ms": round(_median(metric), 3),
+        "traces": [_trace_row(pop, int(i), highlight) for i in order],
+        "stages": excess,
+        "dominant_stage": max(excess, key=lambda k: excess[k]["slow_ms"]) if excess else None,
+        "causes": causes,
+    }
+
+
+def slow_traces(
+    source: TraceSource,
+    *,
+    service: str | None = None,
+    since: str | float | None = "15m",
+    limit: int = 10,
+    stage: str | None = None,
+    scan: int = 10_000,
+    min_duration: str | float | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """The slowest traces of ``service`` with per-stage breakdowns and ranked causes.
+
+    Returns plain data (the ``mltrace slow --json`` contract): ``traces`` (each with ``trace_id``,
+    ``duration_ms``, ``stages`` = self time per stage in ms, ``dominant_stage``) and ``causes``
+    (ranked, each with ``stage``, ``attribute``, ``reason``), plus ``stages`` (how the slow set's
+    extra time splits across stages) and what was scanned. ``stage`` ranks by that stage's self
+    time instead of the trace duration. Up to ``scan`` traces are compared.
+    """
+    window = parse_duration(since)
+    traces = source.find_traces(service, window, scan, parse_duration(min_duration), progress=progress)
+    report = analyze_slow(traces, limit=limit, stage=stage)
+    return {"source": source.url, "service": service, "since": since, **report}

@@ -1,0 +1,166 @@
+"""``stats``: latency percentiles per stage and per operation, error rates, and ``--by`` slices.
+
+Slicing by an attribute groups traces by its value (numeric attributes with many values fall
+into quartile ranges) and reports, per group, latency, error rate, the mix of predictions and
+drift scores, so a regression in one model version or one region stands out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from .. import semconv
+from ..query import Trace, TraceSource, parse_duration
+from ._attributes import attribute_value
+from ._breakdown import stage_breakdown, stage_order
+from ._effects import format_value
+
+PERCENTILES = (50, 95, 99)
+MAX_GROUPS = 12
+MAX_OPERATIONS = 30
+
+
+def percentiles(values: list[float] | np.ndarray) -> dict[str, float]:
+    """``{"p50", "p95", "p99", "mean", "max"}`` in the values' unit, rounded to µs."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return {}
+    out = {f"p{p}": round(float(np.percentile(arr, p)), 3) for p in PERCENTILES}
+    out["mean"] = round(float(arr.mean()), 3)
+    out["max"] = round(float(arr.max()), 3)
+    return out
+
+
+def _stage_rows(traces: list[Trace], breakdowns: list[dict[str, float]]) -> list[dict[str, Any]]:
+    names = stage_order({k for b in breakdowns for k in b})
+    total = sum(t.duration_ms for t in traces) or 1.0
+    rows = []
+    for name in names:
+        present = [b[name] for b in breakdowns if name in b]
+        errors = sum(1 for t in traces for s in t.spans if s.error and s.stage == name)
+        rows.append(
+            {
+                "stage": name,
+                "count": len(present),
+                "errors": errors,
+                "share_of_time": round(sum(present) / total, 4),
+                **percentiles(present),
+            }
+        )
+    return rows
+
+
+def _operation_rows(traces: list[Trace]) -> list[dict[str, Any]]:
+    spans: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+    for t in traces:
+        for s in t.spans:
+            spans.setdefault((s.service, s.name), []).append((s.duration_ms, s.error))
+    rows: list[dict[str, Any]] = []
+    for (service, name), items in spans.items():
+        errors = sum(1 for _, e in items if e)
+        rows.append(
+            {
+                "service": service,
+                "operation": name,
+                "count": len(items),
+                "errors": errors,
+                "error_rate": round(errors / len(items), 4),
+                **percentiles([d for d, _ in items]),
+            }
+        )
+    rows.sort(key=lambda r: (-r["count"] * r.get("p50", 0.0), r["operation"]))
+    return rows[:MAX_OPERATIONS]
+
+
+def _group_labels(values: list[Any]) -> list[str | None]:
+    """A label per trace: the value itself, or a quartile range for many-valued numbers."""
+    present = [v for v in values if v is not None]
+    numeric = present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
+    if not numeric or len(set(present)) <= MAX_GROUPS:
+        return [format_value(v) if v is not None else None for v in values]
+    edges = sorted(set(np.percentile(np.asarray(present, dtype=np.float64), [25, 50, 75]).tolist()))
+    labels: list[str | None] = []
+    for v in values:
+        if v is None:
+            labels.append(None)
+            continue
+        i = int(np.searchsorted(edges, float(v), side="right"))
+        lo = format_value(edges[i - 1]) if i > 0 else "min"
+        hi = format_value(edges[i]) if i < len(edges) else "max"
+        labels.append(f"[{lo}, {hi})" if i < len(edges) else f"[{lo}, max]")
+    return labels
+
+
+def _drift(values: list[Any]) -> dict[str, Any]:
+    scores = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return {"count": len(scores), **percentiles(scores)} if scores else {}
+
+
+def _slice(traces: list[Trace], breakdowns: list[dict[str, float]], attribute: str) -> dict[str, Any]:
+    labels = _group_labels([attribute_value(t, attribute) for t in traces])
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label if label is not None else "(not set)", []).append(i)
+    rows = []
+    for label, idx in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:MAX_GROUPS]:
+        members = [traces[i] for i in idx]
+        errors = sum(1 for t in members if t.error)
+        predictions = Counter(
+            format_value(p) for t in members if (p := t.attribute(semconv.ML_OUTPUT_PREDICTION)) is not None
+        )
+        alerts = sum(1 for t in members if t.attribute(semconv.ML_DRIFT_ALERT) is True)
+        stage_p50 = {}
+        for name in stage_order({k for i in idx for k in breakdowns[i]}):
+            stage_p50[name] = round(float(np.median([breakdowns[i].get(name, 0.0) for i in idx])), 3)
+        rows.append(
+            {
+                "value": label,
+                "count": len(idx),
+                "errors": errors,
+                "error_rate": round(errors / len(idx), 4),
+                "duration_ms": percentiles([t.duration_ms for t in members]),
+                "stages_p50_ms": stage_p50,
+                "predictions": {k: round(v / len(idx), 4) for k, v in predictions.most_common(5)},
+                "drift_score": _drift([t.attribute(semconv.ML_DRIFT_SCORE) for t in members]),
+                "drift_alerts": alerts,
+            }
+        )
+    return {"attribute": attribute, "groups": rows}
+
+
+def summarize_traces(traces: list[Trace], *, by: str | None = None) -> dict[str, Any]:
+    """Percentiles per stage and per operation over ``traces`` (what :func:`trace_stats` returns)."""
+    breakdowns = [stage_breakdown(t) for t in traces]
+    errors = sum(1 for t in traces if t.error)
+    out: dict[str, Any] = {
+        "count": len(traces),
+        "errors": errors,
+        "error_rate": round(errors / len(traces), 4) if traces else 0.0,
+        "duration_ms": percentiles([t.duration_ms for t in traces]),
+        "stages": _stage_rows(traces, breakdowns),
+        "operations": _operation_rows(traces),
+    }
+    if by:
+        out["by"] = _slice(traces, breakdowns, by)
+    return out
+
+
+def trace_stats(
+    source: TraceSource,
+    *,
+    service: str | None = None,
+    since: str | float | None = "1h",
+    by: str | None = None,
+    scan: int = 10_000,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """p50/p95/p99 latency per stage (self time) and per operation, counts and error rates.
+
+    ``by`` slices latency, errors, prediction mix and drift by an attribute (e.g.
+    ``ml.model.version``, a customer segment, a region).
+    """
+    traces = source.find_traces(service, parse_duration(since), scan, progress=progress)
+    return {"source": source.url, "service": service, "since": since, **summarize_traces(traces, by=by)}
