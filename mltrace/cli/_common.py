@@ -1,0 +1,57 @@
+"""What every command shares: the source option, ``--json`` output, a progress display, and
+errors printed as one clear line instead of a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+
+from ..query import TraceSource, open_source
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand takes (``--source``, ``--json``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--source",
+        metavar="URL",
+        help="jaeger://host:16686, zipkin://host:9411 or local://path.db "
+        "(default: $MLTRACE_SOURCE, else the configured exporter, else local://mltrace-traces.db)",
+    )
+    parent.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    return parent
+
+
+def consoles() -> tuple[Console, Console]:
+    """stdout for results, stderr for progress and errors."""
+    return Console(highlight=False, soft_wrap=False), Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
+
+
+def connect(args: argparse.Namespace) -> TraceSource:
+    return open_source(args.source)
+
+
+@contextmanager
+def progress(err: Console, what: str, *, quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """A spinner on stderr (terminals only) with a running count; yields the count callback."""
+    if quiet or not err.is_terminal:
+        yield lambda n: None
+        return
+    t0 = time.monotonic()
+    with err.status(f"{what}…") as status:
+
+        def update(n: int) -> None:
+            status.update(f"{what}… {n:,} traces ({time.monotonic() - t0:.1f} s)")
+
+        yield update

@@ -1,0 +1,107 @@
+"""``mltrace demo``: serve a model in-process, send traffic with planted slowness and drift, then run
+``slow``, ``show`` and ``lineage`` on what was recorded and say what they found."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.rule import Rule
+
+from ._common import print_json
+from ._format import ms, value
+from ._render import render_fingerprint, render_lineage, render_show, render_slow
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "demo",
+        parents=[parent],
+        help="serve a model in-process, send traffic, and investigate it (start here)",
+        description="Start the demo model server in-process (no server to run), send a realistic mix of "
+        "traffic with slow requests and drifted inputs, then run slow, show and lineage on the recorded traces. "
+        "Traces go to --source (default local://mltrace-demo.db; jaeger://localhost:16686 or "
+        "zipkin://localhost:9411 use those backends).",
+    )
+    p.add_argument("--requests", "-n", type=int, default=300, help="how many requests to send (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the traffic mix (default 0)")
+    p.set_defaults(run=run)
+
+
+def _findings(out: Console, data: dict[str, Any]) -> None:
+    r = data["requests"]
+    out.print(
+        f"[bold]mltrace demo[/]: served {data['model']['name']} ({data['model']['framework']}) in-process as "
+        f"service {data['service']}, traced to {data['source']}"
+    )
+    out.print(
+        f"Sent {r['sent']} requests in {data['elapsed_s']:.1f} s: {r['large']} large batches, {r['cold']} from "
+        f"customers whose features miss the cache, {r['drifted']} with drifted inputs, "
+        f"one input sent {r['repeated']} times."
+    )
+    out.print("\n[bold]What mltrace found[/]")
+    slow = data["slow"]
+    if slow["traces"]:
+        top = slow["traces"][0]
+        out.print(
+            f" • The slowest request took {ms(top['duration_ms'])}; {top['dominant_stage']} took "
+            f"{ms(top['stages'][top['dominant_stage']])} of it."
+        )
+    for cause in slow["causes"][:3]:
+        out.print(f" • {cause['reason']}")
+    for p in data["planted"]:
+        mark = f"[green]found[/] (cause #{p['rank']})" if p["found"] else "[red]not found[/]"
+        out.print(f" • Planted: {p['what']} → {mark}")
+    lin = data["lineage"]
+    if lin and lin["drift"]:
+        top_features = value(lin["drift"].get("top_features"), 60)
+        out.print(
+            f" • Most unusual input: drift score {value(lin['drift'].get('score'))} in trace {lin['trace_id']} "
+            f"(top features {top_features})"
+        )
+    elif not data["drift_monitor"]:
+        out.print(" • Drift: mltrace.drift is not available here, so requests carry no drift scores.")
+    same = data["same_input"]
+    if same and same["count"] > 1:
+        out.print(f" • The same input ({same['fingerprint']}) was predicted {same['count']} times.")
+
+
+def _sections(out: Console, data: dict[str, Any], where: str) -> None:
+    out.print(Rule(f"mltrace slow --service {data['service']}{where}", align="left"))
+    render_slow(out, data["slow"])
+    if data["show"]:
+        out.print(Rule(f"mltrace show {data['show']['trace_id']}{where}", align="left"))
+        render_show(out, data["show"])
+    if data["lineage"]:
+        out.print(Rule(f"mltrace lineage {data['lineage']['trace_id']}{where}", align="left"))
+        render_lineage(out, data["lineage"])
+    if data["same_input"]:
+        out.print(Rule(f"mltrace lineage --fingerprint {data['same_input']['fingerprint']}{where}", align="left"))
+        render_fingerprint(out, data["same_input"])
+
+
+def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from ..demo import run_demo
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=args.json or not err.is_terminal) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(phase: str, done: int, total: int) -> None:
+            bar.update(task, description=phase, completed=done, total=total)
+
+        data = run_demo(args.source, requests=args.requests, seed=args.seed, progress=update)
+    if args.json:
+        print_json(data)
+        return 0
+    where = f" --source {data['source']}"
+    _findings(out, data)
+    out.print()
+    _sections(out, data, where)
+    out.print(Rule("try it yourself", align="left"))
+    out.print(f"  mltrace slow --service {data['service']}{where} --since 1h")
+    out.print(f"  mltrace stats --service {data['service']}{where} --since 1h --by ml.model.version")
+    out.print(f"  mltrace slow --service {data['service']}{where} --since 1h --stage feature_lookup --json")
+    return 0

@@ -1,0 +1,48 @@
+"""``mltrace lineage``: what a prediction saw (input, features, model, drift, output, payload), or every
+prediction made on one input (``--fingerprint``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from ..analysis import lineage, predictions_for_input
+from ._common import connect, print_json
+from ._render import render_fingerprint, render_lineage
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "lineage",
+        parents=[parent],
+        help="from a prediction back to its input, features, model and drift",
+        description="Trace a prediction back to what produced it: input summary and fingerprint, features fetched "
+        "and from where, model name and version, drift scores, output, and the stored (redacted) payload "
+        "where payload capture was on. --fingerprint F lists every prediction made on the same input.",
+    )
+    p.add_argument("trace_id", metavar="TRACE_ID", nargs="?", help="the prediction's trace id")
+    p.add_argument("--fingerprint", "-f", help="list every prediction made on the input with this fingerprint")
+    p.add_argument("--limit", "-n", type=int, default=100, help="with --fingerprint: at most this many (default 100)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if bool(args.trace_id) == bool(args.fingerprint):
+        err.print("error: give a TRACE_ID or --fingerprint F (one of them)")
+        return 2
+    source = connect(args)
+    try:
+        if args.fingerprint:
+            data = predictions_for_input(source, args.fingerprint, limit=args.limit)
+        else:
+            data = lineage(source, args.trace_id)
+    finally:
+        source.close()
+    if args.json:
+        print_json(data)
+    elif args.fingerprint:
+        render_fingerprint(out, data)
+    else:
+        render_lineage(out, data)
+    return 0

@@ -1,0 +1,202 @@
+"""Rich renderings of each command's plain-data result: tables, a span tree with a timeline bar
+per span, and findings written as sentences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from ._format import SHORT, ms, num, percent, short, style_of, value, when
+
+BAR_WIDTH = 32
+_HIDDEN_PREFIXES = ("code.", "thread.", "otel.", "telemetry.")
+
+
+# -- slow -------------------------------------------------------------------------------------
+def render_slow(out: Console, data: dict[str, Any]) -> None:
+    scope = f"service {data['service']}" if data.get("service") else "all services"
+    metric = "duration" if data["metric"] == "duration" else f"{data['metric']} self time"
+    out.print(
+        f"[bold]Slowest traces[/] of {scope}, last {data.get('since') or 'all time'}: "
+        f"{data['scanned']:,} traces scanned from {data.get('source', '?')}"
+    )
+    if not data["traces"]:
+        out.print("No traces found. Send some traffic, or widen --since.")
+        return
+    out.print(
+        f"Slow = top tenth by {metric}: {data['slow_count']} traces ≥ {ms(data['slow_threshold_ms'])} "
+        f"(median {ms(data['median_ms'])})\n"
+    )
+    stages = list(data["stages"]) or list(data["traces"][0]["stages"])
+    highlight = list(dict.fromkeys(k for t in data["traces"] for k in t["attributes"]))[:2]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("trace id", no_wrap=True)
+    table.add_column("total ms", justify="right")
+    for name in stages:
+        table.add_column(short(name), justify="right", style=style_of(name))
+    table.add_column("dominant")
+    for key in highlight:
+        label = ".".join(key.split(".")[-2:])
+        table.add_column(label if len(label) <= 14 else key.rsplit(".", 1)[-1], justify="right")
+    for t in data["traces"]:
+        dominant = t["dominant_stage"]
+        row = [t["trace_id"], num(t["duration_ms"]), *[num(t["stages"].get(s, 0.0)) for s in stages]]
+        row.append(f"[{style_of(dominant)}]{dominant}[/]")
+        row.extend(value(t["attributes"].get(k), 12) for k in highlight)
+        table.add_row(*row)
+    out.print(table)
+    legend = " · ".join(f"{SHORT[s]}={s}" for s in stages if s in SHORT and SHORT[s] != s)
+    out.print(f"[bright_black]self time per stage in ms; {legend}[/]\n")
+    shares = [(k, v["share_of_extra"]) for k, v in data["stages"].items() if v["share_of_extra"] >= 0.01]
+    if shares:
+        parts = " · ".join(f"[{style_of(k)}]{k}[/] {percent(s)}" for k, s in sorted(shares, key=lambda x: -x[1]))
+        out.print(f"Where the slow traces spend their extra time: {parts}")
+    _render_causes(out, data["causes"])
+    top = data["traces"][0]["trace_id"]
+    out.print(f"\n[bright_black]Next: mltrace show {top}   ·   mltrace lineage {top}[/]")
+
+
+def _render_causes(out: Console, causes: list[dict[str, Any]]) -> None:
+    if not causes:
+        out.print("\nNo attribute stands out in the slow traces (compared with the rest).")
+        return
+    out.print("\n[bold]Likely causes[/], strongest first:")
+    for cause in causes:
+        out.print(f" {cause['rank']}. {cause['reason']}")
+        if cause.get("also"):
+            same = ", ".join(f"{a['attribute']} {a['condition']}" for a in cause["also"])
+            out.print(f"    [bright_black]same traces: {same}[/]")
+
+
+# -- show -------------------------------------------------------------------------------------
+def _bar(offset: float, duration: float, total: float, style: str) -> Text:
+    total = total or 1.0
+    start = min(BAR_WIDTH - 1, int(offset / total * BAR_WIDTH))
+    length = max(1, min(BAR_WIDTH - start, round(duration / total * BAR_WIDTH)))
+    return Text(" " * start + "█" * length + " " * (BAR_WIDTH - start - length), style=style)
+
+
+_PER_FEATURE = (".feature.",)
+
+
+def _dull(key: str, v: Any) -> bool:
+    """Summary bookkeeping that says nothing in a terminal: zero NaN/inf counts, truncation flags, dtypes."""
+    suffix = key.rsplit(".", 1)[-1]
+    return (suffix in ("nan_count", "inf_count") and v == 0) or suffix in ("features_truncated", "dtype", "kind")
+
+
+def _ml_attributes(attrs: dict[str, Any], everything: bool) -> str:
+    """The ml.* attributes as one wrapped paragraph; per-feature statistics only when asked."""
+    keys = sorted(k for k in attrs if (k.startswith("ml.") and k != "ml.stage") or k == "error.type")
+    shown = [k for k in keys if everything or not (any(p in k for p in _PER_FEATURE) or _dull(k, attrs[k]))]
+    text = "  ".join(f"{k}={value(attrs[k], 40)}" for k in shown)
+    hidden = sum(1 for k in keys if any(p in k for p in _PER_FEATURE)) if not everything else 0
+    return text + (f"  (+{hidden} per-feature, --all to show)" if hidden else "")
+
+
+def render_show(out: Console, data: dict[str, Any], *, everything: bool = False) -> None:
+    multi = len(data["services"]) > 1
+    out.print(
+        f"[bold]Trace {data['trace_id']}[/]  {data['name']}  ·  {', '.join(data['services'])}  ·  "
+        f"{ms(data['duration_ms'])}  ·  {when(data['start_us'])}" + ("  ·  [red]error[/]" if data["error"] else "")
+    )
+    table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+    table.add_column("span", ratio=1)
+    if multi:
+        table.add_column("service")
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("self", justify="right", no_wrap=True)
+    table.add_column("timeline", no_wrap=True)
+    total = data["duration_ms"]
+    for span in data["spans"]:
+        stage = span["counts_toward"]
+        style = "red" if span["error"] else style_of(stage)
+        name = Text("  " * span["depth"] + ("└ " if span["depth"] else ""))
+        name.append(span["name"], style="bold" if span["depth"] == 0 else "")
+        if span["attributes"].get("ml.stage") is None and stage and span["depth"]:
+            name.append(f" ({stage})", style="bright_black")
+        lines: list[Any] = [name]
+        indent = 2 * span["depth"] + 4
+        attrs = _ml_attributes(span["attributes"], everything)
+        if attrs:
+            lines.append(Padding(Text(attrs, style="bright_black"), (0, 0, 0, indent)))
+        if span["error"] and span.get("status_message"):
+            lines.append(Padding(Text(str(span["status_message"]), style="red"), (0, 0, 0, indent)))
+        row: list[Any] = [Group(*lines)]
+        if multi:
+            row.append(span["service"])
+        bar = _bar(span["offset_ms"], span["duration_ms"], total, style)
+        row += [ms(span["duration_ms"]), ms(span["self_ms"]), bar]
+        table.add_row(*row)
+    out.print(table)
+    parts = " · ".join(f"[{style_of(k)}]{k}[/] {ms(v)}" for k, v in data["stages"].items() if v > 0)
+    out.print(f"\nSelf time per stage: {parts}   (dominant: {data['dominant_stage']})")
+
+
+# -- lineage ----------------------------------------------------------------------------------
+def _kv(mapping: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    """``key=value`` pairs; per-feature statistics are counted, not listed (``--json`` has them)."""
+    shown = {k: v for k, v in mapping.items() if k not in skip and not k.startswith("feature.")}
+    hidden = sum(1 for k in mapping if k.startswith("feature."))
+    text = "  ".join(f"{k}={value(v)}" for k, v in shown.items()) or "-"
+    return text + (f"  (+{hidden} per-feature values in --json)" if hidden else "")
+
+
+def render_lineage(out: Console, data: dict[str, Any]) -> None:
+    out.print(
+        f"[bold]Lineage of trace {data['trace_id']}[/]  {data['name']}  ·  {data['service']}  ·  "
+        f"{when(data['start_us'])}  ·  {ms(data['duration_ms'])}" + ("  ·  [red]error[/]" if data["error"] else "")
+    )
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    inp = data["input"]
+    if inp:
+        table.add_row("input", f"(at {inp['stage']}) " + _kv(inp["summary"], ("fingerprint",)))
+    table.add_row("fingerprint", str(data["fingerprint"] or "- (no input fingerprint recorded)"))
+    for f in data["features"] or [{}]:
+        if not f:
+            table.add_row("features", "- (no feature_lookup stage)")
+            continue
+        calls = "; ".join(
+            f"{c['name']} {ms(c['duration_ms'])}" + (f" @ {c['server.address']}" if "server.address" in c else "")
+            for c in f["calls"]
+        )
+        table.add_row(
+            "features",
+            f"store={value(f['store'])}  keys={value(f['keys'])}  hits={value(f['hits'])}  "
+            f"misses={value(f['misses'])}  {ms(f['duration_ms'])}" + (f"  via {calls}" if calls else ""),
+        )
+    table.add_row("model", _kv(data["model"]))
+    table.add_row("drift", _kv(data["drift"]) if data["drift"] else "- (no drift monitor on this model)")
+    table.add_row("output", _kv(data["output"]))
+    stages = "  ".join(f"{k}={ms(v)}" for k, v in data["stages"].items() if v > 0)
+    table.add_row("time", stages)
+    out.print(table)
+    if data["payloads"]:
+        out.print("[bold]stored payloads[/] (redacted at capture):")
+        for p in data["payloads"]:
+            out.print(f"  {p['kind']}: {value(p['body'], 200)}")
+    else:
+        out.print("[bright_black]no stored payload (payload capture was off for this request)[/]")
+    if data["fingerprint"]:
+        out.print(f"\n[bright_black]Same input elsewhere: mltrace lineage --fingerprint {data['fingerprint']}[/]")
+
+
+def render_fingerprint(out: Console, data: dict[str, Any]) -> None:
+    out.print(f"[bold]{data['count']} prediction(s)[/] on input {data['fingerprint']}")
+    if not data["predictions"]:
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("time", "trace id", "model", "prediction", "confidence", "drift", "ms"):
+        table.add_column(col, justify="right" if col in ("confidence", "drift", "ms") else "left", no_wrap=True)
+    for p in data["predictions"]:
+        table.add_row(
+            when(p["start_us"]), p["trace_id"], value(p["model_version"]), value(p["prediction"]),
+            value(p["confidence"]), value(p["drift_score"]), num(p["duration_ms"]),
+        )
+    out.print(table)

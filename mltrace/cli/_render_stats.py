@@ -1,0 +1,77 @@
+"""Rich rendering of ``mltrace stats``: per-stage, per-operation and ``--by`` tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ._format import num, percent, style_of, value
+
+
+def _latency_columns(table: Table) -> None:
+    for col in ("p50", "p95", "p99"):
+        table.add_column(col, justify="right")
+
+
+def render_stats(out: Console, data: dict[str, Any]) -> None:
+    scope = f"service {data['service']}" if data.get("service") else "all services"
+    d = data["duration_ms"]
+    out.print(
+        f"[bold]Latency[/] of {scope}, last {data.get('since') or 'all time'}: {data['count']:,} traces, "
+        f"{data['errors']} errors ({percent(data['error_rate'])})"
+    )
+    if not data["count"]:
+        return
+    out.print(f"end to end (ms): p50 {num(d['p50'])}  p95 {num(d['p95'])}  p99 {num(d['p99'])}  max {num(d['max'])}\n")
+    stages = Table(title="self time per stage (ms)", title_justify="left", box=None, header_style="bold")
+    stages.add_column("stage")
+    stages.add_column("count", justify="right")
+    _latency_columns(stages)
+    stages.add_column("share", justify="right")
+    stages.add_column("errors", justify="right")
+    for row in data["stages"]:
+        stages.add_row(
+            f"[{style_of(row['stage'])}]{row['stage']}[/]", f"{row['count']:,}", num(row.get("p50")),
+            num(row.get("p95")), num(row.get("p99")), percent(row["share_of_time"]), str(row["errors"]),
+        )
+    out.print(stages)
+    ops = Table(title="\nspan duration per operation (ms)", title_justify="left", box=None, header_style="bold")
+    ops.add_column("operation")
+    ops.add_column("service")
+    ops.add_column("count", justify="right")
+    _latency_columns(ops)
+    ops.add_column("errors", justify="right")
+    for row in data["operations"]:
+        ops.add_row(
+            value(row["operation"], 32), row["service"], f"{row['count']:,}", num(row.get("p50")),
+            num(row.get("p95")), num(row.get("p99")), percent(row["error_rate"]),
+        )
+    out.print(ops)
+    if "by" in data:
+        render_slices(out, data["by"])
+
+
+def render_slices(out: Console, by: dict[str, Any]) -> None:
+    table = Table(title=f"\nby {by['attribute']}", title_justify="left", box=None, header_style="bold")
+    table.add_column(by["attribute"].rsplit(".", 1)[-1])
+    table.add_column("count", justify="right")
+    _latency_columns(table)
+    table.add_column("errors", justify="right")
+    table.add_column("slowest stage (p50 ms)")
+    table.add_column("predictions")
+    table.add_column("drift p50", justify="right")
+    table.add_column("alerts", justify="right")
+    for g in by["groups"]:
+        d = g["duration_ms"]
+        stage = max(g["stages_p50_ms"], key=lambda k: g["stages_p50_ms"][k]) if g["stages_p50_ms"] else None
+        mix = " ".join(f"{k} {percent(v)}" for k, v in list(g["predictions"].items())[:3]) or "-"
+        drift = g["drift_score"].get("p50") if g["drift_score"] else None
+        table.add_row(
+            value(g["value"], 24), f"{g['count']:,}", num(d.get("p50")), num(d.get("p95")), num(d.get("p99")),
+            percent(g["error_rate"]),
+            f"[{style_of(stage)}]{stage}[/] {num(g['stages_p50_ms'][stage])}" if stage else "-",
+            mix, value(drift), str(g["drift_alerts"]),
+        )
+    out.print(table)

@@ -1,0 +1,36 @@
+"""``mltrace show TRACE_ID``: the span tree with durations, a timeline bar and the ml.* attributes."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from ..analysis import show_trace
+from ._common import connect, print_json
+from ._render import render_show
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "show",
+        parents=[parent],
+        help="one trace as a span tree with a timeline",
+        description="Print one trace: each span with its duration, self time, a timeline bar and its ml.* attributes.",
+    )
+    p.add_argument("trace_id", metavar="TRACE_ID", help="the trace id (32 hex digits; the X-Trace-Id response header)")
+    p.add_argument("--all", action="store_true", help="also print per-feature input/output statistics")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    source = connect(args)
+    try:
+        data = show_trace(source, args.trace_id)
+    finally:
+        source.close()
+    if args.json:
+        print_json(data)
+    else:
+        render_show(out, data, everything=args.all)
+    return 0

@@ -1,0 +1,45 @@
+"""``mltrace slow``: the slowest traces, their per-stage breakdown and the likely causes."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from ..analysis import slow_traces
+from ._common import connect, print_json, progress
+from ._render import render_slow
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "slow",
+        parents=[parent],
+        help="the slowest traces, where their time went, and why",
+        description="Rank the slowest traces of a service, break each into stage self times, and name the "
+        "attributes that set the slow traces apart from the rest.",
+    )
+    p.add_argument("--service", "-s", help="service name (required for Jaeger)")
+    p.add_argument("--since", default="15m", help="time window back from now: 30s, 15m, 2h, 7d (default 15m)")
+    p.add_argument("--limit", "-n", type=int, default=10, help="how many slow traces to list (default 10)")
+    p.add_argument("--stage", help="rank by this stage's self time instead of the whole trace (e.g. inference)")
+    p.add_argument("--scan", type=int, default=10_000, help="compare at most this many traces (default 10000)")
+    p.add_argument("--min-duration", help="only traces at least this long (e.g. 50ms)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    source = connect(args)
+    try:
+        with progress(err, "Fetching traces", quiet=args.json) as update:
+            data = slow_traces(
+                source, service=args.service, since=args.since, limit=args.limit, stage=args.stage,
+                scan=args.scan, min_duration=args.min_duration, progress=update,
+            )
+    finally:
+        source.close()
+    if args.json:
+        print_json(data)
+    else:
+        render_slow(out, data)
+    return 0
