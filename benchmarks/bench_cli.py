@@ -1,0 +1,198 @@
+"""How long ``mltrace slow`` takes over 10,000 traces: from the local store, and over Jaeger's API.
+
+    python benchmarks/bench_cli.py local              # seeds a temporary store, times `slow`
+    python benchmarks/bench_cli.py jaeger             # seeds Jaeger over OTLP (scripts/backends.sh up jaeger)
+    python benchmarks/bench_cli.py local --traces 10000 --repeat 5
+
+Traces are synthetic but shaped like the demo's (server span, feature_lookup, preprocess,
+inference, postprocess) with two planted causes: inference is slow for large inputs, feature
+lookups miss the cache for a few customers. Spans are built as SDK ``ReadableSpan`` objects and
+written through the real ``LocalStore.write`` / OTLP exporter, so the store holds exactly what a
+served app would have written. Each run checks that `slow` still names both planted causes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+
+from mltrace.analysis import analyze_slow, slow_traces
+from mltrace.query import open_source
+
+COLD = {"c-3", "c-7"}
+
+
+def synthetic_spans(n_traces: int, service: str, seed: int = 0) -> Iterator[list[ReadableSpan]]:
+    """Yields the spans of one trace at a time, newest trace last, all within the last ~10 minutes."""
+    rng = random.Random(seed)
+    resource = Resource.create({"service.name": service, "ml.model.name": "bench", "ml.model.version": "1"})
+    now = time.time_ns()
+    step = 600_000_000_000 // max(1, n_traces)
+    for i in range(n_traces):
+        trace_id = rng.getrandbits(128) or 1
+        customer = f"c-{rng.randrange(40)}"
+        size = rng.choice((2048, 4096)) if rng.random() < 0.08 else rng.choice((30, 60, 120, 240))
+        miss = customer in COLD
+        t0 = now - (n_traces - i) * step
+        parts = [
+            ("feature_lookup", (20_000_000 if miss else 300_000) + rng.randrange(100_000),
+             {"ml.feature_store.name": "redis", "ml.feature_store.hits": int(not miss),
+              "ml.feature_store.misses": int(miss), "app.customer.id": customer}),
+            ("preprocess", 200_000 + rng.randrange(100_000), {"ml.input.size": size, "ml.input.mean": rng.random()}),
+            ("inference", (40_000_000 if size > 1000 else 1_500_000) + rng.randrange(500_000),
+             {"ml.model.name": "bench", "ml.model.version": rng.choice(("1", "2")), "ml.input.size": size,
+              "ml.drift.score": rng.random() * 0.3, "ml.output.confidence": rng.random()}),
+            ("postprocess", 100_000 + rng.randrange(50_000), {"ml.output.prediction": rng.choice(("yes", "no"))}),
+        ]
+        root_id = rng.getrandbits(64) or 1
+        root_ctx = SpanContext(trace_id, root_id, False, TraceFlags(1))
+        cursor = t0 + 100_000
+        spans: list[ReadableSpan] = []
+        for name, dur, attrs in parts:
+            ctx = SpanContext(trace_id, rng.getrandbits(64) or 1, False, TraceFlags(1))
+            spans.append(ReadableSpan(name=name, context=ctx, parent=root_ctx, resource=resource,
+                                      attributes={"ml.stage": name, **attrs}, kind=SpanKind.INTERNAL,
+                                      status=Status(StatusCode.UNSET), start_time=cursor, end_time=cursor + dur))
+            cursor += dur
+        spans.append(ReadableSpan(name="POST /predict", context=root_ctx, parent=None, resource=resource,
+                                  attributes={"http.route": "/predict", "http.response.status_code": 200},
+                                  kind=SpanKind.SERVER, status=Status(StatusCode.UNSET), start_time=t0,
+                                  end_time=cursor + 150_000))
+        yield spans
+
+
+def _batches(n_traces: int, service: str, size: int) -> Iterator[list[ReadableSpan]]:
+    batch: list[ReadableSpan] = []
+    for spans in synthetic_spans(n_traces, service):
+        batch.extend(spans)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _check(report: dict[str, Any]) -> str:
+    found = {(c["stage"], c["attribute"]) for c in report["causes"]}
+    ok = ("inference", "ml.input.size") in found and ("feature_lookup", "ml.feature_store.misses") in found
+    return "both planted causes named" if ok else f"MISSED planted causes: {sorted(found)}"
+
+
+def _time(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return times, result
+
+
+def bench_local(n_traces: int, repeat: int) -> None:
+    from mltrace.export import LocalStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.db")
+        store = LocalStore(path)
+        t = time.perf_counter()
+        for batch in _batches(n_traces, "bench", 5000):
+            store.write(batch)
+        store.close()
+        print(f"seeded {n_traces:,} traces ({n_traces * 5:,} spans) in {time.perf_counter() - t:.1f} s")
+        source = open_source(f"local://{path}")
+        fetch_times, traces = _time(lambda: source.find_traces("bench", 3600.0, n_traces), repeat)
+        analyze_times, report = _time(lambda: analyze_slow(traces, limit=10), repeat)
+        total_times, report = _time(
+            lambda: slow_traces(source, service="bench", since="1h", limit=10, scan=n_traces), repeat
+        )
+        source.close()
+    print(f"local store, {len(traces):,} traces, best of {repeat}:")
+    print(f"  read + decode (find_traces)  {min(fetch_times):.3f} s  (median {statistics.median(fetch_times):.3f})")
+    print(f"  analysis (analyze_slow)      {min(analyze_times):.3f} s  (median {statistics.median(analyze_times):.3f})")
+    print(f"  slow_traces end to end       {min(total_times):.3f} s  (median {statistics.median(total_times):.3f})")
+    print(f"  {_check(report)}")
+
+
+def bench_jaeger(n_traces: int, repeat: int, otlp: str, query: str, page_size: int) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    from mltrace.query.jaeger import JaegerSource
+
+    service = f"bench-{uuid.uuid4().hex[:8]}"
+    exporter = OTLPSpanExporter(endpoint=otlp, insecure=True)
+    t = time.perf_counter()
+    for batch in _batches(n_traces, service, 2000):
+        exporter.export(batch)
+    exporter.shutdown()
+    print(f"seeded {n_traces:,} traces into Jaeger as {service} in {time.perf_counter() - t:.1f} s")
+    source = JaegerSource(query, page_size=page_size)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # ingestion is asynchronous
+        if service in source.services() and len(source.find_traces(service, 3600.0, n_traces)) >= n_traces:
+            break
+        time.sleep(1)
+    http = [0.0]
+    get = source.api.client.get
+
+    def timed_get(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return get(*args, **kwargs)
+        finally:
+            http[0] += time.perf_counter() - t0
+
+    source.api.client.get = timed_get  # type: ignore[method-assign]
+    fetch, analysis, requests, wire = [], [], [], []
+    report: dict[str, Any] = {}
+    for _ in range(repeat):
+        http[0] = 0.0
+        before = source.api.requests
+        t0 = time.perf_counter()
+        traces = source.find_traces(service, 3600.0, n_traces)
+        t1 = time.perf_counter()
+        report = analyze_slow(traces, limit=10)
+        t2 = time.perf_counter()
+        fetch.append(t1 - t0)
+        analysis.append(t2 - t1)
+        wire.append(http[0])
+        requests.append(source.api.requests - before)
+    source.close()
+    best = fetch.index(min(fetch))
+    print(f"Jaeger API, {len(traces):,} traces, page size {page_size}, best of {repeat}:")
+    print(f"  fetch (find_traces)         {fetch[best]:.3f} s  in {requests[best]} requests")
+    print(f"    HTTP round trips + body    {wire[best]:.3f} s  (Jaeger serialising, transfer)")
+    print(f"    JSON decode + model        {fetch[best] - wire[best]:.3f} s")
+    print(f"  analysis (analyze_slow)     {min(analysis):.3f} s")
+    print(f"  {_check(report)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", choices=("local", "jaeger"))
+    parser.add_argument("--traces", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--page-size", type=int, default=500)
+    parser.add_argument("--otlp", default=os.environ.get("MLTRACE_E2E_OTLP_ENDPOINT", "http://127.0.0.1:4317"))
+    parser.add_argument("--query", default=os.environ.get("MLTRACE_E2E_JAEGER_QUERY_URL", "http://127.0.0.1:16686"))
+    args = parser.parse_args(argv)
+    if args.target == "local":
+        bench_local(args.traces, args.repeat)
+    else:
+        bench_jaeger(args.traces, args.repeat, args.otlp, args.query, args.page_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
