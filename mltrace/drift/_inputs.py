@@ -105,18 +105,20 @@ def as_float_column(column: AnyArray) -> FloatArray:
 
 
 def looks_numeric(column: AnyArray) -> bool:
-    """Whether a column is numerical: a number dtype, or objects that all read as numbers."""
+    """Whether a column is numerical: a number dtype, or objects of which at least 95% (of the
+    first 1000 present) read as numbers; the rest then count as missing values."""
     kind = column.dtype.kind
     if kind in "fiu":
         return True
     if kind in "bUS":
         return False
-    for value in column[: min(len(column), 1000)]:
-        if value is None or isinstance(value, bool):
-            if isinstance(value, bool):
-                return False
+    present = numbers = 0
+    for value in column[: min(len(column), 1000)].tolist():
+        if value is None or (isinstance(value, float) and value != value):
             continue
-        if isinstance(value, (int, float, np.integer, np.floating)):
-            continue
-        return False
-    return True
+        present += 1
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, (int, float, np.integer, np.floating)) or to_float(value) == to_float(value):
+            numbers += 1
+    return numbers >= 0.95 * present  # an all-missing column is numerical
