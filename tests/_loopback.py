@@ -128,3 +128,38 @@ class HttpBackend(_Server):
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(2)
+
+
+class GrpcBackend(_Server):
+    """An OTLP/gRPC trace service that answers after ``delay`` seconds, or fails with ``code``."""
+
+    def __init__(self, code: str | None = None, delay: float = 0.0) -> None:
+        from concurrent import futures
+
+        import grpc
+
+        self.requests: list[bytes] = []
+        status = getattr(grpc.StatusCode, code) if code else None
+
+        def export(request: bytes, context: Any) -> bytes:
+            self.requests.append(request)
+            if delay:
+                time.sleep(delay)
+            if status is not None:
+                context.abort(status, "backend says no")
+            return b""  # an empty ExportTraceServiceResponse
+
+        handler = grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            {"Export": grpc.unary_unary_rpc_method_handler(export)},
+        )
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self._server.add_generic_rpc_handlers((handler,))
+        self.port = int(self._server.add_insecure_port("127.0.0.1:0"))
+        self._server.start()
+
+    def received(self) -> bytes:
+        return b"".join(self.requests)
+
+    def close(self) -> None:
+        self._server.stop(grace=None)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span
@@ -38,12 +41,50 @@ class CountingExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
+class _CountingQueue(collections.deque[ReadableSpan]):
+    """The batch processor's bounded deque, counting exactly what a full queue throws away.
+
+    The SDK appends with ``appendleft`` (evicting the oldest span when full) and its worker takes
+    with ``pop``; one lock around both makes "was it full?" and the append a single step, so a
+    span is counted as queued or as dropped, never both, even while the worker drains.
+    """
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__((), maxlen)
+        self._lock = threading.Lock()
+
+    def appendleft(self, span: ReadableSpan) -> None:
+        with self._lock:
+            full = len(self) == self.maxlen
+            super().appendleft(span)
+        if full:
+            COUNTERS.lost("spans_dropped_queue_full", 1, "export queue full (backend slow or down?)")
+        else:
+            COUNTERS.add("spans_queued")
+
+    def pop(self) -> ReadableSpan:  # type: ignore[override]  # deque.pop takes no index
+        with self._lock:
+            return super().pop()
+
+
 class CountingBatchSpanProcessor(BatchSpanProcessor):
     """The SDK's BatchSpanProcessor, plus a count of spans its full queue throws away.
 
     The SDK logs "Queue full" but offers no counter unless its internal metrics are enabled;
-    the check reads the queue length before the SDK's own bounded append.
+    the processor's deque is swapped for :class:`_CountingQueue`, which counts each span as
+    queued or dropped atomically with the append.
     """
+
+    def __init__(self, span_exporter: SpanExporter, *args: Any, **kwargs: Any) -> None:
+        super().__init__(span_exporter, *args, **kwargs)
+        bp = getattr(self, "_batch_processor", None)
+        queue = getattr(bp, "_queue", None)
+        if bp is not None and isinstance(queue, collections.deque) and queue.maxlen and not queue:
+            bp._queue = _CountingQueue(queue.maxlen)
+        else:  # pragma: no cover - an SDK without the attributes this relies on: count what we can
+            self._counting = False
+
+    _counting = True
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
@@ -52,12 +93,9 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         if not span.context.trace_flags.sampled:
             return
         bp = getattr(self, "_batch_processor", None)
-        queue = getattr(bp, "_queue", None)
         if bp is not None and getattr(bp, "_shutdown", False):
             COUNTERS.lost("spans_dropped_after_shutdown", 1, "span ended after shutdown")
             return
-        if queue is not None and len(queue) >= getattr(bp, "_max_queue_size", 1 << 62):
-            COUNTERS.lost("spans_dropped_queue_full", 1, "export queue full (backend slow or down?)")
-        else:
+        if not self._counting:  # pragma: no cover
             COUNTERS.add("spans_queued")
         super().on_end(span)
