@@ -8,6 +8,10 @@ Cases (ratios are to (a), measured interleaved in the same process):
   (b) otel-fastapi        opentelemetry-instrumentation-fastapi alone, plain functions
   (c) mltrace             MLTraceMiddleware + 4 stage spans + input/output summaries
   (d) mltrace sampled out (c) with the sampler deciding DROP
+  (n1) fastapi-native     FastAPI's own telemetry alone (what any configured provider switches on)
+  (n0) fastapi-native, sampled out
+mltrace's own share is (c) - (n1) and (d) - (n0): FastAPI makes the server span that mltrace
+enriches, so its cost is there whether or not mltrace is.
 Spans go through a BatchSpanProcessor to an exporter that discards them, so the hot-path cost
 (span creation, attributes, queueing) is measured without a backend's network time.
 """
@@ -115,6 +119,8 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
         "b_otel_fastapi": _app.build(False, fastapi_telemetry=True),
         "c_mltrace": _app.build(True, fastapi_telemetry=True),
         "d_mltrace_sampled_out": _app.build(True, fastapi_telemetry=True),
+        "n1_fastapi_native": _app.build(False, fastapi_telemetry=True),
+        "n0_fastapi_native_sampled_out": _app.build(False, fastapi_telemetry=True),
     }
     FastAPIInstrumentor.instrument_app(apps["b_otel_fastapi"], tracer_provider=handle.provider)
     for app in apps.values():  # warm up (route compilation, first-call imports)
@@ -123,7 +129,7 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {k: [] for k in apps}
     for _ in range(rounds):
         for name, app in apps.items():
-            sampler.on = name != "d_mltrace_sampled_out"
+            sampler.on = "sampled_out" not in name
             results[name].append(await time_case(app, n))
     handle.shutdown()
     return results
@@ -145,11 +151,14 @@ def summarize_cost() -> dict[str, float]:
 
 
 def report(results: dict[str, list[float]]) -> None:
-    base = statistics.median(results["a_none"])
-    print(f"{'case':<24}{'median µs/req':>14}{'added µs':>10}{'ratio':>8}")
-    for name, values in results.items():
-        med = statistics.median(values)
-        print(f"{name:<24}{med:>14.1f}{med - base:>10.1f}{med / base:>8.2f}")
+    med = {name: statistics.median(values) for name, values in results.items()}
+    base = med["a_none"]
+    print(f"{'case':<32}{'median µs/req':>14}{'added µs':>10}{'ratio':>8}")
+    for name, m in med.items():
+        print(f"{name:<32}{m:>14.1f}{m - base:>10.1f}{m / base:>8.2f}")
+    if "n1_fastapi_native" in med:
+        print(f"mltrace's own share: sampled {med['c_mltrace'] - med['n1_fastapi_native']:.1f} µs, "
+              f"sampled out {med['d_mltrace_sampled_out'] - med['n0_fastapi_native_sampled_out']:.1f} µs")
 
 
 def main() -> None:

@@ -232,3 +232,22 @@ def test_decorating_a_non_callable_fails_clearly() -> None:
     """Decorating something that is not a function is a TypeError naming the stage."""
     with pytest.raises(TypeError, match="inference"):
         mltrace.inference(model="m")(42)  # type: ignore[call-overload]
+
+
+def test_stages_under_a_sampled_out_parent_cost_no_span(spans: CapturedSpans) -> None:
+    """Under a sampled-out parent, stages run, record nothing and leave the context alone."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    parent = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(0)))
+
+    @mltrace.inference(model="m")
+    def predict(x: int) -> int:
+        assert trace.get_current_span() is parent
+        return x + 1
+
+    with trace.use_span(parent):
+        assert predict(1) == 2
+        with mltrace.stage("postprocess") as s:
+            s.record_output([1.0])
+            assert not s.is_recording()
+    assert len(spans) == 0

@@ -25,7 +25,8 @@ from ._record import (
     record_error,
     record_summary,
 )
-from ._stage import _tracer, stage_attributes
+from ._stage import stage_attributes
+from ._tracer import start_child
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,17 +71,18 @@ class _Spec:
             return next(iter(kwargs.values()))
         return kwargs or None
 
-    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Span:
-        span = _tracer.start_span(self.name, attributes=self.attrs)
-        if span.is_recording():
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
+        span, started = start_child(self.name, self.attrs)
+        if started and span.is_recording():
             x = self.input_of(args, kwargs)
             if self.keys_only:
                 record_attributes(span, {semconv.ML_FEATURE_STORE_KEYS: _key_count(x)})
             elif self.record_input:
                 record_summary(span, semconv.ML_INPUT_PREFIX, x)
-            if self.drift is not None:
-                record_drift(span, self.drift, x)
-        return span
+        if self.drift is not None:
+            # Drift windows see every request, sampled or not.
+            record_drift(span, self.drift, self.input_of(args, kwargs))
+        return span, started
 
     def finish(self, span: Span, result: Any) -> None:
         if self.record_output:
@@ -104,7 +106,12 @@ def _wrap(func: F, spec: _Spec) -> F:
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            span = spec.start(args, kwargs)
+            span, started = spec.start(args, kwargs)
+            if not started:
+                result = await func(*args, **kwargs)
+                if spec.drift is not None:
+                    record_drift_output(span, spec.drift, result)
+                return result
             token = otel_context.attach(trace.set_span_in_context(span))
             try:
                 result = await func(*args, **kwargs)
@@ -122,7 +129,12 @@ def _wrap(func: F, spec: _Spec) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        span = spec.start(args, kwargs)
+        span, started = spec.start(args, kwargs)
+        if not started:
+            result = func(*args, **kwargs)
+            if spec.drift is not None:
+                record_drift_output(span, spec.drift, result)
+            return result
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             result = func(*args, **kwargs)
@@ -149,7 +161,9 @@ def _finish_stream(span: Span, spec: _Spec, items: int, last: Any) -> None:
 def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Callable[..., Iterator[Any]]:
     @functools.wraps(func)
     def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        span = spec.start(args, kwargs)
+        span, started = spec.start(args, kwargs)
+        if not started:
+            return (yield from func(*args, **kwargs))
         ctx = trace.set_span_in_context(span)
         items, last = 0, None
         inner = func(*args, **kwargs)
@@ -182,7 +196,11 @@ def _wrap_async_gen(
 ) -> Callable[..., AsyncIterator[Any]]:
     @functools.wraps(func)
     async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        span = spec.start(args, kwargs)
+        span, started = spec.start(args, kwargs)
+        if not started:
+            async for item in func(*args, **kwargs):
+                yield item
+            return
         ctx = trace.set_span_in_context(span)
         items, last = 0, None
         inner = func(*args, **kwargs)

@@ -23,7 +23,7 @@ from .. import semconv
 from .._settings import SETTINGS
 from ..sampling._force import FORCE_ATTRIBUTE, force_requested
 from ._record import note_failure, record_error, record_summary
-from ._stage import _tracer
+from ._tracer import TRACER
 
 if TYPE_CHECKING:
     from ..privacy import HttpTap
@@ -177,6 +177,10 @@ class MLTraceMiddleware:
         current = trace.get_current_span()
         if _is_server_span(current):
             await self._enrich(current, scope, receive, send)
+        elif not current.is_recording() and current.get_span_context().is_valid:
+            # An instrumentation outside us started this request's span and sampled it out:
+            # nothing to record, but the client still learns its trace id.
+            await self.app(scope, receive, self._headers_only(current, send))
         else:
             await self._own(scope, receive, send)
 
@@ -193,6 +197,14 @@ class MLTraceMiddleware:
         if self.trace_id_header:
             extra.append((self.trace_id_header, trace_id.encode("latin-1")))
         return {**message, "headers": [*message.get("headers", ()), *extra]}
+
+    def _headers_only(self, span: Span, send: Send) -> Send:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = self._response_headers(span, message)
+            await send(message)
+
+        return send_with_headers
 
     def _taps(self, span: Span) -> tuple[_BodyTap | None, _BodyTap | None]:
         if not span.is_recording():
@@ -260,7 +272,7 @@ class MLTraceMiddleware:
         attributes = _request_attributes(scope, headers)
         if SETTINGS.force_trace_header and _forced(headers):
             attributes[FORCE_ATTRIBUTE] = True  # a start attribute, so ForceTraceSampler sees it
-        span = _tracer.start_span(
+        span = TRACER.start_span(
             method,
             context=parent,
             kind=SpanKind.SERVER,

@@ -11,7 +11,6 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
 from .. import semconv
-from .._version import __version__
 from ._record import (
     record_attributes,
     record_drift,
@@ -19,9 +18,7 @@ from ._record import (
     record_error,
     record_summary,
 )
-
-# A ProxyTracer until a provider is set, then the real one: no import-time side effects.
-_tracer = trace.get_tracer("mltrace", __version__)
+from ._tracer import start_child
 
 
 def stage_attributes(
@@ -98,7 +95,7 @@ class StageScope:
     concurrent requests while inside.
     """
 
-    __slots__ = ("_attrs", "_drift", "_kind", "_name", "_span", "_token")
+    __slots__ = ("_attrs", "_drift", "_kind", "_name", "_span", "_started", "_token")
 
     def __init__(
         self,
@@ -114,11 +111,12 @@ class StageScope:
         self._drift = drift
         self._span: Span | None = None
         self._token: object | None = None
+        self._started = False
 
     def __enter__(self) -> Stage:
-        span = _tracer.start_span(self._name, kind=self._kind, attributes=self._attrs)
-        self._span = span
-        self._token = otel_context.attach(trace.set_span_in_context(span))
+        span, started = start_child(self._name, self._attrs, self._kind)
+        self._span, self._started = span, started
+        self._token = otel_context.attach(trace.set_span_in_context(span)) if started else None
         return Stage(span, self._drift)
 
     def __exit__(
@@ -129,7 +127,7 @@ class StageScope:
     ) -> None:
         span, token = self._span, self._token
         self._span = self._token = None
-        if span is None:
+        if span is None or not self._started:
             return
         try:
             if exc is not None:

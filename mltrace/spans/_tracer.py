@@ -1,0 +1,62 @@
+"""The tracer mltrace's spans come from, and the fast path for requests that are not sampled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind
+
+from .._version import __version__
+
+
+class LazyTracer:
+    """Resolves the global provider's tracer on use and caches it until the provider changes.
+
+    No import-time side effects, and no ProxyTracer indirection on the hot path once
+    ``configure()`` (or the application) has set a provider.
+    """
+
+    __slots__ = ("_provider", "_tracer")
+
+    def __init__(self) -> None:
+        self._provider: object = None
+        self._tracer: trace.Tracer | None = None
+
+    def get(self) -> trace.Tracer:
+        provider = trace.get_tracer_provider()
+        if provider is not self._provider or self._tracer is None:
+            self._tracer = provider.get_tracer("mltrace", __version__)
+            self._provider = provider
+        return self._tracer
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, Any] | None = None,
+        links: Sequence[Link] | None = None,
+    ) -> Span:
+        return self.get().start_span(name, context=context, kind=kind, attributes=attributes, links=links)
+
+
+TRACER = LazyTracer()
+
+
+def start_child(name: str, attributes: Mapping[str, Any], kind: SpanKind = SpanKind.INTERNAL) -> tuple[Span, bool]:
+    """Start a stage span under the current span; ``(span, started)``.
+
+    When the current span belongs to a trace that was sampled out, the stage would be dropped
+    too (parent-based sampling, the OpenTelemetry default): return the parent itself, unstarted,
+    and skip the SDK's span machinery entirely. ``started`` tells the caller whether to attach
+    the span as current and end it.
+    """
+    parent = trace.get_current_span()
+    if not parent.is_recording():
+        ctx = parent.get_span_context()
+        if ctx.is_valid and not ctx.trace_flags.sampled:
+            return parent, False
+    return TRACER.start_span(name, kind=kind, attributes=attributes), True
