@@ -3,6 +3,7 @@
 - :func:`free_port`: a loopback port that was free a moment ago.
 - :class:`ServerProcess`: starts a command in its own process group, waits (bounded) until an
   HTTP path answers, and on exit sends SIGTERM to the whole group, then SIGKILL if needed.
+- :func:`hit_until_two_workers`: requests on fresh connections until two worker pids answered.
 - :func:`read_spans`: the rows of a local SQLite store, polled until a condition holds.
 
 Used by tests/test_workers.py, tests/test_instrumentor.py and tests/test_logs.py.
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, suppress
 from pathlib import Path
 from types import TracebackType
@@ -122,6 +124,24 @@ class ServerProcess:
             return self.log.read_text(errors="replace")[-6000:]
         except OSError:
             return ""
+
+
+def hit_until_two_workers(url: str, *, max_requests: int = 400, timeout: float = 60.0) -> list[tuple[int, str]]:
+    """GET /pid on fresh connections, 16 at a time, until two pids answered: (pid, trace id) pairs."""
+
+    def one(_: int) -> tuple[int, str]:
+        r = httpx.get(f"{url}/pid", headers={"connection": "close"}, timeout=10)
+        r.raise_for_status()
+        return int(r.json()["pid"]), r.headers["x-trace-id"]
+
+    results: list[tuple[int, str]] = []
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(16) as pool:
+        while len(results) < max_requests and time.monotonic() < deadline:
+            results += pool.map(one, range(16))
+            if len({pid for pid, _ in results}) >= 2 and len(results) >= 32:
+                break
+    return results
 
 
 def read_spans(db: Path, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0) -> list[dict[str, Any]]:

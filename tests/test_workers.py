@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from _servers import ServerProcess, free_port, read_spans, server_env
+from _servers import ServerProcess, free_port, hit_until_two_workers, read_spans, server_env
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -85,27 +84,13 @@ def _serve(tmp_path: Path, kind: str, env: dict[str, str]) -> ServerProcess:
     )
 
 
-def hit_until_two_workers(url: str, *, max_requests: int = 400, timeout: float = 60.0) -> list[tuple[int, str]]:
-    """GET /pid on fresh connections, 16 at a time, until two pids answered: (pid, trace id) pairs."""
-
-    def one(_: int) -> tuple[int, str]:
-        r = httpx.get(f"{url}/pid", headers={"connection": "close"}, timeout=10)
-        r.raise_for_status()
-        return int(r.json()["pid"]), r.headers["x-trace-id"]
-
-    results: list[tuple[int, str]] = []
-    deadline = time.monotonic() + timeout
-    with ThreadPoolExecutor(16) as pool:
-        while len(results) < max_requests and time.monotonic() < deadline:
-            results += pool.map(one, range(16))
-            if len({pid for pid, _ in results}) >= 2 and len(results) >= 32:
-                break
-    return results
-
-
-def _check_local_store(db: Path, results: list[tuple[int, str]], *, resource_pid: bool) -> None:
+def _check_local_store(
+    db: Path, results: list[tuple[int, str]], *, resource_pid: bool, timeout: float = 20.0
+) -> None:
     want = {t for _, t in results}
-    rows = read_spans(db, until=lambda rows: want <= {r["trace_id"] for r in rows} and len(rows) >= 2 * len(want))
+    rows = read_spans(
+        db, until=lambda rows: want <= {r["trace_id"] for r in rows} and len(rows) >= 2 * len(want), timeout=timeout
+    )
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_trace.setdefault(r["trace_id"], []).append(r)
@@ -151,7 +136,7 @@ def test_spans_still_queued_at_sigterm_are_flushed(tmp_path: Path, kind: str) ->
         results = hit_until_two_workers(server.url)
         assert not read_spans(db, until=lambda rows: False, timeout=0), "nothing is exported before the stop"
     server.stop()  # SIGTERM, as Kubernetes and systemd send it
-    _check_local_store(db, results, resource_pid=False)
+    _check_local_store(db, results, resource_pid=False, timeout=1.0)  # the workers are gone: no more spans
 
 
 @pytest.fixture
