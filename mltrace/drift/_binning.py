@@ -136,8 +136,4 @@ def numeric_spec(f: NumericalFeature) -> tuple[float, float, tuple[float, ...]]:
 
 
 def category_maps(features: Sequence[FeatureProfile]) -> list[dict[str, int]]:
-    return [
-        {key: i for i, (key, _) in enumerate(f.categories)}
-        for f in features
-        if isinstance(f, CategoricalFeature)
-    ]
+    return [{key: i for i, (key, _) in enumerate(f.categories)} for f in features if isinstance(f, CategoricalFeature)]

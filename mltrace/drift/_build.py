@@ -68,7 +68,16 @@ def _numeric_partial(
     count = len(values)
     base: dict[str, Any] = {"name": name, "count": count, "missing": len(col) - count}
     if count == 0:
-        return {**base, "mean": None, "std": None, "min": None, "max": None, "quantiles": (), "edges": (), "bin_edges": ()}
+        return {
+            **base,
+            "mean": None,
+            "std": None,
+            "min": None,
+            "max": None,
+            "quantiles": (),
+            "edges": (),
+            "bin_edges": (),
+        }
     picked = col[sample] if sample is not None else col
     picked = picked[np.isfinite(picked)]
     if len(picked) == 0:

@@ -85,9 +85,7 @@ class CompiledGroup:
         numeric = [f for f in features if isinstance(f, NumericalFeature)]
         self.binner = NumericBinner([numeric_spec(f) for f in numeric], self.missing_code)
         self.category_codes = [
-            {key: i for i, (key, _) in enumerate(f.categories)}
-            for f in features
-            if isinstance(f, CategoricalFeature)
+            {key: i for i, (key, _) in enumerate(f.categories)} for f in features if isinstance(f, CategoricalFeature)
         ]
         self.is_numeric = np.array([isinstance(f, NumericalFeature) for f in features], dtype=bool)
         self.ref_counts = np.zeros((m, c), dtype=np.float64)
@@ -144,7 +142,7 @@ class CompiledGroup:
         counts = [n for _, n in f.categories]
         self.ref_counts[i, :k] = counts
         self.ref_counts[i, k] = f.other
-        self.pvalue[i, :k] = np.maximum(_mid_p_categories(counts + [f.other]), extreme)[:k]
+        self.pvalue[i, :k] = np.maximum(_mid_p_categories([*counts, f.other]), extreme)[:k]
         self.pvalue[i, k] = max(0.5 * f.other / f.count if f.count else 0.0, extreme)
         return list(range(k + 1))
 
@@ -155,6 +153,6 @@ class CompiledGroup:
     def coarse_from_cumulative(self, cum: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Coarse bin counts from cumulative fine counts (padding bins come out zero)."""
         at = cum.ravel()[self.group_flat].reshape(self.group_end.shape)
-        out = at.copy()
+        out = np.array(at, copy=True)
         out[:, 1:] -= at[:, :-1]
         return out

@@ -40,13 +40,10 @@ def _read_parquet(path: Path) -> dict[str, Any]:
 
 def _read_csv_stdlib(path: Path) -> dict[str, Any]:
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
-    if path.name.lower().endswith(".gz"):
-        import gzip
+    import gzip
 
-        handle = gzip.open(path, "rt", newline="", encoding="utf-8")
-    else:
-        handle = path.open(newline="", encoding="utf-8")
-    with handle:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if header is None:

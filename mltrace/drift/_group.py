@@ -75,10 +75,7 @@ class GroupMonitor:
         self._no_chi2 = np.full(group.m, np.nan)
         #: the code of a category the reference never saw (-1 where unknown ones may be in "other")
         self._unseen = np.array(
-            [
-                len(f.categories) if isinstance(f, CategoricalFeature) and f.other == 0 else -1
-                for f in group.features
-            ],
+            [len(f.categories) if isinstance(f, CategoricalFeature) and f.other == 0 else -1 for f in group.features],
             dtype=np.int64,
         )
 

@@ -82,11 +82,12 @@ def _as_column(values: object) -> AnyArray:
         return values.reshape(-1) if values.ndim > 1 and values.shape[-1] == 1 else values
     if hasattr(values, "to_numpy"):
         return np.asarray(values.to_numpy())
-    out = np.empty(len(values), dtype=object) if isinstance(values, Sequence) else None  # type: ignore[arg-type]
-    if out is None:
-        return np.asarray(values)
-    for i, v in enumerate(values):  # type: ignore[arg-type]
-        out[i] = v
+    array = np.asarray(values)
+    if array.ndim == 1:
+        return array
+    out = np.empty(len(array), dtype=object)  # a column of sequences stays one column of objects
+    for i, value in enumerate(list(values)):  # type: ignore[call-overload]
+        out[i] = value
     return out
 
 

@@ -66,6 +66,7 @@ class DriftMonitor:
         self._outputs = GroupMonitor(out_group, self.thresholds, window) if out_group is not None else None
         self._out_reader = RowReader(profile.outputs, (), strict) if profile.outputs else None
         self._vectors = {e.name: VectorRing(window, e.dim) for e in profile.embeddings}
+        self._owner = {d: e.name for e in profile.embeddings for d in e.derived_names()}
         self._lock = threading.Lock()
         self._pending = 0
         self._out_pending = 0
@@ -75,7 +76,9 @@ class DriftMonitor:
 
     # -- per request ----------------------------------------------------------------------------
 
-    def score(self, x: object, *, update: bool = True, embeddings: Mapping[str, object] | None = None) -> dict[str, Any]:
+    def score(
+        self, x: object, *, update: bool = True, embeddings: Mapping[str, object] | None = None
+    ) -> dict[str, Any]:
         """How unusual ``x`` is against the reference, and the window's state.
 
         ``x`` is a row in feature order, a dict of feature values, a list of records, a 2-D batch or a
@@ -107,7 +110,7 @@ class DriftMonitor:
             "window_score": window_score,
             "window_top_features": window_top,
             "alert": alert,
-            "missing_features": _merge(rows.absent, group.missing_names(codes)) if any_missing else rows.absent,
+            "missing_features": self._missing(rows.absent, group.missing_names(codes)) if any_missing else rows.absent,
             "unseen_categories": group.unseen_names(codes),
             "rows": len(codes),
         }
@@ -230,6 +233,10 @@ class DriftMonitor:
 
     # -- internals ----------------------------------------------------------------------------------
 
+    def _missing(self, absent: list[str], missing: list[str]) -> list[str]:
+        """Absent then missing names, an embedding's derived features named by the embedding."""
+        return list(dict.fromkeys([*absent, *(self._owner.get(n, n) for n in missing)]))
+
     def _due(self, pending: int) -> bool:
         if pending >= self.recompute_every:
             return True
@@ -272,10 +279,6 @@ class DriftMonitor:
             "alert": bool(ready and ratio >= 1.0),
             "severity": ratio / (1 + ratio) if ready else None,
         }
-
-
-def _merge(first: list[str], second: list[str]) -> list[str]:
-    return list(dict.fromkeys([*first, *second]))
 
 
 def _numeric(values: object) -> bool:

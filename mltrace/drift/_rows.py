@@ -37,7 +37,9 @@ class Rows:
 class RowReader:
     """Reads requests for one profile's features and embeddings."""
 
-    def __init__(self, features: Sequence[FeatureProfile], embeddings: Sequence[EmbeddingProfile], strict: bool) -> None:
+    def __init__(
+        self, features: Sequence[FeatureProfile], embeddings: Sequence[EmbeddingProfile], strict: bool
+    ) -> None:
         self.names = [f.name for f in features]
         self.n = len(self.names)
         self.strict = strict
@@ -65,14 +67,16 @@ class RowReader:
             if isinstance(first, Mapping):
                 rows = self._records(x)
                 if self.embeddings:
-                    embeddings = {e.name: [r.get(e.name) for r in x] for e in self.embeddings} | (embeddings or {})
-            elif isinstance(first, (list, tuple, np.ndarray)):
+                    given: dict[str, object] = {e.name: [r.get(e.name) for r in x] for e in self.embeddings}
+                    embeddings = {**given, **(embeddings or {})}
+            elif all(isinstance(v, (list, tuple, np.ndarray)) for v in x):
                 rows = self._array(_object_array(x, 2))
             else:
                 rows = self._array(_object_array(x, 1))
         else:
             raise ProfileMismatchError(
-                f"cannot read a {type(x).__name__}: expected a row, a dict of features, records, a 2-D array or a DataFrame"
+                f"cannot read a {type(x).__name__}: expected a row, a dict of features, records, "
+                "a 2-D array or a DataFrame"
             )
         if self.embeddings:
             rows.numeric = np.concatenate([rows.numeric, self._derived(embeddings or {}, rows)], axis=1)
@@ -102,11 +106,14 @@ class RowReader:
         absent = [n for n in self.names if any(n not in r for r in records)]
         if absent and self.strict:
             raise ProfileMismatchError(f"features missing from the request: {absent}")
+        shape = (len(records), len(self.num_names))
         try:
             values = np.array([[r[n] for n in self.num_names] for r in records], dtype=np.float64)
+            if values.shape != shape:  # a value was itself a sequence
+                raise ValueError
         except (KeyError, TypeError, ValueError, OverflowError):
             values = np.array([[to_float(r.get(n)) for n in self.num_names] for r in records], dtype=np.float64)
-        values = values.reshape(len(records), len(self.num_names))
+            values = values.reshape(shape)
         cats = [[r.get(n) for r in records] for n in self.cat_names]
         return Rows(values, cats, absent)
 
@@ -121,7 +128,9 @@ class RowReader:
         for j, name in enumerate(self.num_names):
             if name in lookup:
                 values[:, j] = as_float_column(np.asarray(frame[lookup[name]].to_numpy()))
-        cats = [frame[lookup[n]].tolist() if n in lookup else [None] * n_rows for n in self.cat_names]
+        cats: list[list[object]] = [
+            frame[lookup[n]].tolist() if n in lookup else [None] * n_rows for n in self.cat_names
+        ]
         return Rows(values, cats, absent)
 
     # -- embeddings --------------------------------------------------------------------------
@@ -162,7 +171,7 @@ def _object_array(x: Sequence[Any], ndim: int) -> AnyArray:
     """A float array when every value is a number, else an object array (no text coercion)."""
     try:
         arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         try:
             arr = np.array(x, dtype=object)
         except ValueError:

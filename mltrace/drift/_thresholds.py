@@ -138,7 +138,10 @@ class GroupThresholds:
         self.z_two_sided = normal_upper(thresholds.alpha / (2 * m))
         self.ks_c = _column([None if t.ks_alpha is None else ks_critical(t.ks_alpha / m) for t in per])
         self.chi2_crit = np.array(
-            [math.nan if t.chi2_alpha is None else chi2_ppf(1 - t.chi2_alpha / m, d) for t, d in zip(per, df, strict=True)]
+            [
+                math.nan if t.chi2_alpha is None else chi2_ppf(1 - t.chi2_alpha / m, d)
+                for t, d in zip(per, df, strict=True)
+            ]
         )
         self.has_ks = bool(np.isfinite(self.ks_c).any())
         self.has_chi2 = bool(np.isfinite(self.chi2_crit).any())
