@@ -6,13 +6,15 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
+from unittest.mock import ANY
 
 import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 
 import mltrace
 from mltrace import semconv
@@ -256,6 +258,21 @@ async def test_outside_a_trace_only_the_batch_span_is_made(spans: CapturedSpans)
         assert await asyncio.gather(batcher.submit(1), batcher.submit(2)) == [2, 4]
     assert [s.name for s in spans] == ["inference"]
     assert spans[0].links == () or list(spans[0].links) == []
+
+
+async def test_sampled_out_requests_get_no_spans_and_no_links(spans: CapturedSpans) -> None:
+    """A request whose trace was sampled out gets no member spans, and the batch does not link to it."""
+    unsampled = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(0))
+
+    async def request(x: int) -> int:
+        with trace.use_span(NonRecordingSpan(unsampled)):
+            return await batcher.submit(x)
+
+    async with MicroBatcher(double, max_batch_size=2, max_wait_ms=50) as batcher:
+        assert await asyncio.gather(request(1), _request(batcher, 2)) == [2, (4, ANY)]
+    (batch,) = _batch_spans(spans)
+    assert len(batch.links) == 1 and batch.links[0].context.trace_id != 0x1234
+    assert len(_member_spans(spans)) == 1 and len(spans.stages(STAGE_BATCH_WAIT)) == 1
 
 
 def test_idle_batcher_moves_to_a_new_event_loop() -> None:

@@ -31,7 +31,8 @@ from opentelemetry.trace import Link, Span, SpanContext
 from .. import semconv
 from .._errors import MLTraceError
 from ..spans._record import note_failure, record_attributes, record_error, record_summary
-from ..spans._stage import _tracer, stage_attributes
+from ..spans._stage import stage_attributes
+from ..spans._tracer import TRACER
 
 In = TypeVar("In")
 R = TypeVar("R")
@@ -60,11 +61,12 @@ class BatchMember(Generic[In]):
 
     __slots__ = ("_span", "_wait", "context", "input", "link")
 
-    def __init__(self, value: In, context: otel_context.Context, wait: Span | None) -> None:
+    def __init__(
+        self, value: In, context: otel_context.Context, link: SpanContext | None, wait: Span | None
+    ) -> None:
         self.input = value
         self.context = context
-        parent = trace.get_current_span(context).get_span_context()
-        self.link: SpanContext | None = parent if parent.is_valid else None
+        self.link = link
         self._wait = wait
         self._span: Span | None = None
 
@@ -85,9 +87,9 @@ class BatchMember(Generic[In]):
         wait, self._wait = self._wait, None
         if wait is not None:
             wait.end(end_time=start_ns)
-        if self.link is None:  # not inside a trace: no trace to show the inference in
+        if self.link is None:  # not inside a (sampled) trace: no trace to show the inference in
             return
-        self._span = _tracer.start_span(
+        self._span = TRACER.get().start_span(
             name,
             context=self.context,
             attributes=attrs,
@@ -108,13 +110,15 @@ def batch_member(value: In) -> BatchMember[In]:
     """Join a batch from inside a request: capture its trace context and start ``batch_wait``.
 
     Hand the member to your batcher; the batch side passes members to :func:`record_batch` or
-    to a :func:`traced_batch` function. Outside any trace, no span is made.
+    to a :func:`traced_batch` function. Outside any trace, or in a trace that was sampled out,
+    no span is made and the batch span gets no link to it (it would point at nothing).
     """
     ctx = otel_context.get_current()
-    wait = None
-    if trace.get_current_span(ctx).get_span_context().is_valid:
-        wait = _tracer.start_span(STAGE_BATCH_WAIT, context=ctx, attributes=_WAIT_ATTRS)
-    return BatchMember(value, ctx, wait)
+    parent = trace.get_current_span(ctx).get_span_context()
+    if not (parent.is_valid and parent.trace_flags.sampled):
+        return BatchMember(value, ctx, None, None)
+    wait = TRACER.get().start_span(STAGE_BATCH_WAIT, context=ctx, attributes=_WAIT_ATTRS)
+    return BatchMember(value, ctx, parent, wait)
 
 
 class Batch:
@@ -179,7 +183,7 @@ class BatchScope:
         start_ns = time.time_ns()
         links = [Link(m.link) for m in self.members if m.link is not None]
         # A root of its own: the batch belongs to no one request's trace.
-        span = _tracer.start_span(
+        span = TRACER.get().start_span(
             self._name,
             context=otel_context.Context(),
             attributes={**self._attrs, semconv.ML_BATCH_SIZE: n},
