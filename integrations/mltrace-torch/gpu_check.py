@@ -28,11 +28,11 @@ for path in (ROOT, ROOT / "integrations" / "mltrace-torch" / "src"):
     if str(path) not in sys.path:
         sys.path.append(str(path))
 
-import mltrace  # noqa: E402 - after the checkout fallback above
-import torch  # noqa: E402
-from mltrace.testing import capture_spans  # noqa: E402
-
 import mltrace_torch  # noqa: E402
+import torch  # noqa: E402
+
+import mltrace  # noqa: E402 - after the checkout fallback above
+from mltrace.testing import capture_spans  # noqa: E402
 
 
 def build(width: int, layers: int, device: str, dtype: torch.dtype) -> torch.nn.Module:

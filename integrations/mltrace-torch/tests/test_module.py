@@ -65,6 +65,22 @@ def test_dtype_follows_the_module(spans: CapturedSpans, dtype: str) -> None:
     assert spans.stage("inference").attributes["ml.model.dtype"] == dtype
 
 
+def test_refresh_after_changes_behind_the_wrappers_back(spans: CapturedSpans) -> None:
+    """A module whose parameters were replaced directly (not through the wrapper) is described right
+    after refresh()."""
+    net = _mlp()
+    model = traced_module(net)
+    before = torch.__future__.get_overwrite_module_params_on_conversion()
+    torch.__future__.set_overwrite_module_params_on_conversion(True)  # .double() makes new Parameters
+    try:
+        net.double()
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(before)
+    model.refresh()
+    model(torch.randn(1, 8, dtype=torch.float64))
+    assert spans.stage("inference").attributes["ml.model.dtype"] == "float64"
+
+
 def test_module_methods_keep_the_wrapper() -> None:
     """eval()/train()/to() return the wrapper; other attributes pass through to the module."""
     net = _mlp()

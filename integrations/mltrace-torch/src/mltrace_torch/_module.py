@@ -46,6 +46,7 @@ class TracedModule:
         "_mltrace_batch_dim",
         "_mltrace_drift",
         "_mltrace_module",
+        "_mltrace_param",
         "_mltrace_record_input",
         "_mltrace_record_output",
         "_mltrace_stage",
@@ -88,11 +89,18 @@ class TracedModule:
         }
         if version is not None:
             self._mltrace_attrs[semconv.ML_MODEL_VERSION] = str(version)
+        self._mltrace_param: Any = None
+        self._mltrace_find_param()
 
     @property
     def module(self) -> Any:
         """The wrapped module, unchanged."""
         return self._mltrace_module
+
+    def refresh(self) -> None:
+        """Look up the module's device and dtype again: needed only after changing the module behind
+        the wrapper's back (methods called through the wrapper, such as ``.to()``, do it for you)."""
+        self._mltrace_find_param()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_mltrace_"):  # an unset slot (during unpickling): never recurse
@@ -151,49 +159,63 @@ class TracedModule:
     def _mltrace_describe(self, span: Span, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Device, dtype and batch size on the span; returns the device (``None`` if unknown)."""
         try:
-            import torch
-
-            module = self._mltrace_module
-            param = _first_tensor(module.parameters())
-            if param is None:
-                param = _first_tensor(module.buffers())
             first_input = _first_tensor(args)
             if first_input is None:
                 first_input = _first_tensor(kwargs.values())
+            param = self._mltrace_param
             ref = param if param is not None else first_input
-            attrs: dict[str, Any] = {}
-            if ref is not None:
-                attrs[ML_MODEL_DEVICE] = str(ref.device)
-                attrs[ML_MODEL_DTYPE] = str(ref.dtype).removeprefix("torch.")
-            if isinstance(first_input, torch.Tensor) and first_input.dim() > self._mltrace_batch_dim:
-                attrs[semconv.ML_BATCH_SIZE] = int(first_input.shape[self._mltrace_batch_dim])
+            if ref is None:
+                return None
+            device, dtype = ref.device, ref.dtype
+            attrs = _describe(device, dtype)
+            if first_input is not None and first_input.dim() > self._mltrace_batch_dim:
+                attrs = {**attrs, semconv.ML_BATCH_SIZE: int(first_input.shape[self._mltrace_batch_dim])}
             span.set_attributes(attrs)
-            return None if ref is None else ref.device
+            return device
         except Exception:  # never break the model call over a description
             return None
+
+    def _mltrace_find_param(self) -> None:
+        """Remember the first parameter (or buffer): ``.to()`` converts parameters in place, so its
+        device and dtype stay the module's. Looked up again after each method call through the
+        wrapper, since walking ``parameters()`` on every call costs more than the span."""
+        module = self._mltrace_module
+        param = _first_tensor(module.parameters())
+        self._mltrace_param = param if param is not None else _first_tensor(module.buffers())
 
 
 def _keep_wrapper(wrapper: TracedModule, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     result = method(*args, **kwargs)
+    wrapper._mltrace_find_param()
     return wrapper if result is wrapper.module else result
 
 
-def _first_tensor(values: Iterable[Any]) -> Any:
-    import torch
+@functools.cache
+def _describe(device: Any, dtype: Any) -> dict[str, Any]:
+    return {ML_MODEL_DEVICE: str(device), ML_MODEL_DTYPE: str(dtype).removeprefix("torch.")}
 
+
+def _first_tensor(values: Iterable[Any]) -> Any:
+    tensor = _tensor_type()
     for value in values:
-        if isinstance(value, torch.Tensor):
+        if isinstance(value, tensor):
             return value
     return None
+
+
+@functools.cache
+def _tensor_type() -> type:
+    import torch
+
+    tensor: type = torch.Tensor
+    return tensor
 
 
 def _record_io(stage: mltrace.Stage, prefix: str, obj: Any) -> None:
     """Summarise a CPU value; for a tensor on an accelerator only its metadata: statistics of it
     (``summarize`` copies small device tensors to the host) would wait for the device here."""
     try:
-        import torch
-
-        tensor = obj if isinstance(obj, torch.Tensor) else _first_tensor(_top_level(obj))
+        tensor: Any = obj if isinstance(obj, _tensor_type()) else _first_tensor(_top_level(obj))
         if tensor is not None and tensor.device.type != "cpu":
             stage.set_attributes({
                 prefix + "kind": "tensor",
