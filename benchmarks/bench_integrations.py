@@ -1,0 +1,277 @@
+"""Overhead of each integration's wrapper, as a ratio to the unwrapped call in the same run.
+
+    python benchmarks/bench_integrations.py               # every integration that is installed
+    python benchmarks/bench_integrations.py --only sklearn redis --rounds 9 --json out.json
+
+For each case the unwrapped call and the wrapped variants run interleaved, round after round, in
+one process; each figure is the median over rounds of the mean per-call time within a round, so
+machine drift hits every variant alike. Spans are sampled and go through a BatchSpanProcessor to
+an exporter that discards them: the hot-path cost (span, attributes, summaries, queueing) is
+measured without a backend's network time.
+
+Cases: scikit-learn (logistic regression and a 3-step pipeline), PyTorch on the CPU (small MLP,
+one thread), ONNX Runtime (a linear + softmax graph) and Redis (MGET/HGETALL/pipelined HGETALL on
+the server at MLTRACE_E2E_REDIS_URL, default redis://127.0.0.1:6379/0). A library or server that
+is missing skips its cases and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+Call = Callable[[], Any]
+
+
+class Discard(SpanExporter):
+    """Accepts and drops every batch."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+class Case:
+    """One workload: the unwrapped call first, then the wrapped variants."""
+
+    def __init__(self, integration: str, name: str, variants: dict[str, Call]) -> None:
+        self.integration = integration
+        self.name = name
+        self.variants = variants
+
+
+def per_call_us(fn: Call, calls: int) -> float:
+    t0 = time.perf_counter_ns()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter_ns() - t0) / calls / 1e3
+
+
+def calibrate(fn: Call, target_s: float) -> int:
+    """Calls per round so that the unwrapped call takes about ``target_s``."""
+    fn()
+    calls = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        took = time.perf_counter() - t0
+        if took >= target_s / 4 or calls >= 1 << 20:
+            return max(5, int(calls * target_s / max(took, 1e-9)))
+        calls *= 4
+
+
+def measure(case: Case, rounds: int, target_s: float) -> dict[str, Any]:
+    base_name, base = next(iter(case.variants.items()))
+    calls = calibrate(base, target_s)
+    for fn in case.variants.values():  # warm-up: imports, caches, pools
+        per_call_us(fn, max(3, calls // 10))
+    samples: dict[str, list[float]] = {key: [] for key in case.variants}
+    for _ in range(rounds):
+        for key, fn in case.variants.items():
+            samples[key].append(per_call_us(fn, calls))
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    return {
+        "integration": case.integration,
+        "case": case.name,
+        "calls_per_round": calls,
+        "rounds": rounds,
+        "us": medians,
+        "ratio": {key: medians[key] / medians[base_name] for key in medians},
+        "added_us": {key: medians[key] - medians[base_name] for key in medians},
+    }
+
+
+# -- cases ---------------------------------------------------------------------------------------
+
+
+def sklearn_cases() -> list[Case]:
+    from mltrace_sklearn import traced_model
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 20))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    lr = LogisticRegression().fit(X, y)
+    pipe = make_pipeline(StandardScaler(), PCA(n_components=8), LogisticRegression()).fit(X, y)
+    one, batch = X[:1], X[:256]
+    cases = []
+    for label, est in (("LogisticRegression", lr), ("Pipeline(scaler, PCA, LR)", pipe)):
+        full = traced_model(est)
+        bare = traced_model(est, record_input=False, record_output=False)
+        for rows, x in (("1 row", one), ("256 rows", batch)):
+            cases.append(Case("sklearn", f"{label}.predict_proba, {rows}", {
+                "unwrapped": lambda est=est, x=x: est.predict_proba(x),
+                "traced, no summaries": lambda bare=bare, x=x: bare.predict_proba(x),
+                "traced": lambda full=full, x=x: full.predict_proba(x),
+            }))
+    return cases
+
+
+def torch_cases() -> list[Case]:
+    import torch
+    from mltrace_torch import traced_module
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8)).eval()
+    full = traced_module(net)
+    bare = traced_module(net, record_input=False, record_output=False)
+    cases = []
+    for rows in (1, 64):
+        x = torch.randn(rows, 64)
+
+        def unwrapped(x: Any = x) -> Any:
+            with torch.inference_mode():
+                return net(x)
+
+        def traced_bare(x: Any = x) -> Any:
+            with torch.inference_mode():
+                return bare(x)
+
+        def traced_full(x: Any = x) -> Any:
+            with torch.inference_mode():
+                return full(x)
+
+        cases.append(Case("torch", f"MLP 64-256-8 on CPU, batch {rows}", {
+            "unwrapped": unwrapped, "traced, no summaries": traced_bare, "traced": traced_full,
+        }))
+    return cases
+
+
+def onnxruntime_cases() -> list[Case]:
+    import onnxruntime as ort
+    from mltrace_onnxruntime import traced_session
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["X", "W"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        ],
+        "bench", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 32])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(w, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    full = traced_session(session)
+    bare = traced_session(session, record_input=False, record_output=False)
+    cases = []
+    for rows in (1, 256):
+        feed = {"X": np.random.default_rng(1).normal(size=(rows, 32)).astype(np.float32)}
+        cases.append(Case("onnxruntime", f"MatMul+Softmax 32->4, batch {rows}", {
+            "unwrapped": lambda feed=feed: session.run(None, feed),
+            "traced, no summaries": lambda feed=feed: bare.run(None, feed),
+            "traced": lambda feed=feed: full.run(None, feed),
+        }))
+    return cases
+
+
+def redis_cases() -> list[Case]:
+    import redis
+    from mltrace_redis import RedisFeatureStore
+
+    url = os.environ.get("MLTRACE_E2E_REDIS_URL", "redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"no Redis at {url} ({exc})") from None
+    prefix = f"mltrace-bench:{os.getpid()}:"
+    keys = [f"{prefix}u{i}" for i in range(10)]
+    for i, key in enumerate(keys[:8]):  # 8 hits, 2 misses
+        client.hset(key, mapping={"age": i, "score": i / 10, "country": "NZ"})
+        client.set(key + ":age", i)
+    atexit.register(lambda: client.delete(*keys, *(k + ":age" for k in keys)))
+    store = RedisFeatureStore(client, name="bench")
+    value_keys = [k + ":age" for k in keys]
+
+    def unwrapped_many() -> Any:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        return pipe.execute()
+
+    return [
+        Case("redis", "MGET 10 keys", {
+            "unwrapped": lambda: client.mget(value_keys), "traced": lambda: store.mget(value_keys),
+        }),
+        Case("redis", "HGETALL 1 key", {
+            "unwrapped": lambda: client.hgetall(keys[0]), "traced": lambda: store.hgetall(keys[0]),
+        }),
+        Case("redis", "pipelined HGETALL 10 keys", {
+            "unwrapped": unwrapped_many, "traced": lambda: store.hgetall_many(keys),
+        }),
+    ]
+
+
+BUILDERS: dict[str, Callable[[], list[Case]]] = {
+    "sklearn": sklearn_cases,
+    "torch": torch_cases,
+    "onnxruntime": onnxruntime_cases,
+    "redis": redis_cases,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="integrations to run (default: all)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--round-seconds", type=float, default=0.05, help="unwrapped time per round")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    os.environ.setdefault("MLTRACE_EXPORTER", "none")
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    trace.set_tracer_provider(provider)
+
+    print(f"# integration wrapper overhead: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+          f"{args.rounds} interleaved rounds, median per call")
+    results: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for name in args.only or list(BUILDERS):
+        try:
+            cases = BUILDERS[name]()
+        except (ImportError, RuntimeError) as exc:
+            skipped.append(f"{name}: {exc}")
+            continue
+        for case in cases:
+            result = measure(case, args.rounds, args.round_seconds)
+            results.append(result)
+            print(f"\n{result['integration']:<12} {result['case']}")
+            for key, us in result["us"].items():
+                ratio = result["ratio"][key]
+                extra = "" if key == "unwrapped" else f"  {ratio:5.2f}x  (+{result['added_us'][key]:,.1f} µs)"
+                print(f"  {key:<22} {us:>10,.1f} µs{extra}")
+    for line in skipped:
+        print(f"\nskipped {line}")
+    provider.shutdown()
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "skipped": skipped}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
