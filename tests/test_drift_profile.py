@@ -344,3 +344,29 @@ def test_to_float_never_raises(value: object, number: float | None) -> None:
     """Numeric reading of odd values: numbers and numeric text convert, anything else is NaN."""
     got = to_float(value)
     assert np.isnan(got) if number is None else got == number
+
+
+def test_profile_counts_bin_exactly_like_the_monitor() -> None:
+    """Reference counts equal the monitor's own codes on the same values (no off-by-one at edges)."""
+    rng = np.random.default_rng(9)
+    data = np.column_stack([rng.normal(size=4000), rng.integers(0, 4, 4000), np.round(rng.normal(size=4000), 1)])
+    data[::9, 0] = np.nan
+    profile = ReferenceProfile.from_data(data)
+    group = profile.inputs
+    codes, _ = group.binner.codes(data)
+    for j, feature in enumerate(profile.features):
+        assert isinstance(feature, NumericalFeature)
+        found = np.bincount(codes[:, j], minlength=group.n_codes)
+        assert tuple(found[1 : len(feature.counts) + 1]) == feature.counts
+        assert found[group.missing_code] == feature.missing
+
+
+def test_large_data_bins_a_sample_and_keeps_exact_moments() -> None:
+    """Above sample_size rows, edges and counts come from a sample; count, range and mean from all rows."""
+    rng = np.random.default_rng(10)
+    values = rng.normal(size=30_000)
+    feature = _numerical(ReferenceProfile.from_data({"x": values}, sample_size=5_000), "x")
+    assert sum(feature.counts) == 5_000
+    assert feature.count == 30_000
+    assert (feature.min, feature.max) == (values.min(), values.max())
+    assert feature.mean == pytest.approx(values.mean())

@@ -66,6 +66,19 @@ def usable_edges(j: int, lo: float, hi: float, edges: Sequence[float]) -> tuple[
     return tuple(kept)
 
 
+def edge_keys(j: int, lo: float, hi: float, edges: Sequence[float]) -> FloatArray:
+    """Feature ``j``'s boundary keys: its minimum, its edges, and just above its maximum.
+
+    A value's code is the number of boundary keys at or below its key: 0 below the minimum,
+    ``1..K`` inside, ``K + 1`` above the maximum.
+    """
+    k = keys(np.asarray([lo, *edges, hi], dtype=np.float64), lo, inverse_span(lo, hi), feature_offset(j))
+    k[-1] = np.nextafter(k[-1], np.inf)  # a value equal to the maximum is in range
+    if np.any(np.diff(k) <= 0):
+        raise ValueError(f"numerical feature {j}: edges must be strictly increasing inside (min, max]")
+    return k
+
+
 class NumericBinner:
     """Bins a ``(rows, features)`` float matrix of numerical features in one ``searchsorted``."""
 
@@ -82,11 +95,7 @@ class NumericBinner:
         base = np.zeros(n, dtype=np.int64)
         total = 0
         for j, (lo, hi, edges) in enumerate(specs):
-            inv, off = float(self.inv[j]), float(self.offset[j])
-            k = keys(np.asarray([lo, *edges, hi], dtype=np.float64), lo, inv, off)
-            k[-1] = np.nextafter(k[-1], np.inf)  # a value equal to the maximum is in range
-            if np.any(np.diff(k) <= 0):
-                raise ValueError(f"numerical feature {j}: edges must be strictly increasing inside (min, max]")
+            k = edge_keys(j, lo, hi, edges)
             pieces.append(k)
             base[j] = total
             total += len(k)
@@ -110,15 +119,6 @@ class NumericBinner:
         nan = np.isnan(values)
         idx[nan] = self.missing_code
         return idx, True
-
-    def column_codes(self, j: int, values: FloatArray) -> IntArray:
-        """Codes for one feature's column; the same arithmetic as :meth:`codes`."""
-        u = keys(values, float(self.lo[j]), float(self.inv[j]), float(self.offset[j]))
-        start = int(self.base[j])
-        stop = start + int(self.n_bins[j]) + 1
-        idx = np.searchsorted(self.keys[start:stop], u, side="right").astype(np.int64)
-        idx[np.isnan(values)] = self.missing_code
-        return idx
 
 
 def n_codes_for(features: Sequence[FeatureProfile]) -> int:

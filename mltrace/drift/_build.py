@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._binning import NumericBinner, usable_edges
+from ._binning import edge_keys, feature_offset, inverse_span, keys, usable_edges
 from ._features import QUANTILE_LEVELS, CategoricalFeature, FeatureProfile, NumericalFeature, category_key
 from ._inputs import as_float_column, looks_numeric
 
@@ -38,71 +38,76 @@ def build_group(
         (name, as_float_column(col)) for name, col, is_cat in zip(names, columns, kinds, strict=True) if not is_cat
     ]
     numeric_cols.extend(extra)
-    partial = [_numeric_partial(j, name, col, sample, bins, resolution) for j, (name, col) in enumerate(numeric_cols)]
-    binner = NumericBinner([(p["min"] or 0.0, p["max"] or 0.0, p["edges"]) for p in partial], missing_code=-1)
-    numeric: list[FeatureProfile] = []
-    for j, ((_, col), p) in enumerate(zip(numeric_cols, partial, strict=True)):
-        k = len(p["edges"]) + 1
-        finite = col[np.isfinite(col)]
-        codes = binner.column_codes(j, finite) if len(finite) else np.zeros(0, dtype=np.int64)
-        counts = np.bincount(codes, minlength=k + 2)[1 : k + 1]
-        numeric.append(NumericalFeature(counts=tuple(int(c) for c in counts), **p))
+    numeric = iter([_numerical(j, name, col, sample, bins, resolution) for j, (name, col) in enumerate(numeric_cols)])
     out: list[FeatureProfile] = []
-    it = iter(numeric)
     for name, col, is_cat in zip(names, columns, kinds, strict=True):
-        out.append(_categorical(name, col, max_categories) if is_cat else next(it))
-    out.extend(it)
+        out.append(_categorical(name, col, max_categories) if is_cat else next(numeric))
+    out.extend(numeric)
     return out
 
 
-def _numeric_partial(
+def _numerical(
     j: int,
     name: str,
-    col: FloatArray,
+    column: FloatArray,
     sample: npt.NDArray[np.int64] | None,
     bins: int,
     resolution: int,
-) -> dict[str, Any]:
-    finite_mask = np.isfinite(col)
-    values = col if finite_mask.all() else col[finite_mask]
+) -> NumericalFeature:
+    """Moments and range from every value; quantile edges and bin counts from the (sorted) sample.
+
+    Counts come from binary searches of the edge keys in the sorted sample's keys, which bins
+    exactly as ``NumericBinner.codes`` does value by value, at the cost of one sort.
+    """
+    col = np.ascontiguousarray(column, dtype=np.float64)
+    finite = np.isfinite(col)
+    all_finite = bool(finite.all())
+    values = col if all_finite else col[finite]
     count = len(values)
-    base: dict[str, Any] = {"name": name, "count": count, "missing": len(col) - count}
     if count == 0:
-        return {
-            **base,
-            "mean": None,
-            "std": None,
-            "min": None,
-            "max": None,
-            "quantiles": (),
-            "edges": (),
-            "bin_edges": (),
-        }
+        return NumericalFeature(
+            name=name, count=0, missing=len(col), mean=None, std=None, min=None, max=None,
+            quantiles=(), edges=(), counts=(0,), bin_edges=(),
+        )  # fmt: skip
     picked = col[sample] if sample is not None else col
-    picked = picked[np.isfinite(picked)]
+    if not all_finite:
+        picked = picked[np.isfinite(picked)]
     if len(picked) == 0:
-        picked = values[: len(sample) if sample is not None else None]
+        picked = values
+    ordered = np.sort(picked)
     levels = fine_levels(resolution)
-    raw = np.quantile(picked, np.concatenate([levels, QUANTILE_LEVELS]))
-    named = raw[len(levels) :]
-    fine_raw = raw[: len(levels)]
+    raw = _sorted_quantiles(ordered, np.concatenate([levels, QUANTILE_LEVELS]))
+    fine_raw, named = raw[: len(levels)], raw[len(levels) :]
     lo, hi = float(values.min()), float(values.max())
     edges = usable_edges(j, lo, hi, np.unique(fine_raw).tolist())
     at_level = dict(zip(levels.tolist(), fine_raw.tolist(), strict=True))
-    kept = set(edges)
-    bin_edges = tuple(sorted({at_level[t / bins] for t in range(1, bins)} & kept))
+    bin_edges = tuple(sorted({at_level[t / bins] for t in range(1, bins)} & set(edges)))
+    inv, offset = inverse_span(lo, hi), feature_offset(j)
+    boundaries = np.searchsorted(keys(ordered, lo, inv, offset), edge_keys(j, lo, hi, edges), side="left")
     with np.errstate(over="ignore", invalid="ignore"):
         mean, std = float(values.mean()), float(values.std())
-    return {
-        **base,
-        "mean": mean,
-        "std": std,
-        "min": lo,
-        "max": hi,
-        "quantiles": tuple((lvl, float(v)) for lvl, v in zip(QUANTILE_LEVELS, named, strict=True)),
-        "edges": edges,
-        "bin_edges": bin_edges,
-    }
+    return NumericalFeature(
+        name=name,
+        count=count,
+        missing=len(col) - count,
+        mean=mean,
+        std=std,
+        min=lo,
+        max=hi,
+        quantiles=tuple((lvl, float(v)) for lvl, v in zip(QUANTILE_LEVELS, named, strict=True)),
+        edges=edges,
+        counts=tuple(int(c) for c in np.diff(boundaries)),
+        bin_edges=bin_edges,
+    )
+
+
+def _sorted_quantiles(ordered: FloatArray, levels: FloatArray) -> FloatArray:
+    """Quantiles of sorted values, linear interpolation (numpy's default method)."""
+    position = levels * (len(ordered) - 1)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, len(ordered) - 1)
+    frac = position - below
+    return np.asarray(ordered[below] + frac * (ordered[above] - ordered[below]), dtype=np.float64)
 
 
 #: extra fine levels in the tails, so that the outermost bins are narrow (better tail p-values and
@@ -119,10 +124,7 @@ def fine_levels(resolution: int) -> npt.NDArray[np.float64]:
 
 
 def _categorical(name: str, column: AnyArray, max_categories: int) -> CategoricalFeature:
-    if hasattr(column, "dtype") and column.dtype.kind == "b":
-        counter: Counter[str | None] = Counter({"True": int(column.sum()), "False": int((~column).sum())})
-    else:
-        counter = Counter(category_key(v) for v in column.tolist())
+    counter = _category_counts(column)
     missing = counter.pop(None, 0)
     ranked = sorted(((k, n) for k, n in counter.items() if k is not None and n > 0), key=lambda kv: (-kv[1], kv[0]))
     top = [(str(k), int(n)) for k, n in ranked[:max_categories]]
@@ -135,3 +137,16 @@ def _categorical(name: str, column: AnyArray, max_categories: int) -> Categorica
         other=int(other),
         cardinality=len(ranked),
     )
+
+
+def _category_counts(column: AnyArray) -> Counter[str | None]:
+    """Counts by category key; ``np.unique`` first (fast), a per-value pass for mixed objects."""
+    counter: Counter[str | None] = Counter()
+    try:
+        uniques, counts = np.unique(column, return_counts=True)
+    except TypeError:  # unorderable mixtures (None among strings, numbers among text)
+        counter.update(category_key(v) for v in column.tolist())
+        return counter
+    for value, n in zip(uniques.tolist(), counts.tolist(), strict=True):
+        counter[category_key(value)] += int(n)
+    return counter

@@ -89,7 +89,10 @@ class CompiledGroup:
         ]
         self.is_numeric = np.array([isinstance(f, NumericalFeature) for f in features], dtype=bool)
         self.ref_counts = np.zeros((m, c), dtype=np.float64)
-        self.ref_n = np.array([float(f.count) for f in features])
+        #: reference values behind the bin proportions (the sample, for big numerical columns)
+        self.ref_n = np.array(
+            [float(sum(f.counts)) if isinstance(f, NumericalFeature) else float(f.count) for f in features]
+        )
         self.inv_ref_n = 1.0 / np.maximum(self.ref_n, 1.0)
         self.ref_missing_rate = np.array(
             [f.missing / (f.count + f.missing) if f.count + f.missing else 0.0 for f in features]
@@ -120,7 +123,7 @@ class CompiledGroup:
 
     def _fill(self, i: int, f: FeatureProfile, one_sided: bool) -> list[int]:
         total = f.count + f.missing
-        extreme = 1.0 / (f.count + 1)
+        extreme = 1.0 / (self.ref_n[i] + 1)
         self.pvalue[i, self.missing_code] = max(f.missing / total if total else 0.0, 1.0 / (total + 1))
         self.ref_counts[i, self.missing_code] = f.missing
         if isinstance(f, NumericalFeature):

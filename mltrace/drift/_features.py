@@ -77,9 +77,11 @@ class NumericalFeature:
     """A numerical feature: reference-quantile bins at two resolutions plus moments.
 
     ``edges`` are the fine interior edges (quantiles at ``k / resolution`` plus 0.05%, 0.2% and 0.5%
-    in each tail; ties and edges at the minimum dropped) and ``counts``
-    the reference values per fine bin (``len(edges) + 1``). ``bin_edges`` are the coarse edges used
-    by PSI and Jensen–Shannon (``bins`` quantiles); each is one of ``edges``.
+    in each tail; ties and edges at the minimum dropped) and ``counts`` the reference values per
+    fine bin (``len(edges) + 1``); edges and counts come from a sample when the data has more rows
+    than ``sample_size`` (then ``sum(counts) < count``), moments and range from every value.
+    ``bin_edges`` are the coarse edges used by PSI and Jensen–Shannon (``bins`` quantiles); each is
+    one of ``edges``.
     """
 
     name: str
@@ -120,8 +122,8 @@ class NumericalFeature:
         bin_edges = tuple(float(e) for e in data["bin_edges"])
         if len(counts) != len(edges) + 1:
             raise ProfileFormatError(f"feature {name!r}: {len(counts)} counts for {len(edges)} edges")
-        if sum(counts) != int(data["count"]):
-            raise ProfileFormatError(f"feature {name!r}: counts do not add up to count")
+        if sum(counts) > int(data["count"]):
+            raise ProfileFormatError(f"feature {name!r}: counts add up to more than count")
         if not set(bin_edges) <= set(edges):
             raise ProfileFormatError(f"feature {name!r}: bin_edges must be a subset of edges")
         if int(data["count"]) > 0 and (data["min"] is None or data["max"] is None):

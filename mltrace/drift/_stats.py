@@ -243,6 +243,8 @@ def fisher_sf(total: FloatArray, m: int) -> FloatArray:
     approximation, which at 2m >= 22 degrees of freedom is within 0.002 of the exact value.
     """
     x = np.maximum(np.asarray(total, dtype=np.float64), 0.0)
+    if x.size == 1:  # one request: plain floats are several times faster than numpy here
+        return np.array([_fisher_sf_scalar(float(x.reshape(-1)[0]), m)]).reshape(x.shape)
     if m <= 10:
         half = 0.5 * x
         term = np.exp(-half)
@@ -255,6 +257,21 @@ def fisher_sf(total: FloatArray, m: int) -> FloatArray:
     c = 2.0 / (9.0 * k)
     z = (np.cbrt(x / k) - (1.0 - c)) / math.sqrt(c)
     return np.asarray(0.5 * _erfc(z / math.sqrt(2.0)), dtype=np.float64)
+
+
+def _fisher_sf_scalar(x: float, m: int) -> float:
+    if m <= 10:
+        half = 0.5 * x
+        term = math.exp(-half)
+        out = term
+        for i in range(1, m):
+            term *= half / i
+            out += term
+        return min(out, 1.0)
+    k = 2.0 * m
+    c = 2.0 / (9.0 * k)
+    z = ((x / k) ** (1.0 / 3.0) - (1.0 - c)) / math.sqrt(c)
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 def _erfc(z: FloatArray) -> FloatArray:
