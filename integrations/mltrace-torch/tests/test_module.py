@@ -66,8 +66,7 @@ def test_dtype_follows_the_module(spans: CapturedSpans, dtype: str) -> None:
 
 
 def test_refresh_after_changes_behind_the_wrappers_back(spans: CapturedSpans) -> None:
-    """A module whose parameters were replaced directly (not through the wrapper) is described right
-    after refresh()."""
+    """Parameters replaced behind the wrapper's back are described correctly after refresh()."""
     net = _mlp()
     model = traced_module(net)
     before = torch.__future__.get_overwrite_module_params_on_conversion()
@@ -119,8 +118,7 @@ def test_rejects_what_is_not_a_module() -> None:
 
 
 def test_span_waits_for_the_device_and_keeps_the_host_end_time(spans: CapturedSpans) -> None:
-    """With device timing the span ends only once its events complete, with device and host ms, and
-    its end time is the call's, not the resolution's."""
+    """A timed span ends once its events complete, with device and host ms and the call's end time."""
     device = SimDevice()
     timer = _sim_timer(device)
     model = traced_module(_SimWork(device, ms=3.25), timer=timer)
