@@ -173,6 +173,7 @@ def predictions_for_input(source: TraceSource, fingerprint: str, *, limit: int =
         rows.append(
             {
                 "trace_id": t.trace_id,
+                "service": t.root.service,
                 "start_us": t.start_us,
                 "duration_ms": round(t.duration_ms, 3),
                 "model_version": model.get("version"),

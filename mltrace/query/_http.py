@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from ._errors import SourceUnavailable, TraceNotFound
+from ._model import Trace
+from ._source import Progress
 
 
 class JsonApi:
@@ -69,3 +72,36 @@ def coerce(value: str) -> Any:
         if isinstance(items, list):
             return [coerce(x) if isinstance(x, str) else x for x in items]
     return value
+
+
+def page_back(
+    fetch: Callable[[int, int], list[Trace]],
+    *,
+    start: int,
+    end: int,
+    limit: int,
+    page_size: int,
+    unit_us: int,
+    progress: Progress | None,
+) -> list[Trace]:
+    """Up to ``limit`` traces from an API without a cursor, newest first.
+
+    ``fetch(end, n)`` returns the newest ``n`` traces starting at or before ``end`` (in the API's
+    time unit, ``unit_us`` microseconds). Each next page ends at the oldest start seen so far;
+    the traces starting exactly there come back again, so the page asks for that many more.
+    """
+    found: dict[str, Trace] = {}
+    while len(found) < limit and end > start:
+        boundary = sum(1 for t in found.values() if t.start_us // unit_us == end)
+        want = min(page_size, limit - len(found) + boundary)
+        page = fetch(end, want)
+        fresh = [t for t in page if t.trace_id not in found]
+        for t in fresh:
+            found[t.trace_id] = t
+        if progress is not None:
+            progress(len(found))
+        if len(page) < want:
+            break  # the window holds no more
+        oldest = min(t.start_us for t in page) // unit_us
+        end = oldest if fresh and oldest < end else end - 1
+    return sorted(found.values(), key=lambda t: t.start_us, reverse=True)[:limit]

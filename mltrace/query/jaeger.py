@@ -16,7 +16,7 @@ from typing import Any
 from .. import semconv
 from .._errors import ConfigurationError
 from ._errors import SourceUnavailable, TraceNotFound, UnknownService
-from ._http import JsonApi, coerce
+from ._http import JsonApi, coerce, page_back
 from ._model import Link, Span, Trace
 from ._source import Progress
 
@@ -119,20 +119,10 @@ class JaegerSource:
                progress: Progress | None, tags: dict[str, str] | None = None) -> list[Trace]:
         end = int(time.time() * 1e6)
         start = end - int((since if since is not None else DEFAULT_LOOKBACK_S) * 1e6)
-        found: dict[str, Trace] = {}
-        while len(found) < limit and end > start:
-            page = self._page(service, start, end, min(self.page_size, limit - len(found)), min_duration, tags)
-            fresh = [t for t in page if t.trace_id not in found]
-            for t in fresh:
-                found[t.trace_id] = t
-            if progress is not None:
-                progress(len(found))
-            if not page or len(page) < min(self.page_size, limit):
-                break
-            oldest = min(t.start_us for t in page)
-            end = oldest if fresh else oldest - 1
-        ordered = sorted(found.values(), key=lambda t: t.start_us, reverse=True)
-        return ordered[:limit]
+        return page_back(
+            lambda until, n: self._page(service, start, until, n, min_duration, tags),
+            start=start, end=end, limit=limit, page_size=self.page_size, unit_us=1, progress=progress,
+        )
 
     def find_traces(
         self,

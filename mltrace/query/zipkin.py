@@ -10,11 +10,11 @@ copies resource attributes into every span's tags; those go to ``Span.resource``
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from .. import semconv
 from ._errors import TraceNotFound, UnknownService
-from ._http import JsonApi, coerce
+from ._http import JsonApi, coerce, page_back
 from ._model import Span, Trace
 from ._source import Progress
 
@@ -24,6 +24,10 @@ _STRING_KEYS = frozenset(
     {semconv.ML_MODEL_VERSION, semconv.ML_MODEL_NAME, "service.version", "ml.input.fingerprint", "ml.drift.reference"}
 )
 _RESOURCE_PREFIXES = ("service.", "telemetry.", "host.", "process.", "os.", "container.", "k8s.")
+_RESOURCE_LIKE = (
+    semconv.ML_MODEL_NAME, semconv.ML_MODEL_VERSION, "deployment.environment", "deployment.environment.name",
+    "cloud.region", "cloud.provider",
+)
 _DROPPED = frozenset({"otel.library.name", "otel.library.version", "otel.scope.name", "otel.scope.version"})
 
 
@@ -54,6 +58,27 @@ def _span(raw: dict[str, Any]) -> Span:
     )
 
 
+def _lift_resource(spans: list[Span]) -> None:
+    """Move resource-like tags (model name/version, host, ...) that every span of a service carries
+    with the same value from the span's attributes to its resource: OpenTelemetry's Zipkin
+    exporter copies resource attributes onto every span, and Zipkin keeps no resource."""
+    by_service: dict[str, list[Span]] = {}
+    for s in spans:
+        by_service.setdefault(s.service, []).append(s)
+    for group in by_service.values():
+        if len(group) < 2:
+            continue
+        first = group[0].attributes
+        shared = [
+            k for k in _RESOURCE_LIKE
+            if k in first and all(k in s.attributes and s.attributes[k] == first[k] for s in group)
+        ]
+        for s in group:
+            attrs, resource = cast(dict[str, Any], s.attributes), cast(dict[str, Any], s.resource)
+            for k in shared:
+                resource[k] = attrs.pop(k)
+
+
 def parse_trace(raw: list[dict[str, Any]]) -> Trace:
     """One Zipkin trace (a list of spans) as a :class:`Trace`; a span reported twice (client
     and server halves sharing an id) keeps its first half."""
@@ -62,6 +87,7 @@ def parse_trace(raw: list[dict[str, Any]]) -> Trace:
         s = _span(item)
         spans.setdefault(s.span_id, s)
     values = list(spans.values())
+    _lift_resource(values)
     return Trace.of(values[0].trace_id if values else "", values)
 
 
@@ -87,22 +113,13 @@ class ZipkinSource:
     def _paged(self, params: dict[str, Any], since: float | None, limit: int, progress: Progress | None) -> list[Trace]:
         end_ms = int(time.time() * 1000)
         start_ms = end_ms - int((since if since is not None else DEFAULT_LOOKBACK_S) * 1000)
-        found: dict[str, Trace] = {}
-        while len(found) < limit and end_ms > start_ms:
-            want = min(self.page_size, limit - len(found))
-            query = {**params, "endTs": end_ms, "lookback": end_ms - start_ms, "limit": want}
-            data = self.api.get("/api/v2/traces", query)
-            page = [parse_trace(t) for t in data or () if t]
-            fresh = [t for t in page if t.trace_id not in found]
-            for t in fresh:
-                found[t.trace_id] = t
-            if progress is not None:
-                progress(len(found))
-            if len(page) < want:
-                break
-            oldest_ms = min(t.start_us for t in page) // 1000
-            end_ms = oldest_ms if fresh else oldest_ms - 1
-        return sorted(found.values(), key=lambda t: t.start_us, reverse=True)[:limit]
+
+        def fetch(until: int, n: int) -> list[Trace]:
+            query = {**params, "endTs": until, "lookback": until - start_ms, "limit": n}
+            return [parse_trace(t) for t in self.api.get("/api/v2/traces", query) or () if t]
+
+        return page_back(fetch, start=start_ms, end=end_ms, limit=limit, page_size=self.page_size, unit_us=1000,
+                         progress=progress)
 
     def find_traces(
         self,
