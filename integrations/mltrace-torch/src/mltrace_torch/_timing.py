@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
@@ -117,8 +118,15 @@ class Resolver:
         self.timed_out = 0
         self.failed = 0
         self.callback_errors = 0
+        ref = weakref.ref(self)  # the fork hook must not keep a resolver alive
+
+        def after_fork() -> None:
+            resolver = ref()
+            if resolver is not None:
+                resolver._after_fork()
+
         with contextlib.suppress(AttributeError):  # no fork on this platform
-            os.register_at_fork(after_in_child=self._after_fork)
+            os.register_at_fork(after_in_child=after_fork)
 
     @property
     def pending(self) -> int:
