@@ -277,7 +277,10 @@ def part_costs(args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
             torch.cuda.synchronize()
         idle_sync_us = (time.perf_counter_ns() - t0) / n / 1e3
         pools = mltrace_torch.default_timer()
-        pool = pools.pool(torch.device(args.device))
+        device = torch.device(args.device)
+        if device.index is None:  # the pools are keyed by the parameters' device, which has an index
+            device = torch.device(device.type, torch.cuda.current_device())
+        pool = pools.pool(device)
         result.update(
             event_pair_create_and_record_us=create_us,
             event_pair_rerecord_us=rerecord_us,
