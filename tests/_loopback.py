@@ -103,12 +103,15 @@ class HttpBackend(_Server):
                     outer.requests.append((self.path, dict(self.headers.items()), data))
                 if outer.delay:
                     time.sleep(outer.delay)
-                self.send_response(outer.status)
-                self.send_header("content-length", str(len(body)))
-                if outer.status in (429, 503):
-                    self.send_header("retry-after", "0")
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(outer.status)
+                    self.send_header("content-length", str(len(body)))
+                    if outer.status in (429, 503):
+                        self.send_header("retry-after", "0")
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the exporter gave up waiting
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
