@@ -33,7 +33,7 @@ from .export import (
 )
 from .export._local_store import resolve_path
 from .privacy import CaptureRules, PayloadCapture, sink_from_env
-from .sampling import ForceTraceSampler, TailSampler, TailSamplingConfig
+from .sampling import ForceTracePropagator, ForceTraceSampler, TailSampler, TailSamplingConfig
 
 _lock = threading.Lock()
 _MARK = "_mltrace_exporters"
@@ -160,6 +160,15 @@ def _payload_capture(
     )
 
 
+def _install_force_propagator() -> None:
+    """Add :class:`ForceTracePropagator` to the global propagator, once (only when a force header is set)."""
+    current = propagate.get_global_textmap()
+    inner = getattr(current, "_propagators", (current,))
+    if any(isinstance(p, ForceTracePropagator) for p in inner):
+        return
+    propagate.set_global_textmap(CompositePropagator([current, ForceTracePropagator()]))
+
+
 def _is_default_propagator() -> bool:
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -284,6 +293,8 @@ def configure(
             trace.set_tracer_provider(provider)
         if propagators:
             _install_propagators()
+        if SETTINGS.force_trace_header:  # whoever starts the server span, the sampler sees the header
+            _install_force_propagator()
         _current = MLTrace(
             provider=provider,
             exporter=name,

@@ -35,11 +35,13 @@ from mltrace._settings import SETTINGS
 from mltrace.export import COUNTERS
 from mltrace.sampling import (
     FORCE_ATTRIBUTE,
+    ForceTracePropagator,
     ForceTraceSampler,
     RunningQuantile,
     TailSampler,
     TailSamplingConfig,
     force_requested,
+    forced_in,
     trace_fraction,
 )
 from mltrace.testing import CapturedSpans
@@ -320,6 +322,18 @@ def test_force_trace_sampler_overrides_the_head_ratio() -> None:
     assert "TraceIdRatioBased" in sampler.get_description()
 
 
+def test_force_propagator_marks_the_extracted_context() -> None:
+    """The propagator reads the header at extraction; the sampler then keeps a span started in that context."""
+    propagator = ForceTracePropagator(header="X-MLTrace-Force", token="")
+    assert propagator.fields == {"x-mltrace-force"}
+    marked = propagator.extract({"x-mltrace-force": "true"})
+    assert forced_in(marked) and not forced_in(propagator.extract({"x-other": "1"}))
+    sampler = ForceTraceSampler(TraceIdRatioBased(0.0))
+    result = sampler.should_sample(marked, 123, "server")
+    assert result.decision is Decision.RECORD_AND_SAMPLE and result.attributes[FORCE_ATTRIBUTE] is True
+    assert ForceTracePropagator(header="").extract({"x-mltrace-force": "1"}) == propagator.extract({})
+
+
 def test_force_header_value_and_token() -> None:
     """Truthy values force when no token is set; with a token only the exact token does."""
     assert force_requested("1") and force_requested(" TRUE ") and not force_requested("0")
@@ -356,6 +370,7 @@ def test_force_header_is_off_unless_configured(spans: CapturedSpans) -> None:
 
 CONFIGURED = """
 import json, mltrace
+from fastapi import FastAPI
 from mltrace.export._local_store import LocalStore
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -371,11 +386,20 @@ def boom(request):
 app = Starlette(routes=[Route("/ok", ok), Route("/boom", boom)])
 app.add_middleware(mltrace.MLTraceMiddleware)
 h = mltrace.configure(exporter="local", local_path="t.db", batch=False)
-client = TestClient(app)
+fast = FastAPI()  # FastAPI starts the server span itself; the middleware only enriches it
+fast.add_middleware(mltrace.MLTraceMiddleware)
+
+@fast.get("/fast")
+def fast_route() -> str:
+    return "ok"
+
+client, fast_client = TestClient(app), TestClient(fast)
 for _ in range(50):
     client.get("/ok")
+    fast_client.get("/fast")
 client.get("/boom")
 client.get("/ok", headers={"x-force": "yes"})
+fast_client.get("/fast", headers={"X-Force": "1"})
 h.shutdown()
 store = LocalStore("t.db")
 rows = [store.trace(t) for t in store.trace_ids()]
@@ -388,13 +412,14 @@ print(json.dumps({"sampler": h.provider.sampler.get_description(), "kept": kept}
 @pytest.mark.parametrize(
     ("head", "kept"),
     [
-        ({}, ["/boom", "/okTrue"]),  # head keeps all: the tail keeps the 5xx and the forced request
-        # a 0 % head ratio drops the 5xx before the tail can see it; the force header survives both
-        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, ["/okTrue"]),
+        ({}, ["/boom", "/fastTrue", "/okTrue"]),  # head keeps all: the tail keeps the 5xx and the forced ones
+        # a 0 % head ratio drops the 5xx before the tail can see it; the force header survives both,
+        # also where FastAPI (not mltrace) started the server span
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, ["/fastTrue", "/okTrue"]),
     ],
 )
 def test_configure_wires_head_and_tail_sampling_from_env(tmp_path: Path, head: dict[str, str], kept: list[str]) -> None:
-    """Env only: with a 0 % tail ratio just the 5xx (if head-sampled) and the forced request remain."""
+    """Env only: with a 0 % tail ratio just the 5xx (if head-sampled) and the forced requests remain."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLTRACE_"))}
     env.update(head, MLTRACE_FORCE_TRACE_HEADER="x-force", MLTRACE_TAIL_SAMPLE_RATIO="0")
     proc = subprocess.run(

@@ -8,16 +8,18 @@ or was forced, and a ``ratio`` of the rest. See docs/sampling.md.
 from __future__ import annotations
 
 from ._config import TailSamplingConfig
-from ._force import FORCE_ATTRIBUTE, ForceTraceSampler, force_requested
+from ._force import FORCE_ATTRIBUTE, ForceTracePropagator, ForceTraceSampler, force_requested, forced_in
 from ._quantile import RunningQuantile
 from ._tail import TailSampler, trace_fraction
 
 __all__ = [
     "FORCE_ATTRIBUTE",
+    "ForceTracePropagator",
     "ForceTraceSampler",
     "RunningQuantile",
     "TailSampler",
     "TailSamplingConfig",
     "force_requested",
+    "forced_in",
     "trace_fraction",
 ]

@@ -95,7 +95,8 @@ def main() -> None:
     parser.add_argument("--stats", required=True)
     args = parser.parse_args()
     app = build(args.service, args.endpoint, args.stats)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    # keep-alive longer than the client's (4 s), so the server never closes a connection the client reuses
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, timeout_keep_alive=30)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ async def worker(client: httpx.AsyncClient, url: str, until: float, out: Counter
 async def run(url: str, seconds: float, concurrency: int) -> dict[str, object]:
     out: Counter[str] = Counter()
     lat: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=4)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         until = time.monotonic() + seconds
         start = time.monotonic()
