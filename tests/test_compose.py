@@ -25,6 +25,12 @@ EXAMPLES = {
     "features": ("EXAMPLE_FEATURES_PORT", "examples/multiservice/features.py"),
     "model": ("EXAMPLE_MODEL_PORT", "examples/multiservice/model.py"),
 }
+# what an example installs beyond mltrace[serve] (httpx instrumentation, redis-py)
+EXTRA_REQUIREMENTS = {
+    "gateway": "examples/multiservice/requirements.txt",
+    "features": "examples/multiservice/requirements.txt",
+    "model": "examples/multiservice/requirements.txt",
+}
 PUBLISHED = {
     "jaeger": (
         "JAEGER_OTLP_GRPC_PORT",
@@ -226,10 +232,31 @@ def test_example_server_settings(name: str) -> None:
     assert example["volumes"][0] == ".:/src"
     assert example["working_dir"] == "/src"
     assert example["command"][:2] == ["sh", "-c"]
-    assert "pip install -q -e '.[serve]' && exec python " + script == example["command"][2]
+    extra = f" -r {EXTRA_REQUIREMENTS[name]}" if name in EXTRA_REQUIREMENTS else ""
+    assert f"pip install -q -e '.[serve]'{extra} && exec python {script}" == example["command"][2]
     assert environment["HOST"] == "0.0.0.0"
     assert int(environment["PORT"]) == port(key)
     assert environment["OTEL_SERVICE_NAME"] == name
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_example_commands_name_existing_files(name: str) -> None:
+    """Every file an example's command runs (python FILE) or installs (-r FILE) exists in the checkout."""
+    command = service(name)["command"][2]
+    files = re.findall(r"python (\S+\.py)", command) + re.findall(r"-r (\S+)", command)
+    assert files, command
+    for path in files:
+        assert (ROOT / path).is_file(), f"{name}: {path} does not exist"
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_example_scripts_read_the_variables_compose_sets(name: str) -> None:
+    """Each variable compose gives an example (other than OTEL_*, MLTRACE_*, PYTHON*) is read by its script."""
+    source = (ROOT / EXAMPLES[name][1]).read_text()
+    ours = [k for k in service(name)["environment"] if not k.startswith(("OTEL_", "MLTRACE_", "PYTHON"))]
+    assert "PORT" in ours
+    for key in ours:
+        assert f'os.environ.get("{key}"' in source, f"{EXAMPLES[name][1]} does not read {key}"
 
 
 @pytest.mark.parametrize("name", list(EXAMPLES))
