@@ -2,7 +2,8 @@
 
 For every body, the traced app (middleware, body summaries, stages, drift, payload capture all on)
 must answer byte-for-byte as the same app without mltrace, within a generous time bound, with
-every span's attributes inside the limits below. Corpus: tests/fuzz_corpus/ (see _make.py there)
+every span's attributes inside the limits below. ``MLTRACE_FUZZ_EXAMPLES`` (default 150) sets
+how many examples hypothesis tries per property. Corpus: tests/fuzz_corpus/ (see _make.py there)
 plus a few bodies too large to commit, generated here.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +49,8 @@ MAX_ATTRIBUTES = 128  # the SDK's default span attribute count limit
 MAX_KEY_LENGTH = 256
 MAX_STRING_LENGTH = 4096
 HANG_S = 120.0  # "nothing hangs": a case taking this long fails (typical: milliseconds)
+# Hypothesis examples per HTTP property (twice that for the in-process ones); raise it for a long run.
+EXAMPLES = int(os.environ.get("MLTRACE_FUZZ_EXAMPLES", "150"))
 
 
 def _generated() -> dict[str, tuple[bytes, str]]:
@@ -209,7 +213,9 @@ json_values = st.recursive(
     max_leaves=40,
 )
 FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 CTYPES = sorted(CONTENT_TYPES.values())
 
@@ -254,7 +260,7 @@ def check_summary(out: object) -> None:
             assert not isinstance(v, str) or len(v) <= MAX_STRING_LENGTH
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=2 * EXAMPLES, deadline=None)
 @given(obj=objects)
 def test_summarize_never_raises_and_stays_bounded(obj: object) -> None:
     """``summarize`` turns anything (object arrays, complex, bytes, NaN) into a bounded attribute dict."""
@@ -281,7 +287,7 @@ MONITOR = _monitor()
     raises=AttributeError,
     strict=False,
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=2 * EXAMPLES, deadline=None)
 @given(obj=objects | st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), json_values, max_size=4))
 @example(obj=[{}, None])
 def test_drift_scorer_raises_only_its_documented_error(obj: object) -> None:
@@ -293,7 +299,7 @@ def test_drift_scorer_raises_only_its_documented_error(obj: object) -> None:
     check_summary(MONITOR.span_attributes(result))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=2 * EXAMPLES, deadline=None)
 @given(obj=objects)
 def test_stage_with_drift_never_raises(obj: object) -> None:
     """Inside a stage, summaries and drift on any input are recorded, never raised."""
@@ -306,7 +312,7 @@ def test_stage_with_drift_never_raises(obj: object) -> None:
     assert COUNTERS.snapshot()["instrumentation_errors"] >= before
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=2 * EXAMPLES, deadline=None)
 @given(obj=objects)
 def test_redact_always_yields_strict_bounded_json(obj: object) -> None:
     """Redaction of anything is strict JSON (no NaN) no larger than its caps allow."""
