@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 import mltrace
+from mltrace.sampling import TailSamplingConfig
 
 
 class Request(BaseModel):
@@ -35,8 +36,11 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def build(service: str, endpoint: str, stats_path: str) -> FastAPI:
-    handle = mltrace.configure(service_name=service, exporter="jaeger", endpoint=endpoint, model_name="soak")
+def build(service: str, endpoint: str, stats_path: str, tail_ratio: float | None = None) -> FastAPI:
+    tail = TailSamplingConfig(ratio=tail_ratio) if tail_ratio is not None else False
+    handle = mltrace.configure(
+        service_name=service, exporter="jaeger", endpoint=endpoint, model_name="soak", tail_sampling=tail
+    )
     weights = np.random.default_rng(0).normal(size=32)
     table = {i: float(i % 7) for i in range(1000)}
 
@@ -93,8 +97,9 @@ def main() -> None:
     parser.add_argument("--service", required=True)
     parser.add_argument("--endpoint", default="http://127.0.0.1:4317")
     parser.add_argument("--stats", required=True)
+    parser.add_argument("--tail-ratio", type=float, default=None, help="turn tail sampling on with this ratio")
     args = parser.parse_args()
-    app = build(args.service, args.endpoint, args.stats)
+    app = build(args.service, args.endpoint, args.stats, args.tail_ratio)
     # keep-alive longer than the client's (4 s), so the server never closes a connection the client reuses
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, timeout_keep_alive=30)
 
