@@ -185,6 +185,7 @@ def test_fisher_combination_matches_scipy(m: int) -> None:
     got = ds.fisher_sf(totals, m)
     want = sps.chi2.sf(totals, 2 * m)
     np.testing.assert_allclose(got, want, atol=1e-12 if m <= 10 else 2e-3)
+    np.testing.assert_allclose([ds.fisher_sf_scalar(t, m) for t in totals], got, rtol=1e-12, atol=1e-300)
 
 
 def test_kolmogorov_distribution_matches_scipy() -> None:

@@ -103,23 +103,27 @@ class GroupMonitor:
                     col[r] = mapping.get(key, other)
         return out, missing
 
-    def score_codes(self, codes: IntArray) -> tuple[FloatArray, FloatArray]:
-        """Per-row scores in [0, 1] (one minus Fisher's combined tail p-value) and the per-feature
-        contributions ``-2 ln p``."""
-        chi = self.g.chi_flat[codes + self.g.row_offset]
-        total = chi.sum(axis=1)
-        return 1.0 - _stats.fisher_sf(total, self.g.m), chi
+    def score_codes(self, codes: IntArray) -> tuple[list[float], FloatArray, IntArray]:
+        """Per-row scores in [0, 1] (one minus Fisher's combined tail p-value), the per-feature
+        contributions ``-2 ln p``, and the flat ``feature * n_codes + code`` indices."""
+        flat = codes + self.g.row_offset
+        chi = self.g.chi_flat[flat]
+        if len(codes) == 1:  # one request: plain floats beat numpy calls here
+            return [1.0 - _stats.fisher_sf_scalar(float(chi.sum()), self.g.m)], chi, flat
+        return (1.0 - _stats.fisher_sf(chi.sum(axis=1), self.g.m)).tolist(), chi, flat
 
     def top_features(self, chi_row: FloatArray) -> list[str]:
         """Up to five features with tail p-value below 0.1, most unusual first."""
         hits = np.flatnonzero(chi_row > _TOP_CHI)
         if not hits.size:
             return []
-        values = chi_row[hits]
-        if hits.size > TOP_K:
-            keep = np.argpartition(-values, TOP_K)[:TOP_K]
-            hits, values = hits[keep], values[keep]
         names = self.g.names
+        if hits.size <= 4 * TOP_K:
+            ranked = sorted(zip(chi_row[hits].tolist(), hits.tolist(), strict=True), reverse=True)
+            return [names[i] for _, i in ranked[:TOP_K]]
+        values = chi_row[hits]
+        keep = np.argpartition(-values, TOP_K)[:TOP_K]
+        hits, values = hits[keep], values[keep]
         return [names[i] for i in hits[np.argsort(-values, kind="stable")]]
 
     def missing_names(self, codes: IntArray) -> list[str]:

@@ -89,11 +89,14 @@ class DriftMonitor:
         rows = self._reader.read(x, embeddings)
         group = self._inputs
         codes, any_missing = group.codes(rows.numeric, rows.categorical)
-        scores, chi = group.score_codes(codes)
-        worst = int(np.argmax(scores)) if len(scores) > 1 else 0
+        scores, chi, flat = group.score_codes(codes)
+        worst = scores.index(max(scores)) if len(scores) > 1 else 0
         if update:
             with self._lock:
-                group.ring.push(codes)
+                if len(codes) == 1:
+                    group.ring.push_one(codes[0], flat[0])
+                else:
+                    group.ring.push(codes)
                 for name, ring in self._vectors.items():
                     vectors = rows.vectors.get(name)
                     if vectors is not None:
@@ -115,7 +118,7 @@ class DriftMonitor:
             "rows": len(codes),
         }
         if len(codes) > 1:
-            result["row_scores"] = [float(s) for s in scores]
+            result["row_scores"] = scores
         return result
 
     def observe_output(self, y: object, *, update: bool = True) -> dict[str, Any]:
@@ -134,8 +137,8 @@ class DriftMonitor:
         rows = self._out_reader.read(y)
         group = self._outputs
         codes, _ = group.codes(rows.numeric, rows.categorical)
-        scores, chi = group.score_codes(codes)
-        worst = int(np.argmax(scores)) if len(scores) > 1 else 0
+        scores, chi, _ = group.score_codes(codes)
+        worst = scores.index(max(scores)) if len(scores) > 1 else 0
         if update:
             with self._lock:
                 group.ring.push(codes)

@@ -43,14 +43,8 @@ class CodeRing:
         b = rows.shape[0]
         self.seen += b
         if b == 1:
-            row = rows[0]
-            if self.fill == self.size:
-                self.flat_counts[self.offsets + self.codes[self.pos]] -= 1
-            else:
-                self.fill += 1
-            self.flat_counts[self.offsets + row] += 1
-            self.codes[self.pos] = row
-            self.pos = (self.pos + 1) % self.size
+            self.seen -= 1
+            self.push_one(rows[0], rows[0] + self.offsets)
             return
         if b >= self.size:
             self.codes[:] = rows[-self.size :]
@@ -66,6 +60,17 @@ class CodeRing:
         self.codes[slots] = rows
         self.pos = (self.pos + b) % self.size
         self.fill = min(self.size, self.fill + b)
+
+    def push_one(self, row: IntArray, flat: IntArray) -> None:
+        """Add one row of codes whose flat indices (``offsets + row``) the caller already has."""
+        self.seen += 1
+        if self.fill == self.size:
+            self.flat_counts[self.offsets + self.codes[self.pos]] -= 1
+        else:
+            self.fill += 1
+        self.flat_counts[flat] += 1
+        self.codes[self.pos] = row
+        self.pos = (self.pos + 1) % self.size
 
     def clear(self) -> None:
         self.flat_counts[:] = 0
