@@ -52,6 +52,8 @@ class RowReader:
         self.n_derived = sum(1 + len(e.projection) for e in self.embeddings)
 
     def read(self, x: object, embeddings: Mapping[str, object] | None = None) -> Rows:
+        if type(x).__name__ == "Series" and hasattr(x, "to_dict"):  # one pandas row
+            x = x.to_dict()
         if isinstance(x, np.ndarray):
             rows = self._array(x)
         elif isinstance(x, Mapping):
