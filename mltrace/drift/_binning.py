@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from ._features import CategoricalFeature, FeatureProfile, NumericalFeature
+from ._features import FeatureProfile, NumericalFeature
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -133,7 +133,3 @@ def numeric_spec(f: NumericalFeature) -> tuple[float, float, tuple[float, ...]]:
     lo = f.min if f.min is not None else 0.0
     hi = f.max if f.max is not None else lo
     return lo, hi, f.edges
-
-
-def category_maps(features: Sequence[FeatureProfile]) -> list[dict[str, int]]:
-    return [{key: i for i, (key, _) in enumerate(f.categories)} for f in features if isinstance(f, CategoricalFeature)]

@@ -107,7 +107,6 @@ class CompiledGroup:
         self.n_groups = np.array([len(e) for e in ends], dtype=np.int64)
         width = max((len(e) for e in ends), default=1)
         self.group_end = np.array([e + [e[-1]] * (width - len(e)) for e in ends], dtype=np.int64).reshape(m, width)
-        self.group_valid = np.arange(width)[None, :] < self.n_groups[:, None]
         self.group_flat = (self.group_end + (np.arange(m, dtype=np.int64) * (c - 1))[:, None]).ravel()
         ref_groups = self.coarse(self.ref_counts)
         self.ref_groups = ref_groups

@@ -64,7 +64,6 @@ class GroupMonitor:
         self.t = GroupThresholds(thresholds, group)
         self.ring = CodeRing(window, group.m, group.n_codes, group.dtype)
         self.state: WindowState | None = None
-        self._log_factorials = np.array([math.lgamma(i + 1) for i in range(group.m + 1)])
         num = group.is_numeric
         self._num = np.flatnonzero(num)
         self._cat = np.flatnonzero(~num)

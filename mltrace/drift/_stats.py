@@ -280,17 +280,6 @@ def _erfc(z: FloatArray) -> FloatArray:
     return np.array([math.erfc(v) for v in z.ravel().tolist()]).reshape(z.shape)
 
 
-def chi2_sf_even(x: FloatArray, half_df: int, log_factorials: FloatArray) -> FloatArray:
-    """Chi-square survival at ``2 * half_df`` degrees of freedom, vectorised over ``x`` (exact).
-
-    ``Q = exp(-x/2) * sum_{i < k} (x/2)^i / i!``; ``log_factorials[i] = ln i!``.
-    """
-    half = np.maximum(np.asarray(x, dtype=np.float64), 1e-300)[..., None] * 0.5
-    i = np.arange(half_df, dtype=np.float64)
-    terms = np.exp(i * np.log(half) - log_factorials[:half_df] - half)
-    return np.asarray(np.minimum(terms.sum(axis=-1), 1.0), dtype=np.float64)
-
-
 def kolmogorov_sf(x: float) -> float:
     """Survival function of the Kolmogorov distribution (asymptotic two-sample KS p-value)."""
     if x <= 0:
