@@ -119,10 +119,17 @@ def instrument_logging(
         if _state.instrumented and (_state.exporting or not export):
             return _state.provider
         instrumentor = _instrumentor()
-        if _state.instrumented:
+        keep_handler = False
+        if instrumentor.is_instrumented_by_opentelemetry:
+            # Ours without export, or someone else's (opentelemetry-instrument's, which does not
+            # put ids on records): redo it with ids, keeping an export handler that was there.
+            keep_handler = not _state.instrumented and getattr(type(instrumentor), "_logging_handler", None) is not None
             instrumentor.uninstrument()
         provider = _logger_provider(endpoint, protocol, headers) if export else None
-        options: dict[str, Any] = {"inject_trace_context": True, "enable_log_auto_instrumentation": export}
+        options: dict[str, Any] = {
+            "inject_trace_context": True,
+            "enable_log_auto_instrumentation": export or keep_handler,
+        }
         if level is not None:
             options["log_handler_level"] = level
         if set_format is not None:

@@ -118,6 +118,25 @@ def test_uninstrument_restores_plain_records(records: list[logging.LogRecord]) -
     instrument_logging()  # the fixture's teardown uninstruments again
 
 
+def test_an_earlier_logging_instrumentation_is_redone_with_ids() -> None:
+    """If OpenTelemetry's logging instrumentation already ran without ids, records get them anyway."""
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
+    LoggingInstrumentor().instrument(enable_log_auto_instrumentation=False)
+    handler = _Records()
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        instrument_logging()
+        with mltrace.stage("inference") as s:
+            log.info("predicting")
+    finally:
+        log.removeHandler(handler)
+        uninstrument_logging()
+    assert _ids(handler.records[0]) == (s.trace_id, s.span_id)
+    assert not LoggingInstrumentor().is_instrumented_by_opentelemetry
+
+
 def test_calling_twice_is_harmless(records: list[logging.LogRecord]) -> None:
     """A second instrument_logging() call changes nothing."""
     assert instrument_logging() is None

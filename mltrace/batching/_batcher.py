@@ -188,7 +188,11 @@ class MicroBatcher(Generic[In, Out]):
             outputs = await self._call([p.member for p in batch], trigger)
         except BaseException as exc:
             for p in batch:
-                if not p.future.done():
+                if p.future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):  # the loop is shutting down
+                    p.future.cancel()
+                else:
                     p.future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
