@@ -40,7 +40,7 @@ def _post(p: float) -> dict[str, Any]:
     return {"score": p, "label": bool(p > 0.5)}
 
 
-def build(traced: bool, *, fastapi_telemetry: bool) -> FastAPI:
+def build(traced: bool, *, fastapi_telemetry: bool, operation_spans: bool = True) -> FastAPI:
     """``traced``: mltrace middleware and the four stages; else the bare handler."""
     prepare: Callable[[list[float]], np.ndarray] = _prepare
     lookup = _lookup
@@ -49,7 +49,9 @@ def build(traced: bool, *, fastapi_telemetry: bool) -> FastAPI:
         prepare = mltrace.preprocess(_prepare)
         lookup = mltrace.feature_lookup(store="memory")(_lookup)
         predict = mltrace.inference(model="logit", version="1")(_predict)
-    telemetry = None if fastapi_telemetry else {"tracing": False, "metrics": False, "logs": False}
+    telemetry: dict[str, Any] | None = None if fastapi_telemetry else {"tracing": False, "metrics": False, "logs": False}
+    if fastapi_telemetry and not operation_spans:
+        telemetry = {"operation_spans": False}
     app = FastAPI(telemetry=telemetry)  # type: ignore[arg-type]
     if traced:
         app.add_middleware(mltrace.MLTraceMiddleware)

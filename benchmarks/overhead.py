@@ -8,7 +8,7 @@ Cases (ratios are to (a), measured interleaved in the same process):
   (b) otel-fastapi        opentelemetry-instrumentation-fastapi alone, plain functions
   (c) mltrace             MLTraceMiddleware + 4 stage spans + input/output summaries
   (d) mltrace sampled out (c) with the sampler deciding DROP
-  (n1) fastapi-native     FastAPI's own telemetry alone (what any configured provider switches on)
+  (n1) fastapi-native     FastAPI's own server span alone, operation spans off (as mltrace sets them)
   (n0) fastapi-native, sampled out
 mltrace's own share is (c) - (n1) and (d) - (n0): FastAPI makes the server span that mltrace
 enriches, so its cost is there whether or not mltrace is.
@@ -119,8 +119,8 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
         "b_otel_fastapi": _app.build(False, fastapi_telemetry=True),
         "c_mltrace": _app.build(True, fastapi_telemetry=True),
         "d_mltrace_sampled_out": _app.build(True, fastapi_telemetry=True),
-        "n1_fastapi_native": _app.build(False, fastapi_telemetry=True),
-        "n0_fastapi_native_sampled_out": _app.build(False, fastapi_telemetry=True),
+        "n1_fastapi_native": _app.build(False, fastapi_telemetry=True, operation_spans=False),
+        "n0_fastapi_native_sampled_out": _app.build(False, fastapi_telemetry=True, operation_spans=False),
     }
     FastAPIInstrumentor.instrument_app(apps["b_otel_fastapi"], tracer_provider=handle.provider)
     for app in apps.values():  # warm up (route compilation, first-call imports)
