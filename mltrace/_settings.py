@@ -34,7 +34,11 @@ class Settings:
     """What spans record. Every field has an ``MLTRACE_*`` variable (see docs/configuration.md)."""
 
     summaries: bool = field(default_factory=lambda: env_bool("MLTRACE_SUMMARIES", True))
-    max_features: int = field(default_factory=lambda: env_int("MLTRACE_MAX_FEATURES", 16))
+    # 8 features x 4 statistics + the core keys keeps an input and an output summary, drift and the
+    # stage's own keys under OpenTelemetry's default 128 attributes per span (the SDK drops the
+    # OLDEST attributes past it, which would be ml.stage itself).
+    max_features: int = field(default_factory=lambda: env_int("MLTRACE_MAX_FEATURES", 8))
+    summary_max_attributes: int = field(default_factory=lambda: env_int("MLTRACE_SUMMARY_MAX_ATTRIBUTES", 52))
     sample_size: int = field(default_factory=lambda: env_int("MLTRACE_SAMPLE_SIZE", 100_000))
     capture_request_body: bool = field(
         default_factory=lambda: env_bool("MLTRACE_CAPTURE_REQUEST_BODY", False)

@@ -251,3 +251,17 @@ def test_stages_under_a_sampled_out_parent_cost_no_span(spans: CapturedSpans) ->
             s.record_output([1.0])
             assert not s.is_recording()
     assert len(spans) == 0
+
+
+def test_wide_inputs_never_push_stage_keys_off_the_span(spans: CapturedSpans) -> None:
+    """Wide input and output summaries stay within the span's attribute limit; ml.stage survives."""
+
+    @mltrace.inference(model="wide", version="1")
+    def predict(x: np.ndarray) -> np.ndarray:
+        return x[:, :8]
+
+    predict(np.ones((64, 64)))
+    attrs = spans.stage("inference").attributes or {}
+    assert attrs[semconv.ML_MODEL_NAME] == "wide"
+    assert len(attrs) < 128
+    assert attrs["ml.input.features_truncated"] is True

@@ -12,6 +12,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from .. import semconv
 from .._settings import SETTINGS
 from ..export import COUNTERS
+from ..summaries import summarize
 
 _log = logging.getLogger("mltrace")
 
@@ -24,14 +25,27 @@ def note_failure(span: Span, where: str, exc: BaseException) -> None:
     _log.debug("mltrace: %s failed", where, exc_info=True)
 
 
+def _within_budget(summary: dict[str, Any], budget: int) -> dict[str, Any]:
+    """At most ``budget`` keys, dropping per-feature keys first and saying so."""
+    if len(summary) <= budget:
+        return summary
+    core = {k: v for k, v in summary.items() if not k.startswith("feature.")}
+    kept = dict(list(core.items())[: budget - 1])
+    for k, v in summary.items():
+        if len(kept) >= budget - 1:
+            break
+        kept.setdefault(k, v)
+    kept["features_truncated"] = True
+    return kept
+
+
 def record_summary(span: Span, prefix: str, obj: object) -> None:
     """Summarise ``obj`` under ``prefix`` (``ml.input.``/``ml.output.``) when the span records."""
     if not SETTINGS.summaries or not span.is_recording():
         return
     try:
-        from ..summaries import summarize
-
         summary = summarize(obj, max_features=SETTINGS.max_features, sample_size=SETTINGS.sample_size)
+        summary = _within_budget(summary, SETTINGS.summary_max_attributes)
         span.set_attributes({prefix + k: v for k, v in summary.items()})
     except Exception as exc:
         note_failure(span, f"summary {prefix.rstrip('.')}", exc)

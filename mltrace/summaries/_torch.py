@@ -1,8 +1,8 @@
 """torch tensors, summarised only when torch is already imported by the caller.
 
 Shape, dtype and device always. Statistics and the fingerprint come from a numpy view of a CPU
-tensor (sampled like any array), or from a copy of a small device tensor (at most ``sample_size``
-elements). A large device tensor is never copied or synchronised: its summary says
+tensor (sampled like any array). A device tensor is never copied or synchronised (a copy would
+wait for the device's queued work and charge it to whichever stage summarised): its summary says
 ``sampled=True, sample_size=0`` and carries no statistics and no fingerprint (so does a tensor
 with no numpy form). A bfloat16/float8 tensor is read as float32, so its fingerprint equals that of
 the float32 tensor with the same values.
@@ -46,11 +46,11 @@ def summarize_tensor(out: Summary, tensor: Any, max_features: int, limit: int) -
         return
     data = tensor.detach()
     if getattr(device, "type", None) != "cpu":
-        if size > limit:
-            out[SAMPLED] = True
-            out[SAMPLE_SIZE] = 0
-            return
-        data = data.cpu()
+        # Any copy off the device waits for the device's queued work: the stage that summarised
+        # would absorb the model's GPU time. Device tensors get shape/dtype/device only.
+        out[SAMPLED] = True
+        out[SAMPLE_SIZE] = 0
+        return
     arr = _numpy_of(data, size, limit)
     if arr is None:
         out[SAMPLED] = True
