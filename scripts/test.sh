@@ -33,6 +33,11 @@ export MLTRACE_E2E=1  # e2e tests fail, never skip, when a backend is missing
 lint=0
 ruff check . || lint=1
 mypy || lint=1
+for dir in integrations/*/; do
+    if [[ -f "$dir/pyproject.toml" ]]; then
+        (cd "$dir" && mypy) || lint=1
+    fi
+done
 
 status=0
 for tests in tests integrations/*/tests; do
