@@ -21,7 +21,7 @@ from opentelemetry import trace
 from ._errors import ConfigurationError
 
 _lock = threading.Lock()
-_EXTRA = "pip install 'mltrace[logs]' (opentelemetry-instrumentation-logging)"
+_EXTRA = "opentelemetry-instrumentation-logging (pip install opentelemetry-instrumentation-logging)"
 
 
 class _State:
@@ -36,7 +36,7 @@ _state = _State()
 def _instrumentor() -> Any:
     try:
         from opentelemetry.instrumentation.logging import LoggingInstrumentor
-    except ImportError as exc:  # pragma: no cover - installed with mltrace
+    except ImportError as exc:  # pragma: no cover - a dependency of mltrace
         raise ImportError(f"mltrace.instrument_logging needs {_EXTRA}") from exc
     return LoggingInstrumentor()
 

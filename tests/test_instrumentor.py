@@ -102,9 +102,11 @@ def test_uninstrument_removes_it_from_apps_already_serving(spans: CapturedSpans)
     """After uninstrument(), an app that was serving rebuilds its stack without mltrace."""
     instrumentor = MLTraceInstrumentor()
     instrumentor.instrument(configure=False)
-    client = TestClient(_fastapi_app())
-    assert "x-trace-id" in client.get("/predict").headers
-    instrumentor.uninstrument()
+    try:
+        client = TestClient(_fastapi_app())
+        assert "x-trace-id" in client.get("/predict").headers
+    finally:
+        instrumentor.uninstrument()
     assert "x-trace-id" not in client.get("/predict").headers
     assert "x-trace-id" not in TestClient(_fastapi_app()).get("/predict").headers
 
