@@ -296,6 +296,29 @@ def test_http_payload_is_redacted_and_stored_by_reference(spans: CapturedSpans, 
     assert leaked(json.dumps(rows)) == []
 
 
+def test_fastapi_server_span_gets_the_reference(spans: CapturedSpans, capture: PayloadCapture) -> None:
+    """Where FastAPI made the server span (the middleware only enriches it), the reference lands on it."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.add_middleware(mltrace.MLTraceMiddleware)
+
+    @app.post("/score")
+    def score(body: dict[str, Any]) -> dict[str, str]:
+        return {"who": str(body.get("email"))}
+
+    r = TestClient(app).post("/score", json={"email": SECRETS["email"], "x": 1})
+    assert r.status_code == 200 and capture.flush()
+    server = spans.server()
+    tid, sid = format(server.context.trace_id, "032x"), format(server.context.span_id, "016x")
+    assert (server.attributes or {})[semconv.ML_PAYLOAD_REF] == f"local:{tid}/{sid}"
+    assert isinstance(capture.sink, LocalStoreSink)
+    (row,) = capture.sink.read(tid)
+    http = json.loads(str(row["body"]))
+    assert http["request"]["body"] == {"email": REDACTED, "x": 1}
+    assert http["response"]["body"] == {"who": REDACTED}
+
+
 def test_file_sink_writes_one_file_per_document(
     tmp_path: Path, spans: CapturedSpans, monkeypatch: pytest.MonkeyPatch
 ) -> None:

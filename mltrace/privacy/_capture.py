@@ -181,7 +181,7 @@ class _Buffer:
 class HttpTap:
     """Copies one exchange's bodies (bounded) as they pass; :meth:`finish` hands them to the writer."""
 
-    __slots__ = ("_capture", "_done", "_req", "_res", "_res_headers", "_scope", "_span", "_status")
+    __slots__ = ("_capture", "_done", "_referenced", "_req", "_res", "_res_headers", "_scope", "_span", "_status")
 
     def __init__(self, capture: PayloadCapture, span: Span, scope: Scope) -> None:
         rules = capture.rules
@@ -193,6 +193,20 @@ class HttpTap:
         self._status: int | None = None
         self._res_headers: list[tuple[bytes, bytes]] = []
         self._done = False
+        self._referenced = False
+
+    def _reference(self) -> None:
+        """Put ``ml.payload.ref`` on the span while it still records.
+
+        At the response's start: a server span made by another instrumentation (FastAPI's own)
+        may end as soon as the last body chunk has passed, before :meth:`finish` runs.
+        """
+        if self._referenced or not self._span.is_recording():
+            return
+        ids = _ids(self._span)
+        if ids is not None:
+            self._span.set_attribute(semconv.ML_PAYLOAD_REF, self._capture.sink.reference(*ids))
+            self._referenced = True
 
     def wrap_receive(self, receive: Receive) -> Receive:
         buffer = self._req
@@ -216,6 +230,7 @@ class HttpTap:
                 if message["type"] == "http.response.start":
                     self._status = int(message.get("status", 0))
                     self._res_headers = list(message.get("headers", ()))
+                    self._reference()
                 elif message["type"] == "http.response.body" and self._res is not None:
                     self._res.feed(message.get("body", b""))
             except Exception:
@@ -245,8 +260,8 @@ class HttpTap:
                 return _http_document(rules, request, response)
 
             limit = 2 * rules.max_bytes + _HTTP_OVERHEAD
-            if self._capture.submit(ids[0], ids[1], "http", build, limit) and self._span.is_recording():
-                self._span.set_attribute(semconv.ML_PAYLOAD_REF, self._capture.sink.reference(*ids))
+            if self._capture.submit(ids[0], ids[1], "http", build, limit):
+                self._reference()  # no response was started (the app raised): the span still records
         except Exception:
             COUNTERS.add("instrumentation_errors")
             _log.debug("mltrace: payload tap failed", exc_info=True)
