@@ -56,7 +56,8 @@ def check_one_trace(spans: list[SpanView], trace_id: str) -> SpanView:
         call = by_id.get(server.parent_id or "")
         assert call is not None, f"{service}'s server span has no parent in the trace"
         assert call.kind == "client" and call.service == "gateway" and call.parent_id == gateway.span_id
-        assert call.start_us <= server.start_us and server.end_us <= call.end_us + 1  # the call encloses it
+        # the call starts first; the server span may end after the client has its response
+        assert call.start_us <= server.start_us
         children = [s for s in spans if s.parent_id == server.span_id]
         assert {s.name for s in children} == stages and {s.service for s in children} == {service}
         calls[service] = call
