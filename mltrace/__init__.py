@@ -7,10 +7,14 @@ input/output summaries and drift scores, exported through OpenTelemetry.
 
 from __future__ import annotations
 
+from ._concurrency import ContextThreadPoolExecutor, run_in_executor, wrap_executor
 from ._configure import MLTrace, configure
 from ._current import current_stage, current_trace_id, record_lookup
 from ._errors import ConfigurationError, MLTraceError
+from ._logs import instrument_logging, uninstrument_logging
 from ._version import __version__
+from .batching import MicroBatcher, batch_member, record_batch, traced_batch
+from .drift import DriftMonitor, DriftThresholds, ProfileMismatchError, ReferenceProfile
 from .export import export_stats
 from .spans import (
     MLTraceMiddleware,
@@ -25,20 +29,33 @@ from .summaries import summarize
 
 __all__ = [
     "ConfigurationError",
+    "ContextThreadPoolExecutor",
+    "DriftMonitor",
+    "DriftThresholds",
     "MLTrace",
     "MLTraceError",
     "MLTraceMiddleware",
+    "MicroBatcher",
+    "ProfileMismatchError",
+    "ReferenceProfile",
     "Stage",
     "__version__",
+    "batch_member",
     "configure",
     "current_stage",
     "current_trace_id",
     "export_stats",
     "feature_lookup",
     "inference",
+    "instrument_logging",
     "postprocess",
     "preprocess",
+    "record_batch",
     "record_lookup",
+    "run_in_executor",
     "stage",
     "summarize",
+    "traced_batch",
+    "uninstrument_logging",
+    "wrap_executor",
 ]

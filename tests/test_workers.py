@@ -115,10 +115,6 @@ def test_spans_from_every_worker_reach_the_local_store(tmp_path: Path, kind: str
         _check_local_store(db, results, resource_pid=kind != "gunicorn-preload")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MLTraceMiddleware does not yet pass lifespan scopes to mltrace._lifespan.run_lifespan",
-)
 @pytest.mark.parametrize("kind", ["uvicorn", "gunicorn-preload"])
 def test_spans_still_queued_at_sigterm_are_flushed(tmp_path: Path, kind: str) -> None:
     """Spans queued when the server is stopped with SIGTERM are exported during lifespan shutdown."""

@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import semconv
+from .._lifespan import run_lifespan
 from .._settings import SETTINGS
 from ..sampling._force import FORCE_ATTRIBUTE, force_requested
 from ._record import note_failure, record_error, record_summary
@@ -149,7 +150,8 @@ class MLTraceMiddleware:
 
     ``app.add_middleware(mltrace.MLTraceMiddleware)``. Response headers: ``traceresponse``
     (W3C Trace Context Level 2) and ``X-Trace-Id`` (name configurable). Websocket and lifespan
-    scopes pass straight through. Body summaries (never raw bodies) are opt-in.
+    scopes pass straight through (lifespan messages too; span export is flushed before shutdown
+    completes). Body summaries (never raw bodies) are opt-in.
     """
 
     def __init__(
@@ -171,6 +173,11 @@ class MLTraceMiddleware:
         self.traceresponse = traceresponse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            # Messages pass through unchanged; queued spans are flushed before the server is told
+            # shutdown is complete (uvicorn's SIGTERM exit skips atexit).
+            await run_lifespan(self.app, scope, receive, send)
+            return
         if scope["type"] != "http" or scope.get("path") in self.excluded_paths:
             await self.app(scope, receive, send)
             return
