@@ -75,7 +75,7 @@ def coerce(value: str) -> Any:
 
 
 def page_back(
-    fetch: Callable[[int, int], list[Trace]],
+    fetch: Callable[[int, int, int], list[Trace]],
     *,
     start: int,
     end: int,
@@ -83,25 +83,30 @@ def page_back(
     page_size: int,
     unit_us: int,
     progress: Progress | None,
+    fanout: int = 4,
 ) -> list[Trace]:
-    """Up to ``limit`` traces from an API without a cursor, newest first.
+    """The newest ``limit`` traces in ``[start, end]`` from an API with no cursor and no ordering.
 
-    ``fetch(end, n)`` returns the newest ``n`` traces starting at or before ``end`` (in the API's
-    time unit, ``unit_us`` microseconds). Each next page ends at the oldest start seen so far;
-    the traces starting exactly there come back again, so the page asks for that many more.
+    ``fetch(lo, hi, n)`` returns up to ``n`` traces with spans in ``[lo, hi]`` (in the API's time
+    unit, ``unit_us`` microseconds), in whatever order the backend keeps them: Jaeger's memory
+    store, for one, does not answer newest first. A window whose page comes back full may hold
+    more, so it is split into ``fanout`` parts, newest part first; a page that is not full holds
+    its whole window. Fetching stops once the windows known to be complete hold ``limit`` traces.
     """
     found: dict[str, Trace] = {}
-    while len(found) < limit and end > start:
-        boundary = sum(1 for t in found.values() if t.start_us // unit_us == end)
-        want = min(page_size, limit - len(found) + boundary)
-        page = fetch(end, want)
-        fresh = [t for t in page if t.trace_id not in found]
-        for t in fresh:
-            found[t.trace_id] = t
+    windows = [(start, end)]  # a stack: the newest window is on top
+    while windows:
+        lo, hi = windows.pop()
+        page = fetch(lo, hi, page_size)
+        for t in page:
+            found.setdefault(t.trace_id, t)
         if progress is not None:
             progress(len(found))
-        if len(page) < want:
-            break  # the window holds no more
-        oldest = min(t.start_us for t in page) // unit_us
-        end = oldest if fresh and oldest < end else end - 1
+        if len(page) >= page_size and hi - lo >= fanout:
+            cuts = [lo + (hi - lo + 1) * i // fanout for i in range(fanout)] + [hi + 1]
+            windows.extend((cuts[i], cuts[i + 1] - 1) for i in range(fanout))
+            continue
+        # Every window newer than this one is complete too (they were taken first).
+        if sum(1 for t in found.values() if t.start_us // unit_us >= lo) >= limit:
+            break
     return sorted(found.values(), key=lambda t: t.start_us, reverse=True)[:limit]

@@ -86,7 +86,9 @@ class Trace:
 
     @classmethod
     def of(cls, trace_id: str, spans: list[Span] | tuple[Span, ...]) -> Trace:
-        return cls(trace_id, tuple(sorted(spans, key=lambda s: (s.start_us, -s.duration_us))))
+        """A trace of ``spans``; a span reported twice (an exporter's retry) is kept once."""
+        unique = {s.span_id: s for s in reversed(spans)}  # the first report of each id wins
+        return cls(trace_id, tuple(sorted(unique.values(), key=lambda s: (s.start_us, -s.duration_us))))
 
     def __iter__(self) -> Iterator[Span]:
         return iter(self.spans)

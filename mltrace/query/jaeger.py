@@ -2,9 +2,9 @@
 
 The only module that knows Jaeger's JSON: ``{"data": [...]}`` envelopes, spans with
 ``operationName``, ``references``, ``startTime``/``duration`` in µs, typed ``tags`` and a
-``processes`` table that holds each span's service. Jaeger's ``/api/traces`` has no cursor, so
-more traces than one page are fetched by moving the ``end`` of the time window back past the
-oldest trace of the previous page.
+``processes`` table that holds each span's service. Jaeger's ``/api/traces`` has no cursor and
+(with the memory store) no order, so more traces than one page are fetched by splitting the time
+window until each part's page comes back less than full (see ``_http.page_back``).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class JaegerSource:
         end = int(time.time() * 1e6)
         start = end - int((since if since is not None else DEFAULT_LOOKBACK_S) * 1e6)
         return page_back(
-            lambda until, n: self._page(service, start, until, n, min_duration, tags),
+            lambda lo, hi, n: self._page(service, lo, hi, n, min_duration, tags),
             start=start, end=end, limit=limit, page_size=self.page_size, unit_us=1, progress=progress,
         )
 

@@ -114,8 +114,8 @@ class ZipkinSource:
         end_ms = int(time.time() * 1000)
         start_ms = end_ms - int((since if since is not None else DEFAULT_LOOKBACK_S) * 1000)
 
-        def fetch(until: int, n: int) -> list[Trace]:
-            query = {**params, "endTs": until, "lookback": until - start_ms, "limit": n}
+        def fetch(lo: int, hi: int, n: int) -> list[Trace]:
+            query = {**params, "endTs": hi, "lookback": hi - lo, "limit": n}
             return [parse_trace(t) for t in self.api.get("/api/v2/traces", query) or () if t]
 
         return page_back(fetch, start=start_ms, end=end_ms, limit=limit, page_size=self.page_size, unit_us=1000,
