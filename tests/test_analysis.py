@@ -307,3 +307,24 @@ def test_predictions_on_the_same_input(seeded: tuple[TraceSource, Sent, Path]) -
     assert {p["trace_id"] for p in found["predictions"]} == set(sent.repeated)
     assert {p["model_version"] for p in found["predictions"]} == {"3"}
     assert set(COLD_USERS)  # the cold users are part of the contract of the traffic module
+
+
+def test_garbage_collector_is_restored(seeded: tuple[TraceSource, Sent, Path]) -> None:
+    """slow pauses the cyclic GC while it builds spans, and switches it back on, even after an error."""
+    import gc
+
+    from mltrace.analysis._gc import paused_gc
+
+    source, _, _ = seeded
+    slow_traces(source, service=SERVICE, since="10m")
+    assert gc.isenabled()
+    with pytest.raises(UnknownStage):
+        slow_traces(source, service=SERVICE, since="10m", stage="training")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # it was off before, so it stays off
+    finally:
+        gc.enable()

@@ -20,6 +20,7 @@ from ._attributes import trace_attributes
 from ._breakdown import dominant_stage, stage_breakdown, stage_order
 from ._effects import FAMILY_ALPHA, BoolArray, Column, Condition, FloatArray, format_value, top_mask
 from ._errors import UnknownStage
+from ._gc import paused_gc
 
 SLOW_QUANTILE = 0.9  # the slow set is the top tenth
 MIN_SLOW = 5
@@ -245,6 +246,7 @@ def slow_traces(
     time instead of the trace duration. Up to ``scan`` traces are compared.
     """
     window = parse_duration(since)
-    traces = source.find_traces(service, window, scan, parse_duration(min_duration), progress=progress)
-    report = analyze_slow(traces, limit=limit, stage=stage)
+    with paused_gc():
+        traces = source.find_traces(service, window, scan, parse_duration(min_duration), progress=progress)
+        report = analyze_slow(traces, limit=limit, stage=stage)
     return {"source": source.url, "service": service, "since": since, **report}

@@ -17,6 +17,7 @@ from ..query import Trace, TraceSource, parse_duration
 from ._attributes import attribute_value
 from ._breakdown import stage_breakdown, stage_order
 from ._effects import format_value
+from ._gc import paused_gc
 
 PERCENTILES = (50, 95, 99)
 MAX_GROUPS = 12
@@ -162,5 +163,7 @@ def trace_stats(
     ``by`` slices latency, errors, prediction mix and drift by an attribute (e.g.
     ``ml.model.version``, a customer segment, a region).
     """
-    traces = source.find_traces(service, parse_duration(since), scan, progress=progress)
-    return {"source": source.url, "service": service, "since": since, **summarize_traces(traces, by=by)}
+    with paused_gc():
+        traces = source.find_traces(service, parse_duration(since), scan, progress=progress)
+        summary = summarize_traces(traces, by=by)
+    return {"source": source.url, "service": service, "since": since, **summary}
