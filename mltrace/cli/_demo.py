@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.rule import Rule
 
 from ._common import print_json
-from ._format import ms, value
-from ._render import render_fingerprint, render_lineage, render_show, render_slow
+from ._format import esc, ms, value
+from ._render import bullets, render_fingerprint, render_lineage, render_show, render_slow
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
@@ -33,8 +33,8 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
 def _findings(out: Console, data: dict[str, Any]) -> None:
     r = data["requests"]
     out.print(
-        f"[bold]mltrace demo[/]: served {data['model']['name']} ({data['model']['framework']}) in-process as "
-        f"service {data['service']}, traced to {data['source']}"
+        f"[bold]mltrace demo[/]: served {esc(data['model']['name'])} ({esc(data['model']['framework'])}) "
+        f"in-process as service {esc(data['service'])}, traced to {esc(data['source'])}"
     )
     out.print(
         f"Sent {r['sent']} requests in {data['elapsed_s']:.1f} s: {r['large']} large batches, {r['cold']} from "
@@ -42,34 +42,34 @@ def _findings(out: Console, data: dict[str, Any]) -> None:
         f"one input sent {r['repeated']} times."
     )
     out.print("\n[bold]What mltrace found[/]")
+    rows: list[str] = []
     slow = data["slow"]
     if slow["traces"]:
         top = slow["traces"][0]
-        out.print(
-            f" • The slowest request took {ms(top['duration_ms'])}; {top['dominant_stage']} took "
+        rows.append(
+            f"The slowest request took {ms(top['duration_ms'])}; {esc(top['dominant_stage'])} took "
             f"{ms(top['stages'][top['dominant_stage']])} of it."
         )
-    for cause in slow["causes"][:3]:
-        out.print(f" • {cause['reason']}")
+    rows.extend(esc(cause["reason"]) for cause in slow["causes"][:3])
     for p in data["planted"]:
         mark = f"[green]found[/] (cause #{p['rank']})" if p["found"] else "[red]not found[/]"
-        out.print(f" • Planted: {p['what']} → {mark}")
+        rows.append(f"Planted: {esc(p['what'])} → {mark}")
     lin = data["lineage"]
     if lin and lin["drift"]:
-        top_features = value(lin["drift"].get("top_features"), 60)
-        out.print(
-            f" • Most unusual input: drift score {value(lin['drift'].get('score'))} in trace {lin['trace_id']} "
-            f"(top features {top_features})"
+        rows.append(
+            f"Most unusual input: drift score {esc(value(lin['drift'].get('score')))} in trace {lin['trace_id']} "
+            f"(top features {esc(value(lin['drift'].get('top_features'), 60))})"
         )
     elif not data["drift_monitor"]:
-        out.print(" • Drift: mltrace.drift is not available here, so requests carry no drift scores.")
+        rows.append("Drift: mltrace.drift is not available here, so requests carry no drift scores.")
     same = data["same_input"]
     if same and same["count"] > 1:
-        out.print(f" • The same input ({same['fingerprint']}) was predicted {same['count']} times.")
+        rows.append(f"The same input ({esc(same['fingerprint'])}) was predicted {same['count']} times.")
+    bullets(out, [("•", row) for row in rows])
 
 
 def _sections(out: Console, data: dict[str, Any], where: str) -> None:
-    out.print(Rule(f"mltrace slow --service {data['service']}{where}", align="left"))
+    out.print(Rule(esc(f"mltrace slow --service {data['service']}{where}"), align="left"))
     render_slow(out, data["slow"])
     if data["show"]:
         out.print(Rule(f"mltrace show {data['show']['trace_id']}{where}", align="left"))
@@ -101,7 +101,9 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     out.print()
     _sections(out, data, where)
     out.print(Rule("try it yourself", align="left"))
-    out.print(f"  mltrace slow --service {data['service']}{where} --since 1h")
-    out.print(f"  mltrace stats --service {data['service']}{where} --since 1h --by ml.model.version")
-    out.print(f"  mltrace slow --service {data['service']}{where} --since 1h --stage feature_lookup --json")
+    service = esc(data["service"])
+    where = esc(where)
+    out.print(f"  mltrace slow --service {service}{where} --since 1h")
+    out.print(f"  mltrace stats --service {service}{where} --since 1h --by ml.model.version")
+    out.print(f"  mltrace slow --service {service}{where} --since 1h --stage feature_lookup --json")
     return 0

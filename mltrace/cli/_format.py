@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from rich.markup import escape
+
 from ..analysis._breakdown import NETWORK, UNACCOUNTED
 
 STAGE_STYLE = {
@@ -70,3 +72,8 @@ def value(v: Any, limit: int = 48) -> str:
 
 def percent(share: float) -> str:
     return f"{share * 100:.0f}%"
+
+
+def esc(v: Any) -> str:
+    """Text from traces (names, attribute values, reasons) made safe inside rich markup."""
+    return escape(str(v))

@@ -10,19 +10,18 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ._format import SHORT, ms, num, percent, short, style_of, value, when
+from ._format import SHORT, esc, ms, num, percent, short, style_of, value, when
 
 BAR_WIDTH = 32
-_HIDDEN_PREFIXES = ("code.", "thread.", "otel.", "telemetry.")
 
 
 # -- slow -------------------------------------------------------------------------------------
 def render_slow(out: Console, data: dict[str, Any]) -> None:
-    scope = f"service {data['service']}" if data.get("service") else "all services"
-    metric = "duration" if data["metric"] == "duration" else f"{data['metric']} self time"
+    scope = f"service {esc(data['service'])}" if data.get("service") else "all services"
+    metric = "duration" if data["metric"] == "duration" else f"{esc(data['metric'])} self time"
     out.print(
-        f"[bold]Slowest traces[/] of {scope}, last {data.get('since') or 'all time'}: "
-        f"{data['scanned']:,} traces scanned from {data.get('source', '?')}"
+        f"[bold]Slowest traces[/] of {scope}, last {esc(data.get('since') or 'all time')}: "
+        f"{data['scanned']:,} traces scanned from {esc(data.get('source', '?'))}"
     )
     if not data["traces"]:
         out.print("No traces found. Send some traffic, or widen --since.")
@@ -37,23 +36,23 @@ def render_slow(out: Console, data: dict[str, Any]) -> None:
     table.add_column("trace id", no_wrap=True)
     table.add_column("total ms", justify="right")
     for name in stages:
-        table.add_column(short(name), justify="right", style=style_of(name))
+        table.add_column(esc(short(name)), justify="right", style=style_of(name))
     table.add_column("dominant")
     for key in highlight:
         label = ".".join(key.split(".")[-2:])
-        table.add_column(label if len(label) <= 14 else key.rsplit(".", 1)[-1], justify="right")
+        table.add_column(esc(label if len(label) <= 14 else key.rsplit(".", 1)[-1]), justify="right")
     for t in data["traces"]:
         dominant = t["dominant_stage"]
         row = [t["trace_id"], num(t["duration_ms"]), *[num(t["stages"].get(s, 0.0)) for s in stages]]
-        row.append(f"[{style_of(dominant)}]{dominant}[/]")
-        row.extend(value(t["attributes"].get(k), 12) for k in highlight)
+        row.append(f"[{style_of(dominant)}]{esc(dominant)}[/]")
+        row.extend(esc(value(t["attributes"].get(k), 12)) for k in highlight)
         table.add_row(*row)
     out.print(table)
     legend = " · ".join(f"{SHORT[s]}={s}" for s in stages if s in SHORT and SHORT[s] != s)
     out.print(f"[bright_black]self time per stage in ms; {legend}[/]\n")
     shares = [(k, v["share_of_extra"]) for k, v in data["stages"].items() if v["share_of_extra"] >= 0.01]
     if shares:
-        parts = " · ".join(f"[{style_of(k)}]{k}[/] {percent(s)}" for k, s in sorted(shares, key=lambda x: -x[1]))
+        parts = " · ".join(f"[{style_of(k)}]{esc(k)}[/] {percent(s)}" for k, s in sorted(shares, key=lambda x: -x[1]))
         out.print(f"Where the slow traces spend their extra time: {parts}")
     _render_causes(out, data["causes"])
     top = data["traces"][0]["trace_id"]
@@ -65,11 +64,24 @@ def _render_causes(out: Console, causes: list[dict[str, Any]]) -> None:
         out.print("\nNo attribute stands out in the slow traces (compared with the rest).")
         return
     out.print("\n[bold]Likely causes[/], strongest first:")
+    rows = []
     for cause in causes:
-        out.print(f" {cause['rank']}. {cause['reason']}")
+        text = esc(cause["reason"])
         if cause.get("also"):
             same = ", ".join(f"{a['attribute']} {a['condition']}" for a in cause["also"])
-            out.print(f"    [bright_black]same traces: {same}[/]")
+            text += f"\n[bright_black]same traces: {esc(same)}[/]"
+        rows.append((f"{cause['rank']}.", text))
+    bullets(out, rows)
+
+
+def bullets(out: Console, rows: list[tuple[str, str]]) -> None:
+    """Marked lines with a hanging indent (markup allowed in the text)."""
+    grid = Table.grid(padding=(0, 1), pad_edge=False)
+    grid.add_column(no_wrap=True, justify="right")
+    grid.add_column()
+    for marker, text in rows:
+        grid.add_row(marker, text)
+    out.print(Padding(grid, (0, 0, 0, 1)))
 
 
 # -- show -------------------------------------------------------------------------------------
@@ -101,7 +113,7 @@ def _ml_attributes(attrs: dict[str, Any], everything: bool) -> str:
 def render_show(out: Console, data: dict[str, Any], *, everything: bool = False) -> None:
     multi = len(data["services"]) > 1
     out.print(
-        f"[bold]Trace {data['trace_id']}[/]  {data['name']}  ·  {', '.join(data['services'])}  ·  "
+        f"[bold]Trace {data['trace_id']}[/]  {esc(data['name'])}  ·  {esc(', '.join(data['services']))}  ·  "
         f"{ms(data['duration_ms'])}  ·  {when(data['start_us'])}" + ("  ·  [red]error[/]" if data["error"] else "")
     )
     table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
@@ -128,13 +140,13 @@ def render_show(out: Console, data: dict[str, Any], *, everything: bool = False)
             lines.append(Padding(Text(str(span["status_message"]), style="red"), (0, 0, 0, indent)))
         row: list[Any] = [Group(*lines)]
         if multi:
-            row.append(span["service"])
+            row.append(Text(span["service"]))
         bar = _bar(span["offset_ms"], span["duration_ms"], total, style)
         row += [ms(span["duration_ms"]), ms(span["self_ms"]), bar]
         table.add_row(*row)
     out.print(table)
-    parts = " · ".join(f"[{style_of(k)}]{k}[/] {ms(v)}" for k, v in data["stages"].items() if v > 0)
-    out.print(f"\nSelf time per stage: {parts}   (dominant: {data['dominant_stage']})")
+    parts = " · ".join(f"[{style_of(k)}]{esc(k)}[/] {ms(v)}" for k, v in data["stages"].items() if v > 0)
+    out.print(f"\nSelf time per stage: {parts}   (dominant: {esc(data['dominant_stage'])})")
 
 
 # -- lineage ----------------------------------------------------------------------------------
@@ -143,12 +155,12 @@ def _kv(mapping: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
     shown = {k: v for k, v in mapping.items() if k not in skip and not k.startswith("feature.")}
     hidden = sum(1 for k in mapping if k.startswith("feature."))
     text = "  ".join(f"{k}={value(v)}" for k, v in shown.items()) or "-"
-    return text + (f"  (+{hidden} per-feature values in --json)" if hidden else "")
+    return esc(text) + (f"  (+{hidden} per-feature values in --json)" if hidden else "")
 
 
 def render_lineage(out: Console, data: dict[str, Any]) -> None:
     out.print(
-        f"[bold]Lineage of trace {data['trace_id']}[/]  {data['name']}  ·  {data['service']}  ·  "
+        f"[bold]Lineage of trace {data['trace_id']}[/]  {esc(data['name'])}  ·  {esc(data['service'])}  ·  "
         f"{when(data['start_us'])}  ·  {ms(data['duration_ms'])}" + ("  ·  [red]error[/]" if data["error"] else "")
     )
     table = Table(box=None, show_header=False, pad_edge=False)
@@ -156,8 +168,8 @@ def render_lineage(out: Console, data: dict[str, Any]) -> None:
     table.add_column()
     inp = data["input"]
     if inp:
-        table.add_row("input", f"(at {inp['stage']}) " + _kv(inp["summary"], ("fingerprint",)))
-    table.add_row("fingerprint", str(data["fingerprint"] or "- (no input fingerprint recorded)"))
+        table.add_row("input", f"(at {esc(inp['stage'])}) " + _kv(inp["summary"], ("fingerprint",)))
+    table.add_row("fingerprint", esc(data["fingerprint"] or "- (no input fingerprint recorded)"))
     for f in data["features"] or [{}]:
         if not f:
             table.add_row("features", "- (no feature_lookup stage)")
@@ -166,11 +178,11 @@ def render_lineage(out: Console, data: dict[str, Any]) -> None:
             f"{c['name']} {ms(c['duration_ms'])}" + (f" @ {c['server.address']}" if "server.address" in c else "")
             for c in f["calls"]
         )
-        table.add_row(
-            "features",
+        text = (
             f"store={value(f['store'])}  keys={value(f['keys'])}  hits={value(f['hits'])}  "
-            f"misses={value(f['misses'])}  {ms(f['duration_ms'])}" + (f"  via {calls}" if calls else ""),
+            f"misses={value(f['misses'])}  {ms(f['duration_ms'])}" + (f"  via {calls}" if calls else "")
         )
+        table.add_row("features", esc(text))
     table.add_row("model", _kv(data["model"]))
     table.add_row("drift", _kv(data["drift"]) if data["drift"] else "- (no drift monitor on this model)")
     table.add_row("output", _kv(data["output"]))
@@ -180,23 +192,22 @@ def render_lineage(out: Console, data: dict[str, Any]) -> None:
     if data["payloads"]:
         out.print("[bold]stored payloads[/] (redacted at capture):")
         for p in data["payloads"]:
-            out.print(f"  {p['kind']}: {value(p['body'], 200)}")
+            out.print(f"  {esc(p['kind'])}: {esc(value(p['body'], 200))}")
     else:
         out.print("[bright_black]no stored payload (payload capture was off for this request)[/]")
     if data["fingerprint"]:
-        out.print(f"\n[bright_black]Same input elsewhere: mltrace lineage --fingerprint {data['fingerprint']}[/]")
+        out.print(f"\n[bright_black]Same input elsewhere: mltrace lineage --fingerprint {esc(data['fingerprint'])}[/]")
 
 
 def render_fingerprint(out: Console, data: dict[str, Any]) -> None:
-    out.print(f"[bold]{data['count']} prediction(s)[/] on input {data['fingerprint']}")
+    out.print(f"[bold]{data['count']} prediction(s)[/] on input {esc(data['fingerprint'])}")
     if not data["predictions"]:
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("time", "trace id", "model", "prediction", "confidence", "drift", "ms"):
         table.add_column(col, justify="right" if col in ("confidence", "drift", "ms") else "left", no_wrap=True)
     for p in data["predictions"]:
-        table.add_row(
-            when(p["start_us"]), p["trace_id"], value(p["model_version"]), value(p["prediction"]),
-            value(p["confidence"]), value(p["drift_score"]), num(p["duration_ms"]),
-        )
+        cells = (when(p["start_us"]), p["trace_id"], value(p["model_version"]), value(p["prediction"]),
+                 value(p["confidence"]), value(p["drift_score"]), num(p["duration_ms"]))
+        table.add_row(*(Text(c) for c in cells))
     out.print(table)

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ._format import num, percent, style_of, value
+from ._format import esc, num, percent, style_of, value
 
 
 def _latency_columns(table: Table) -> None:
@@ -16,10 +16,10 @@ def _latency_columns(table: Table) -> None:
 
 
 def render_stats(out: Console, data: dict[str, Any]) -> None:
-    scope = f"service {data['service']}" if data.get("service") else "all services"
+    scope = f"service {esc(data['service'])}" if data.get("service") else "all services"
     d = data["duration_ms"]
     out.print(
-        f"[bold]Latency[/] of {scope}, last {data.get('since') or 'all time'}: {data['count']:,} traces, "
+        f"[bold]Latency[/] of {scope}, last {esc(data.get('since') or 'all time')}: {data['count']:,} traces, "
         f"{data['errors']} errors ({percent(data['error_rate'])})"
     )
     if not data["count"]:
@@ -33,7 +33,7 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
     stages.add_column("errors", justify="right")
     for row in data["stages"]:
         stages.add_row(
-            f"[{style_of(row['stage'])}]{row['stage']}[/]", f"{row['count']:,}", num(row.get("p50")),
+            f"[{style_of(row['stage'])}]{esc(row['stage'])}[/]", f"{row['count']:,}", num(row.get("p50")),
             num(row.get("p95")), num(row.get("p99")), percent(row["share_of_time"]), str(row["errors"]),
         )
     out.print(stages)
@@ -45,7 +45,7 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
     ops.add_column("errors", justify="right")
     for row in data["operations"]:
         ops.add_row(
-            value(row["operation"], 32), row["service"], f"{row['count']:,}", num(row.get("p50")),
+            esc(value(row["operation"], 32)), esc(row["service"]), f"{row['count']:,}", num(row.get("p50")),
             num(row.get("p95")), num(row.get("p99")), percent(row["error_rate"]),
         )
     out.print(ops)
@@ -54,8 +54,8 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
 
 
 def render_slices(out: Console, by: dict[str, Any]) -> None:
-    table = Table(title=f"\nby {by['attribute']}", title_justify="left", box=None, header_style="bold")
-    table.add_column(by["attribute"].rsplit(".", 1)[-1])
+    table = Table(title=f"\nby {esc(by['attribute'])}", title_justify="left", box=None, header_style="bold")
+    table.add_column(esc(by["attribute"].rsplit(".", 1)[-1]))
     table.add_column("count", justify="right")
     _latency_columns(table)
     table.add_column("errors", justify="right")
@@ -66,12 +66,12 @@ def render_slices(out: Console, by: dict[str, Any]) -> None:
     for g in by["groups"]:
         d = g["duration_ms"]
         stage = max(g["stages_p50_ms"], key=lambda k: g["stages_p50_ms"][k]) if g["stages_p50_ms"] else None
-        mix = " ".join(f"{k} {percent(v)}" for k, v in list(g["predictions"].items())[:3]) or "-"
+        mix = esc(" ".join(f"{k} {percent(v)}" for k, v in list(g["predictions"].items())[:3]) or "-")
         drift = g["drift_score"].get("p50") if g["drift_score"] else None
         table.add_row(
-            value(g["value"], 24), f"{g['count']:,}", num(d.get("p50")), num(d.get("p95")), num(d.get("p99")),
+            esc(value(g["value"], 24)), f"{g['count']:,}", num(d.get("p50")), num(d.get("p95")), num(d.get("p99")),
             percent(g["error_rate"]),
-            f"[{style_of(stage)}]{stage}[/] {num(g['stages_p50_ms'][stage])}" if stage else "-",
+            f"[{style_of(stage)}]{esc(stage)}[/] {num(g['stages_p50_ms'][stage])}" if stage else "-",
             mix, value(drift), str(g["drift_alerts"]),
         )
     out.print(table)
