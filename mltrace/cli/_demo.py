@@ -27,6 +27,9 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
     )
     p.add_argument("--requests", "-n", type=int, default=300, help="how many requests to send (default 300)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the traffic mix (default 0)")
+    p.add_argument("--endpoint", help="where to send spans when not the source's host on the default port "
+                   "(Jaeger: OTLP gRPC, e.g. http://collector:4317; Zipkin: http://host:9411/api/v2/spans)")
+    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a backend to show the traces")
     p.set_defaults(run=run)
 
 
@@ -92,7 +95,8 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         def update(phase: str, done: int, total: int) -> None:
             bar.update(task, description=phase, completed=done, total=total)
 
-        data = run_demo(args.source, requests=args.requests, seed=args.seed, progress=update)
+        data = run_demo(args.source, requests=args.requests, seed=args.seed, progress=update,
+                        endpoint=args.endpoint, wait_s=args.wait)
     if args.json:
         print_json(data)
         return 0

@@ -28,15 +28,16 @@ PLANTED = (
 Progress = Callable[[str, int, int], None]
 
 
-def _exporter_for(url: str) -> dict[str, Any]:
-    """``configure()`` arguments that send spans where ``url`` reads them from."""
+def _exporter_for(url: str, endpoint: str | None) -> dict[str, Any]:
+    """``configure()`` arguments that send spans where ``url`` reads them from (``endpoint``
+    overrides where they are sent: Jaeger's OTLP gRPC port, or Zipkin's span endpoint)."""
     scheme = url.split("://", 1)[0].lower()
     parts = urlsplit(url.replace(scheme, "http", 1))
     host = parts.hostname or "localhost"
     if scheme.startswith("jaeger"):
-        return {"exporter": "jaeger", "endpoint": f"http://{host}:4317"}
+        return {"exporter": "jaeger", "endpoint": endpoint or f"http://{host}:4317"}
     if scheme.startswith("zipkin"):
-        return {"exporter": "zipkin", "endpoint": f"http://{host}:{parts.port or 9411}/api/v2/spans"}
+        return {"exporter": "zipkin", "endpoint": endpoint or f"http://{host}:{parts.port or 9411}/api/v2/spans"}
     if scheme == "local" or "://" not in url:
         return {"exporter": "local", "local_path": url.split("://", 1)[-1] or DEFAULT_DB}
     raise ConfigurationError(f"the demo cannot send traces to {url!r}; use local://, jaeger:// or zipkin://")
@@ -84,6 +85,7 @@ def run_demo(
     seed: int = 0,
     progress: Progress | None = None,
     wait_s: float = 60.0,
+    endpoint: str | None = None,
 ) -> dict[str, Any]:
     """Serve the demo model in-process, send ``requests`` requests, and investigate the traces.
 
@@ -91,11 +93,13 @@ def run_demo(
     ``jaeger://host:16686`` or ``zipkin://host:9411``). Returns the findings as plain data:
     ``slow``, ``show`` (the slowest trace), ``lineage`` (the most drifted prediction),
     ``same_input`` (predictions on a repeated input) and ``planted`` (did ``slow`` find the causes
-    planted in the demo app).
+    planted in the demo app). ``endpoint`` is where spans are sent when that is not the source's
+    host on the default port (Jaeger's OTLP gRPC 4317, Zipkin's ``/api/v2/spans``).
     """
     url = source or f"local://{DEFAULT_DB}"
     # Eight per-feature summaries keep a 30-feature batch's input and output within the span attribute limit.
-    handle = configure(service_name=SERVICE, model_name=MODEL_NAME, max_features=8, **_exporter_for(url))
+    export = _exporter_for(url, endpoint)
+    handle = configure(service_name=SERVICE, model_name=MODEL_NAME, max_features=8, **export)
     service = str(handle.provider.resource.attributes.get("service.name", SERVICE))
     report = progress or (lambda phase, done, total: None)
     report("training the model", 0, 1)
@@ -113,6 +117,12 @@ def run_demo(
     try:
         since = time.time() - started + 5.0
         traces = _wait_for(reader, service, since, len(sent.trace_ids), wait_s)
+        if len(traces) < len(sent.trace_ids):
+            where = export.get("endpoint") or export.get("local_path")
+            raise SourceUnavailable(
+                f"only {len(traces)} of the demo's {len(sent.trace_ids)} traces could be read back from {reader.url} "
+                f"within {wait_s:.0f} s; they were sent to {where} (pass --endpoint if the backend receives elsewhere)"
+            )
         slow = analyze_slow(traces, limit=10)
         drifted = _most_drifted(traces, set(sent.drifted) - set(sent.large))
         pick = drifted.trace_id if drifted is not None else (slow["traces"][0]["trace_id"] if traces else None)
