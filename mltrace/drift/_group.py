@@ -113,17 +113,10 @@ class GroupMonitor:
 
     def top_features(self, chi_row: FloatArray) -> list[str]:
         """Up to five features with tail p-value below 0.1, most unusual first."""
-        hits = np.flatnonzero(chi_row > _TOP_CHI)
-        if not hits.size:
-            return []
         names = self.g.names
-        if hits.size <= 4 * TOP_K:
-            ranked = sorted(zip(chi_row[hits].tolist(), hits.tolist(), strict=True), reverse=True)
-            return [names[i] for _, i in ranked[:TOP_K]]
-        values = chi_row[hits]
-        keep = np.argpartition(-values, TOP_K)[:TOP_K]
-        hits, values = hits[keep], values[keep]
-        return [names[i] for i in hits[np.argsort(-values, kind="stable")]]
+        idx = np.argpartition(chi_row, -TOP_K)[-TOP_K:] if self.g.m > TOP_K else np.arange(self.g.m)
+        ranked = sorted(zip(chi_row[idx].tolist(), idx.tolist(), strict=True), reverse=True)
+        return [names[i] for value, i in ranked if value > _TOP_CHI]
 
     def missing_names(self, codes: IntArray) -> list[str]:
         hit = (codes == self.g.missing_code).any(axis=0)

@@ -41,6 +41,7 @@ class RowReader:
         self, features: Sequence[FeatureProfile], embeddings: Sequence[EmbeddingProfile], strict: bool
     ) -> None:
         self.names = [f.name for f in features]
+        self.name_set = frozenset(self.names)
         self.n = len(self.names)
         self.strict = strict
         self.embeddings = list(embeddings)
@@ -105,7 +106,10 @@ class RowReader:
         return Rows(values, cats, [])
 
     def _records(self, records: Sequence[Mapping[str, Any]]) -> Rows:
-        absent = [n for n in self.names if any(n not in r for r in records)]
+        gone: set[str] = set()
+        for record in records:
+            gone |= self.name_set - record.keys()
+        absent = [n for n in self.names if n in gone] if gone else []
         if absent and self.strict:
             raise ProfileMismatchError(f"features missing from the request: {absent}")
         shape = (len(records), len(self.num_names))
