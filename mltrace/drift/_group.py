@@ -27,7 +27,8 @@ _TOP_CHI = -2 * math.log(TOP_P)
 
 @dataclass(frozen=True)
 class WindowState:
-    """The statistics of one recompute, per feature (arrays) and for the window."""
+    """The statistics of one recompute, per feature (arrays; ``out_of_range`` per numerical
+    feature only, in order) and for the window."""
 
     n: int
     n_feature: FloatArray
