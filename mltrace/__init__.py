@@ -14,7 +14,7 @@ from ._errors import ConfigurationError, MLTraceError
 from ._logs import instrument_logging, uninstrument_logging
 from ._version import __version__
 from .batching import MicroBatcher, batch_member, record_batch, traced_batch
-from .drift import DriftMonitor, DriftThresholds, ProfileMismatchError, ReferenceProfile
+from .drift import DriftMonitor, DriftThresholds, ProfileFormatError, ProfileMismatchError, ReferenceProfile
 from .export import export_stats
 from .spans import (
     MLTraceMiddleware,
@@ -36,6 +36,7 @@ __all__ = [
     "MLTraceError",
     "MLTraceMiddleware",
     "MicroBatcher",
+    "ProfileFormatError",
     "ProfileMismatchError",
     "ReferenceProfile",
     "Stage",

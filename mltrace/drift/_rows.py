@@ -106,6 +106,11 @@ class RowReader:
         return Rows(values, cats, [])
 
     def _records(self, records: Sequence[Mapping[str, Any]]) -> Rows:
+        bad = next((r for r in records if not isinstance(r, Mapping)), _ABSENT)
+        if bad is not _ABSENT:
+            raise ProfileMismatchError(
+                f"records must all be dicts of features; found a {type(bad).__name__} among them"
+            )
         gone: set[str] = set()
         for record in records:
             gone |= self.name_set - record.keys()
