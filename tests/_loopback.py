@@ -83,6 +83,11 @@ class HangServer(_Server):
         self._sock.close()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None  # an exporter that gives up resets its connection: expected here, not news
+
+
 class HttpBackend(_Server):
     """Answers each POST with ``status`` after ``delay`` seconds; keeps what it received."""
 
@@ -116,7 +121,7 @@ class HttpBackend(_Server):
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -75,6 +75,11 @@ class Counters:
             + snap["spans_dropped_after_shutdown"]
             + snap["spans_dropped_tail_overflow"]
         )
+        # Handed to a batch processor and not yet exported or failed: in its queue or in flight.
+        # A shutdown that gives up at its bound leaves these behind (they are lost at exit).
+        snap["spans_pending"] = max(
+            0, snap["spans_queued"] - snap["spans_exported"] - snap["spans_export_failed"]
+        )
         return snap
 
     def reset(self) -> None:
