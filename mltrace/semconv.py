@@ -42,6 +42,7 @@ ML_DRIFT_TOP_FEATURES: Final = "ml.drift.top_features"
 ML_DRIFT_ALERT: Final = "ml.drift.alert"
 ML_DRIFT_REFERENCE: Final = "ml.drift.reference"
 ML_DRIFT_WINDOW_FEATURES: Final = "ml.drift.window.top_features"
+ML_DRIFT_FEATURE: Final = "ml.drift.feature"  # metric attribute: the feature of a per-feature gauge
 
 # -- feature stores ---------------------------------------------------------------------------
 ML_FEATURE_STORE_NAME: Final = "ml.feature_store.name"
@@ -58,3 +59,4 @@ ML_FEEDBACK_TRACE_ID: Final = "ml.feedback.trace_id"
 
 # -- mltrace's own bookkeeping ----------------------------------------------------------------
 ML_TRACE_ERROR: Final = "mltrace.error"  # a summary/drift/hook failure, recorded not raised
+ML_FORCE: Final = "mltrace.force"  # the request asked (force-trace header) for its trace to be kept

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import semconv
+from . import _registry
 from ._group import GroupMonitor, WindowState
 from ._profile import ReferenceProfile
 from ._rows import RowReader
@@ -73,6 +74,7 @@ class DriftMonitor:
         self._last = time.monotonic()
         self._window: tuple[float | None, bool, list[str]] = (None, False, [])
         self._out_window: tuple[float | None, bool, list[str]] = (None, False, [])
+        _registry.add(self)
 
     # -- per request ----------------------------------------------------------------------------
 
@@ -91,6 +93,7 @@ class DriftMonitor:
         codes, any_missing = group.codes(rows.numeric, rows.categorical)
         scores, chi, flat = group.score_codes(codes)
         worst = scores.index(max(scores)) if len(scores) > 1 else 0
+        raised = False
         if update:
             with self._lock:
                 if len(codes) == 1:
@@ -103,7 +106,9 @@ class DriftMonitor:
                         ring.push(vectors)
                 self._pending += len(codes)
                 if self._due(self._pending):
-                    self._recompute()
+                    raised = self._recompute()
+            if raised:
+                _registry.alert_raised(self)
         window_score, alert, window_top = self._window
         result: dict[str, Any] = {
             "score": float(scores[worst]),
@@ -221,6 +226,7 @@ class DriftMonitor:
                 self._outputs.ring.clear()
             for ring in self._vectors.values():
                 ring.clear()
+            self._inputs.state = None
             self._window = (None, False, [])
             self._out_window = (None, False, [])
             self._pending = self._out_pending = 0
@@ -245,8 +251,9 @@ class DriftMonitor:
             return True
         return self.recompute_seconds is not None and time.monotonic() - self._last >= self.recompute_seconds
 
-    def _recompute(self) -> None:
-        """Refresh the cached window state (lock held)."""
+    def _recompute(self) -> bool:
+        """Refresh the cached window state (lock held); ``True`` when the window alert just turned on."""
+        was_alert = self._window[1]
         self._pending = 0
         self._last = time.monotonic()
         score, alert, top = self._summary(self._inputs.recompute())
@@ -259,6 +266,7 @@ class DriftMonitor:
             if c["severity"] is not None:
                 score = max(score or 0.0, c["severity"])
         self._window = (score, alert, top)
+        return alert and not was_alert
 
     def _summary(self, state: WindowState) -> tuple[float | None, bool, list[str]]:
         if state.n < self.thresholds.min_samples:

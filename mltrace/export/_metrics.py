@@ -1,9 +1,10 @@
 """mltrace's own counters as OpenTelemetry metrics: ``configure(metrics=True)`` / ``MLTRACE_METRICS``.
 
 Observable counters read :data:`COUNTERS` at each collection, so nothing is paid per span. They
-are registered on the global MeterProvider (or the one passed); mltrace does not choose where
-metrics go: set a MeterProvider with a reader (``opentelemetry-instrument`` does, from
-``OTEL_METRICS_EXPORTER``), before or after this call.
+are registered on the global MeterProvider (or the one passed), and drift monitors publish on the
+same providers (:mod:`._drift_metrics`). mltrace does not choose where metrics go: set a
+MeterProvider with a reader (``opentelemetry-instrument`` does, from ``OTEL_METRICS_EXPORTER``),
+before or after this call.
 """
 
 from __future__ import annotations
@@ -82,4 +83,7 @@ def enable_metrics(meter_provider: metrics.MeterProvider | None = None) -> bool:
         meter.create_observable_counter(
             name, callbacks=[_callback(keys, attribute)], unit=unit, description=description
         )
+    from ._drift_metrics import watch_drift
+
+    watch_drift(provider)
     return True
