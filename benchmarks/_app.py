@@ -49,7 +49,9 @@ def build(traced: bool, *, fastapi_telemetry: bool, operation_spans: bool = True
         prepare = mltrace.preprocess(_prepare)
         lookup = mltrace.feature_lookup(store="memory")(_lookup)
         predict = mltrace.inference(model="logit", version="1")(_predict)
-    telemetry: dict[str, Any] | None = None if fastapi_telemetry else {"tracing": False, "metrics": False, "logs": False}
+    telemetry: dict[str, Any] | None = None
+    if not fastapi_telemetry:
+        telemetry = {"tracing": False, "metrics": False, "logs": False}
     if fastapi_telemetry and not operation_spans:
         telemetry = {"operation_spans": False}
     app = FastAPI(telemetry=telemetry)  # type: ignore[arg-type]

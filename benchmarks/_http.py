@@ -71,7 +71,7 @@ def http_cases(rounds: int = 5, n: int = 1000) -> dict[str, list[float]]:
     try:
         for p in ports.values():
             _wait(p)
-        for c, p in ports.items():  # warm up
+        for p in ports.values():  # warm up
             subprocess.run([sys.executable, "-c", CLIENT, str(p), "200", body], check=True, capture_output=True)
         for _ in range(rounds):
             for c, p in ports.items():

@@ -10,10 +10,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _app  # noqa: E402
-from overhead import Discard  # noqa: E402
+import _app
+from overhead import Discard
 
-import mltrace  # noqa: E402
+import mltrace
 
 
 def main(case: str, port: int) -> None:

@@ -36,9 +36,9 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _app  # noqa: E402
+import _app
 
-import mltrace  # noqa: E402
+import mltrace
 
 
 class Toggle(Sampler):

@@ -16,6 +16,8 @@ from ._version import __version__
 from .batching import MicroBatcher, batch_member, record_batch, traced_batch
 from .drift import DriftMonitor, DriftThresholds, ProfileFormatError, ProfileMismatchError, ReferenceProfile
 from .export import export_stats
+from .privacy import CaptureRules, PayloadCapture, capture_payload
+from .sampling import TailSamplingConfig
 from .spans import (
     MLTraceMiddleware,
     Stage,
@@ -28,6 +30,7 @@ from .spans import (
 from .summaries import summarize
 
 __all__ = [
+    "CaptureRules",
     "ConfigurationError",
     "ContextThreadPoolExecutor",
     "DriftMonitor",
@@ -36,12 +39,15 @@ __all__ = [
     "MLTraceError",
     "MLTraceMiddleware",
     "MicroBatcher",
+    "PayloadCapture",
     "ProfileFormatError",
     "ProfileMismatchError",
     "ReferenceProfile",
     "Stage",
+    "TailSamplingConfig",
     "__version__",
     "batch_member",
+    "capture_payload",
     "configure",
     "current_stage",
     "current_trace_id",

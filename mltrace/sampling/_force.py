@@ -32,8 +32,9 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from .._settings import SETTINGS
+from ..semconv import ML_FORCE
 
-FORCE_ATTRIBUTE = "mltrace.force"
+FORCE_ATTRIBUTE = ML_FORCE
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FORCE_KEY = otel_context.create_key("mltrace-force-trace")
 

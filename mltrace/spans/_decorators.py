@@ -160,10 +160,11 @@ def _finish_stream(span: Span, spec: _Spec, items: int, last: Any) -> None:
 
 def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Callable[..., Iterator[Any]]:
     @functools.wraps(func)
-    def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         span, started = spec.start(args, kwargs)
         if not started:
-            return (yield from func(*args, **kwargs))
+            result = yield from func(*args, **kwargs)
+            return result
         ctx = trace.set_span_in_context(span)
         items, last = 0, None
         inner = func(*args, **kwargs)
