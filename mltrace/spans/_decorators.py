@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -260,54 +260,48 @@ def _decorator(
     return decorate(func) if func is not None else decorate
 
 
-@overload
-def preprocess(func: F) -> F: ...
-@overload
-def preprocess(
-    *,
-    name: str | None = None,
-    record_input: bool = True,
-    record_output: bool = True,
-    attributes: Mapping[str, Any] | None = None,
-) -> Callable[[F], F]: ...
-def preprocess(
-    func: F | None = None,
-    *,
-    name: str | None = None,
-    record_input: bool = True,
-    record_output: bool = True,
-    attributes: Mapping[str, Any] | None = None,
-) -> Any:
-    """Trace a function as the ``preprocess`` stage (input and output summaries)."""
-    return _decorator(
-        semconv.STAGE_PREPROCESS, func, name=name, record_input=record_input,
-        record_output=record_output, attributes=attributes,
-    )
+class _DataStageDecorator(Protocol):
+    """``@stage`` or ``@stage(name=..., record_input=..., record_output=..., attributes=...)``."""
+
+    @overload
+    def __call__(self, func: F, /) -> F: ...
+    @overload
+    def __call__(
+        self,
+        *,
+        name: str | None = None,
+        record_input: bool = True,
+        record_output: bool = True,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Callable[[F], F]: ...
 
 
-@overload
-def postprocess(func: F) -> F: ...
-@overload
-def postprocess(
-    *,
-    name: str | None = None,
-    record_input: bool = True,
-    record_output: bool = True,
-    attributes: Mapping[str, Any] | None = None,
-) -> Callable[[F], F]: ...
-def postprocess(
-    func: F | None = None,
-    *,
-    name: str | None = None,
-    record_input: bool = True,
-    record_output: bool = True,
-    attributes: Mapping[str, Any] | None = None,
-) -> Any:
-    """Trace a function as the ``postprocess`` stage."""
-    return _decorator(
-        semconv.STAGE_POSTPROCESS, func, name=name, record_input=record_input,
-        record_output=record_output, attributes=attributes,
-    )
+def _data_stage(stage_name: str, doc: str) -> _DataStageDecorator:
+    """A decorator for a stage that transforms data (summaries of its input and output)."""
+
+    def decorator(
+        func: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        record_input: bool = True,
+        record_output: bool = True,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Any:
+        return _decorator(
+            stage_name, func, name=name, record_input=record_input,
+            record_output=record_output, attributes=attributes,
+        )
+
+    decorator.__name__ = decorator.__qualname__ = stage_name
+    decorator.__doc__ = doc
+    return decorator  # type: ignore[return-value]
+
+
+preprocess = _data_stage(
+    semconv.STAGE_PREPROCESS, "Trace a function as the ``preprocess`` stage (input and output summaries)."
+)
+postprocess = _data_stage(semconv.STAGE_POSTPROCESS, "Trace a function as the ``postprocess`` stage.")
 
 
 @overload
