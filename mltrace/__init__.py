@@ -11,6 +11,7 @@ from ._concurrency import ContextThreadPoolExecutor, run_in_executor, wrap_execu
 from ._configure import MLTrace, configure
 from ._current import current_stage, current_trace_id, record_lookup
 from ._errors import ConfigurationError, MLTraceError
+from ._feedback import feedback
 from ._logs import instrument_logging, uninstrument_logging
 from ._version import __version__
 from .batching import MicroBatcher, batch_member, record_batch, traced_batch
@@ -53,6 +54,7 @@ __all__ = [
     "current_trace_id",
     "export_stats",
     "feature_lookup",
+    "feedback",
     "inference",
     "instrument_logging",
     "postprocess",

@@ -53,9 +53,11 @@ ML_FEATURE_STORE_MISSES: Final = "ml.feature_store.misses"
 # -- batching ---------------------------------------------------------------------------------
 ML_BATCH_SIZE: Final = "ml.batch.size"
 
-# -- ground truth -----------------------------------------------------------------------------
+# -- ground truth (mltrace.feedback) ----------------------------------------------------------
+STAGE_FEEDBACK: Final = "feedback"  # the ml.stage of a feedback span (not a serving stage)
 ML_FEEDBACK_LABEL: Final = "ml.feedback.label"
 ML_FEEDBACK_TRACE_ID: Final = "ml.feedback.trace_id"
+ML_FEEDBACK_SPAN_ID: Final = "ml.feedback.span_id"
 
 # -- mltrace's own bookkeeping ----------------------------------------------------------------
 ML_TRACE_ERROR: Final = "mltrace.error"  # a summary/drift/hook failure, recorded not raised

@@ -1,10 +1,12 @@
 """Answers from traces: where time went (per stage), why the slow ones were slow, latency
-percentiles, and the lineage of a prediction. Each function takes a trace source
-(:func:`mltrace.query.open_source`) and returns plain data (what ``mltrace ... --json`` prints).
+percentiles, the lineage of a prediction, drift over time, and accuracy against late feedback.
+Each function takes a trace source (:func:`mltrace.query.open_source`) and returns plain data
+(what ``mltrace ... --json`` prints).
 """
 
 from __future__ import annotations
 
+from ._accuracy import accuracy
 from ._breakdown import NETWORK, UNACCOUNTED, dominant_stage, stage_breakdown
 from ._errors import UnknownStage
 from ._lineage import lineage, predictions_for_input, trace_lineage
@@ -16,6 +18,7 @@ __all__ = [
     "NETWORK",
     "UNACCOUNTED",
     "UnknownStage",
+    "accuracy",
     "analyze_slow",
     "dominant_stage",
     "lineage",

@@ -22,6 +22,7 @@ _SKIP_KEYS = frozenset(
         "ml.output.fingerprint",
         semconv.ML_PAYLOAD_REF,
         semconv.ML_FEEDBACK_TRACE_ID,
+        semconv.ML_FEEDBACK_SPAN_ID,
         semconv.ML_TRACE_ERROR,
         "client.address",
         "client.port",

@@ -20,6 +20,7 @@ from ._attributes import trace_attributes
 from ._breakdown import dominant_stage, stage_breakdown, stage_order
 from ._effects import FAMILY_ALPHA, BoolArray, Column, Condition, FloatArray, format_value, top_mask
 from ._errors import UnknownStage
+from ._feedback import without_feedback
 from ._gc import paused_gc
 
 SLOW_QUANTILE = 0.9  # the slow set is the top tenth
@@ -248,5 +249,5 @@ def slow_traces(
     window = parse_duration(since)
     with paused_gc():
         traces = source.find_traces(service, window, scan, parse_duration(min_duration), progress=progress)
-        report = analyze_slow(traces, limit=limit, stage=stage)
+        report = analyze_slow(without_feedback(traces), limit=limit, stage=stage)
     return {"source": source.url, "service": service, "since": since, **report}

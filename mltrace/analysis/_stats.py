@@ -17,6 +17,7 @@ from ..query import Trace, TraceSource, parse_duration
 from ._attributes import attribute_value
 from ._breakdown import stage_breakdown, stage_order
 from ._effects import format_value
+from ._feedback import without_feedback
 from ._gc import paused_gc
 
 PERCENTILES = (50, 95, 99)
@@ -165,5 +166,5 @@ def trace_stats(
     """
     with paused_gc():
         traces = source.find_traces(service, parse_duration(since), scan, progress=progress)
-        summary = summarize_traces(traces, by=by)
+        summary = summarize_traces(without_feedback(traces), by=by)
     return {"source": source.url, "service": service, "since": since, **summary}

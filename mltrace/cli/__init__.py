@@ -1,4 +1,4 @@
-"""The ``mltrace`` command: ``demo``, ``slow``, ``stats``, ``show``, ``lineage``.
+"""The ``mltrace`` command: ``demo``, ``slow``, ``stats``, ``show``, ``lineage``, ``accuracy``.
 
 Each command is also a Python function returning plain data (see :mod:`mltrace.analysis`);
 ``--json`` prints exactly that data.
@@ -14,6 +14,7 @@ from rich.text import Text
 
 from .._errors import MLTraceError
 from .._version import __version__
+from ._accuracy import add as add_accuracy
 from ._common import common_options, consoles
 from ._demo import add as add_demo
 from ._lineage import add as add_lineage
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mltrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parent = common_options()
-    for add in (add_demo, add_slow, add_stats, add_show, add_lineage):
+    for add in (add_demo, add_slow, add_stats, add_show, add_lineage, add_accuracy):
         add(sub, parent)
     return parser
 
