@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._accuracy import accuracy
 from ._breakdown import NETWORK, UNACCOUNTED, dominant_stage, stage_breakdown
+from ._drift import drift_history
 from ._errors import UnknownStage
 from ._lineage import lineage, predictions_for_input, trace_lineage
 from ._show import show_trace, trace_tree
@@ -21,6 +22,7 @@ __all__ = [
     "accuracy",
     "analyze_slow",
     "dominant_stage",
+    "drift_history",
     "lineage",
     "predictions_for_input",
     "show_trace",

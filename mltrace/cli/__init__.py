@@ -1,4 +1,5 @@
-"""The ``mltrace`` command: ``demo``, ``slow``, ``stats``, ``show``, ``lineage``, ``accuracy``.
+"""The ``mltrace`` command: ``demo``, ``slow``, ``stats``, ``show``, ``lineage``, ``drift``, ``accuracy``,
+``profile build``.
 
 Each command is also a Python function returning plain data (see :mod:`mltrace.analysis`);
 ``--json`` prints exactly that data.
@@ -17,7 +18,9 @@ from .._version import __version__
 from ._accuracy import add as add_accuracy
 from ._common import common_options, consoles
 from ._demo import add as add_demo
+from ._drift import add as add_drift
 from ._lineage import add as add_lineage
+from ._profile import add as add_profile
 from ._show import add as add_show
 from ._slow import add as add_slow
 from ._stats import add as add_stats
@@ -32,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mltrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parent = common_options()
-    for add in (add_demo, add_slow, add_stats, add_show, add_lineage, add_accuracy):
+    for add in (add_demo, add_slow, add_stats, add_show, add_lineage, add_drift, add_accuracy, add_profile):
         add(sub, parent)
     return parser
 

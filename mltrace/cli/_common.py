@@ -13,7 +13,19 @@ from typing import Any
 
 from rich.console import Console
 
+from .._errors import MLTraceError
 from ..query import TraceSource, open_source
+
+
+class CommandError(MLTraceError):
+    """A command's input cannot be used (a missing file, an unknown column): printed as one line."""
+
+    @classmethod
+    def of(cls, exc: BaseException, prefix: str = "") -> CommandError:
+        """The first line of ``exc``'s message (pandas and OS errors can run to several)."""
+        lines = str(exc).strip().splitlines()
+        text = lines[0] if lines else type(exc).__name__
+        return cls(f"{prefix}{text}")
 
 
 def common_options() -> argparse.ArgumentParser:

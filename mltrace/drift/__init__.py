@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._errors import ProfileFormatError, ProfileMismatchError
 from ._monitor import DriftMonitor
+from ._offline import drift_report
 from ._profile import ReferenceProfile
 from ._thresholds import DriftThresholds
 
@@ -17,4 +18,5 @@ __all__ = [
     "ProfileFormatError",
     "ProfileMismatchError",
     "ReferenceProfile",
+    "drift_report",
 ]
