@@ -105,6 +105,15 @@ def _route_of(scope: Scope) -> str | None:
     return path if isinstance(path, str) else None
 
 
+def _fastapi_operation_spans_off(scope: Scope) -> None:
+    """Switch off FastAPI's per-operation spans (dependencies/endpoint/serialization) for this
+    request, unless asked to keep them: they would sit between the server span and our stages and
+    cost ~40 µs a request even when the request is sampled out; see docs/fastapi.md."""
+    telemetry = scope.get("fastapi.telemetry")
+    if telemetry is not None and not SETTINGS.fastapi_operation_spans and hasattr(telemetry, "tracer"):
+        telemetry.tracer = None
+
+
 class _BodyTap:
     """Collects up to ``limit`` bytes of a body passing through, then summarises it."""
 
@@ -183,10 +192,12 @@ class MLTraceMiddleware:
             return
         current = trace.get_current_span()
         if _is_server_span(current):
+            _fastapi_operation_spans_off(scope)
             await self._enrich(current, scope, receive, send)
         elif not current.is_recording() and current.get_span_context().is_valid:
             # An instrumentation outside us started this request's span and sampled it out:
             # nothing to record, but the client still learns its trace id.
+            _fastapi_operation_spans_off(scope)
             await self.app(scope, receive, self._headers_only(current, send))
         else:
             await self._own(scope, receive, send)
@@ -239,15 +250,6 @@ class MLTraceMiddleware:
 
     # -- another instrumentation made the server span: enrich it ------------------------------
     async def _enrich(self, span: Span, scope: Scope, receive: Receive, send: Send) -> None:
-        fastapi_telemetry = scope.get("fastapi.telemetry")
-        # FastAPI's per-operation spans (dependencies/endpoint/serialization) would sit between
-        # the server span and our stage spans and cost ~200 µs a request; see docs/fastapi.md.
-        if (
-            fastapi_telemetry is not None
-            and not SETTINGS.fastapi_operation_spans
-            and hasattr(fastapi_telemetry, "tracer")
-        ):
-            fastapi_telemetry.tracer = None
         if SETTINGS.force_trace_header and span.is_recording() and _forced(Headers(scope=scope)):
             span.set_attribute(FORCE_ATTRIBUTE, True)
         req_tap, res_tap = self._taps(span)
