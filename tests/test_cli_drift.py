@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +286,24 @@ def test_drift_from_traces_without_monitors(capsys: pytest.CaptureFixture[str], 
     code, out, err = run(capsys, "drift", "--source", f"local://{path}")
     assert code == 0, err
     assert "0 requests with drift scores" in out and "@mltrace.inference(drift=DriftMonitor(" in " ".join(out.split())
+
+
+# -- the documented example -------------------------------------------------------------------------
+def test_feedback_loop_example(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """examples/feedback_loop.py runs, and every command docs/cli.md shows for it works on what it wrote."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLTRACE_"))}
+    example = Path(__file__).parents[1] / "examples" / "feedback_loop.py"
+    proc = subprocess.run([sys.executable, "-W", "error", str(example), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    source = f"local://{tmp_path / 'churn-traces.db'}"
+    built = run_json(capsys, "profile", "build", str(tmp_path / "train.csv"), "-o", str(tmp_path / "ref.json"),
+                     "--target", "churned")
+    offline = run_json(capsys, "drift", "--profile", str(tmp_path / "ref.json"), "--data", str(tmp_path / "recent.csv"))
+    assert offline["alert"] is True and set(offline["top_features"]) == {"plan", "age"}
+    history = run_json(capsys, "drift", "--service", "churn-model", "--source", source)
+    assert history["references"] == {built["id"]: 600} and history["alerts"] > 0
+    scored = run_json(capsys, "accuracy", "--service", "churn-model", "--source", source)
+    assert scored["metric"] == "accuracy" and scored["matched"] == scored["feedback"] > 400
+    assert {g["value"] for g in scored["groups"]} == {"1", "2"}
+    assert all(0.6 < g["accuracy"] < 0.9 for g in scored["groups"])

@@ -71,7 +71,8 @@ def _score(v: float | None) -> str:
 
 
 def _features(rows: list[dict[str, Any]], n: int = 3) -> str:
-    return ", ".join(f"{r['feature']} {percent(r['share'])}" for r in rows[:n]) or "-"
+    """The most often named features with their share of requests."""
+    return ", ".join(f"{r['feature']} {percent(r['share']) if r['share'] >= 0.01 else '<1%'}" for r in rows[:n]) or "-"
 
 
 def render_drift_history(out: Console, data: dict[str, Any]) -> None:
