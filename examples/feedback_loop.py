@@ -111,7 +111,8 @@ def main(folder: Path) -> None:
         if rng.random() < 0.8:  # some outcomes never come back
             client.post("/feedback", json={"trace": trace, "churned": truth})
     handle.shutdown()
-    print(f"served {len(sent)} predictions; wrote train.csv, recent.csv and churn-traces.db to {folder}")
+    where = "" if folder.resolve() == Path.cwd() else f" in {folder}"
+    print(f"served {len(sent)} predictions; wrote train.csv, recent.csv and churn-traces.db{where}")
 
 
 if __name__ == "__main__":
