@@ -29,7 +29,6 @@ from ._stats import MAX_GROUPS, percentiles
 METRICS = ("auto", "accuracy", "mae")
 _PREDICTION_STAGES = (semconv.STAGE_INFERENCE, semconv.STAGE_POSTPROCESS, None)
 _NOT_SET = "(not set)"
-_ZERO_SPAN = "0" * 16
 
 
 @dataclass(frozen=True)

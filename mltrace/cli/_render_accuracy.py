@@ -61,7 +61,7 @@ def render_accuracy(out: Console, data: dict[str, Any]) -> None:
         table.add_column("labels")
         table.add_column("most common mistakes (label → prediction)")
         for g in data["groups"]:
-            labels = " ".join(f"{k} {percent(n / g['count'])}" for k, n in list(g["labels"].items())[:3])
+            labels = ", ".join(f"{k}: {percent(n / g['count'])}" for k, n in list(g["labels"].items())[:3])
             mistakes = ", ".join(f"{m['label']} → {m['prediction']} ×{m['count']}" for m in g["mistakes"])
             table.add_row(
                 esc(value(g["value"], 24)), f"{g['count']:,}", percent(g["accuracy"]), f"{g['correct']:,}",
