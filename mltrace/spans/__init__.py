@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._decorators import feature_lookup, inference, postprocess, preprocess
 from ._middleware import MLTraceMiddleware
+from ._record import record_error
 from ._stage import Stage, StageScope, stage
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "inference",
     "postprocess",
     "preprocess",
+    "record_error",
     "stage",
 ]

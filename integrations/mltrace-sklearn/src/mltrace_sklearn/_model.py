@@ -11,12 +11,13 @@ import numpy as np
 import sklearn
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 import mltrace
 from mltrace import semconv
+from mltrace.spans import record_error
 
 from ._attributes import (
     ML_MODEL_CLASS,
@@ -184,11 +185,7 @@ def _step_span(name: str, index: int, step: Any, method: str) -> Iterator[Span]:
     try:
         yield span
     except BaseException as exc:
-        if span.is_recording():
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256]))
-            builtin = type(exc).__module__ == "builtins"
-            span.set_attribute("error.type", type(exc).__qualname__ if builtin else class_path(exc))
+        record_error(span, exc)
         raise
     finally:
         span.end()

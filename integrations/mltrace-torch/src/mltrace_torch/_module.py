@@ -16,10 +16,11 @@ from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span
 
 import mltrace
 from mltrace import semconv
+from mltrace.spans import record_error
 
 from ._device_timer import DeviceTimer, default_timer
 
@@ -149,7 +150,7 @@ class TracedModule:
         except BaseException as exc:
             if timing is not None and timer is not None:
                 timer.abandon(timing)
-            _record_error(span, exc)
+            record_error(span, exc)
             raise
         finally:
             otel_context.detach(token)
@@ -253,17 +254,6 @@ def _end_with_device_time(span: Span, end_time_ns: int, device_ms: float | None)
     else:
         span.set_attribute(ML_GPU_DEVICE_TIME_MS, device_ms)
     span.end(end_time=end_time_ns)
-
-
-def _record_error(span: Span, exc: BaseException) -> None:
-    try:
-        cls = type(exc)
-        span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, f"{cls.__name__}: {exc}"[:256]))
-        builtin = cls.__module__ == "builtins"
-        span.set_attribute("error.type", cls.__qualname__ if builtin else f"{cls.__module__}.{cls.__qualname__}")
-    except Exception:  # pragma: no cover - recording must not mask the model's error
-        pass
 
 
 def traced_module(
