@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from _asgi import call  # the raw ASGI request overhead.py uses too (this folder is on sys.path)
 from pydantic import BaseModel
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +36,6 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 SCENARIOS = ("untraced", "healthy", "refused", "hang", "slow", "errors")
 EXPORTERS = ("otlp-http", "otlp-grpc", "zipkin")
-BODY = json.dumps({"x": [0.1 * i for i in range(32)]}).encode()
 
 
 # -- worker: one scenario in a fresh interpreter ---------------------------------------------------
@@ -75,32 +75,6 @@ def build_app(traced: bool) -> Any:
         return post(predict(lookup(prepare(body.x))))
 
     return app
-
-
-async def call(app: Any) -> int:
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"bench"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-    }
-    sent = False
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            await asyncio.sleep(3600)
-        sent = True
-        return {"type": "http.request", "body": BODY, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope, receive, send)
-    return status
 
 
 def worker(scenario: str, exporter: str, url: str, requests: int) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from opentelemetry.util.types import Attributes
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _app
+from _asgi import call
 
 import mltrace
 
@@ -69,35 +70,6 @@ class Discard(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-BODY = json.dumps({"x": [0.1 * i for i in range(_app.N_FEATURES)]}).encode()
-
-
-async def call(app: Any) -> int:
-    """One raw ASGI request; returns the status code."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
-                                     (b"content-length", str(len(BODY)).encode())],
-        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
-    }
-    sent = False
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": BODY, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope, receive, send)
-    return status
 
 
 async def time_case(app: Any, n: int) -> float:
