@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,8 @@ from typing import Any
 
 import httpx
 import pytest
+from _e2e_backends import Jaeger
+from _servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -34,26 +35,6 @@ CONCURRENCY = int(os.environ.get("MLTRACE_SOAK_CONCURRENCY", "16"))
 TAIL_RATIO = os.environ.get("MLTRACE_SOAK_TAIL_RATIO")  # set: tail sampling on; "kept" spans are then fewer
 RSS_GROWTH_BOUND = 64 * 1024 * 1024  # after warm-up (the first quarter), the server may grow this much at most
 JAEGER_MAX_TRACES = 100_000  # scripts/jaeger-config.yaml: memstore keeps this many traces, all services together
-
-
-@pytest.fixture
-def jaeger() -> tuple[str, str]:
-    """The real Jaeger's OTLP gRPC endpoint and query URL (scripts/backends.sh up)."""
-    otlp = os.environ.get("MLTRACE_E2E_OTLP_ENDPOINT", "http://127.0.0.1:4317")
-    query = os.environ.get("MLTRACE_E2E_JAEGER_QUERY_URL", "http://127.0.0.1:16686")
-    try:
-        httpx.get(f"{query}/api/services", timeout=2).raise_for_status()
-    except httpx.HTTPError as exc:
-        if os.environ.get("MLTRACE_E2E") == "1":
-            pytest.fail(f"Jaeger is not reachable at {query} ({exc}); run scripts/backends.sh up")
-        pytest.skip(f"Jaeger is not reachable at {query}; set MLTRACE_E2E=1 to make this a failure")
-    return otlp, query
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rss(pid: int) -> int:
@@ -92,11 +73,11 @@ def jaeger_spans(query: str, service: str, start_us: int, end_us: int, window_s:
     return found
 
 
-def test_soak_every_span_arrives_or_is_counted(jaeger: tuple[str, str], tmp_path: Path) -> None:
+def test_soak_every_span_arrives_or_is_counted(jaeger_server: Jaeger, tmp_path: Path) -> None:
     """Under sustained load: no failed request, bounded memory, Jaeger spans + dropped = spans made."""
-    otlp, query = jaeger
+    otlp, query = jaeger_server.otlp_grpc, jaeger_server.query_url
     service = f"mltrace-soak-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     stats_file = tmp_path / "stats.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLTRACE_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
