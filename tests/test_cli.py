@@ -7,12 +7,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _cli_run import run, run_json
 from _cli_traffic import Sent, seed_local
-
-from mltrace.cli import main
 
 SERVICE = "toy-server"
 
@@ -27,18 +25,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Sent]:
 @pytest.fixture(autouse=True)
 def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 # -- slow -------------------------------------------------------------------------------------
