@@ -73,15 +73,18 @@ class _Spec:
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
         span, started = start_child(self.name, self.attrs)
-        if started and span.is_recording():
-            x = self.input_of(args, kwargs)
+        recording = started and span.is_recording()
+        if not recording and self.drift is None:
+            return span, started
+        x = self.input_of(args, kwargs)
+        if recording:
             if self.keys_only:
                 record_attributes(span, {semconv.ML_FEATURE_STORE_KEYS: _key_count(x)})
             elif self.record_input:
                 record_summary(span, semconv.ML_INPUT_PREFIX, x)
         if self.drift is not None:
             # Drift windows see every request, sampled or not.
-            record_drift(span, self.drift, self.input_of(args, kwargs))
+            record_drift(span, self.drift, x)
         return span, started
 
     def finish(self, span: Span, result: Any) -> None:
