@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
+from time import time_ns
 from typing import Any, Protocol, TypeVar, overload
 
 from opentelemetry import context as otel_context
@@ -19,14 +20,16 @@ from opentelemetry.trace import Span
 
 from .. import semconv
 from ._record import (
+    note_failure,
     record_attributes,
     record_drift,
     record_drift_output,
     record_error,
     record_summary,
+    summary_attributes,
 )
 from ._stage import stage_attributes
-from ._tracer import start_child
+from ._tracer import TRACER, start_child
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,20 +75,47 @@ class _Spec:
         return kwargs or None
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
+        if trace.get_current_span().is_recording():
+            return self._start_recorded(args, kwargs)
         span, started = start_child(self.name, self.attrs)
         recording = started and span.is_recording()
         if not recording and self.drift is None:
             return span, started
         x = self.input_of(args, kwargs)
         if recording:
-            if self.keys_only:
-                record_attributes(span, {semconv.ML_FEATURE_STORE_KEYS: _key_count(x)})
-            elif self.record_input:
-                record_summary(span, semconv.ML_INPUT_PREFIX, x)
+            self._record_input(span, x)
         if self.drift is not None:
             # Drift windows see every request, sampled or not.
             record_drift(span, self.drift, x)
         return span, started
+
+    def _start_recorded(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
+        """Under a recording parent (so, with parent-based sampling, a recording stage): the
+        input's attributes go in with the span's start attributes, one SDK attribute pass
+        instead of two. The start time is taken first, so the stage still includes them."""
+        start_time = time_ns()
+        x = self.input_of(args, kwargs)
+        attrs = self.attrs
+        failed: Exception | None = None
+        if self.keys_only:
+            attrs = {**attrs, semconv.ML_FEATURE_STORE_KEYS: _key_count(x)}
+        elif self.record_input:
+            try:
+                attrs = {**attrs, **summary_attributes(semconv.ML_INPUT_PREFIX, x)}
+            except Exception as exc:  # summarize never raises; a broken setting might
+                failed = exc
+        span = TRACER.start_span(self.name, attributes=attrs, start_time=start_time)
+        if failed is not None:
+            note_failure(span, "summary ml.input", failed)
+        if self.drift is not None:
+            record_drift(span, self.drift, x)
+        return span, True
+
+    def _record_input(self, span: Span, x: Any) -> None:
+        if self.keys_only:
+            record_attributes(span, {semconv.ML_FEATURE_STORE_KEYS: _key_count(x)})
+        elif self.record_input:
+            record_summary(span, semconv.ML_INPUT_PREFIX, x)
 
     def finish(self, span: Span, result: Any) -> None:
         if self.record_output:

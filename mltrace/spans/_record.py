@@ -39,14 +39,24 @@ def _within_budget(summary: dict[str, Any], budget: int) -> dict[str, Any]:
     return kept
 
 
+def summary_attributes(prefix: str, obj: object) -> dict[str, Any]:
+    """``obj``'s summary as span attributes under ``prefix``, within the per-summary budget.
+
+    Never raises (``summarize`` does not); empty when summaries are switched off.
+    """
+    if not SETTINGS.summaries:
+        return {}
+    summary = summarize(obj, max_features=SETTINGS.max_features, sample_size=SETTINGS.sample_size)
+    summary = _within_budget(summary, SETTINGS.summary_max_attributes)
+    return {prefix + k: v for k, v in summary.items()}
+
+
 def record_summary(span: Span, prefix: str, obj: object) -> None:
     """Summarise ``obj`` under ``prefix`` (``ml.input.``/``ml.output.``) when the span records."""
     if not SETTINGS.summaries or not span.is_recording():
         return
     try:
-        summary = summarize(obj, max_features=SETTINGS.max_features, sample_size=SETTINGS.sample_size)
-        summary = _within_budget(summary, SETTINGS.summary_max_attributes)
-        span.set_attributes({prefix + k: v for k, v in summary.items()})
+        span.set_attributes(summary_attributes(prefix, obj))
     except Exception as exc:
         note_failure(span, f"summary {prefix.rstrip('.')}", exc)
 

@@ -39,8 +39,11 @@ class LazyTracer:
         kind: SpanKind = SpanKind.INTERNAL,
         attributes: Mapping[str, Any] | None = None,
         links: Sequence[Link] | None = None,
+        start_time: int | None = None,
     ) -> Span:
-        return self.get().start_span(name, context=context, kind=kind, attributes=attributes, links=links)
+        return self.get().start_span(
+            name, context=context, kind=kind, attributes=attributes, links=links, start_time=start_time
+        )
 
 
 TRACER = LazyTracer()
