@@ -10,6 +10,7 @@ Cases (ratios are to (a), measured interleaved in the same process):
   (d) mltrace sampled out (c) with the sampler deciding DROP
   (n1) fastapi-native     FastAPI's own server span alone, operation spans off (as mltrace sets them)
   (n0) fastapi-native, sampled out
+  (c0) mltrace without summaries  (c) with MLTRACE_SUMMARIES=0: spans only
 mltrace's own share is (c) - (n1) and (d) - (n0): FastAPI makes the server span that mltrace
 enriches, so its cost is there whether or not mltrace is.
 Spans go through a BatchSpanProcessor to an exporter that discards them, so the hot-path cost
@@ -40,6 +41,7 @@ import _app
 from _asgi import call
 
 import mltrace
+from mltrace._settings import SETTINGS
 
 
 class Toggle(Sampler):
@@ -93,6 +95,7 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
         "d_mltrace_sampled_out": _app.build(True, fastapi_telemetry=True),
         "n1_fastapi_native": _app.build(False, fastapi_telemetry=True, operation_spans=False),
         "n0_fastapi_native_sampled_out": _app.build(False, fastapi_telemetry=True, operation_spans=False),
+        "c0_mltrace_no_summaries": _app.build(True, fastapi_telemetry=True),
     }
     FastAPIInstrumentor.instrument_app(apps["b_otel_fastapi"], tracer_provider=handle.provider)
     for app in apps.values():  # warm up (route compilation, first-call imports)
@@ -102,7 +105,9 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
     for _ in range(rounds):
         for name, app in apps.items():
             sampler.on = "sampled_out" not in name
+            SETTINGS.summaries = name != "c0_mltrace_no_summaries"
             results[name].append(await time_case(app, n))
+    SETTINGS.summaries = True
     handle.shutdown()
     return results
 
@@ -131,6 +136,8 @@ def report(results: dict[str, list[float]]) -> None:
     if "n1_fastapi_native" in med:
         print(f"mltrace's own share: sampled {med['c_mltrace'] - med['n1_fastapi_native']:.1f} µs, "
               f"sampled out {med['d_mltrace_sampled_out'] - med['n0_fastapi_native_sampled_out']:.1f} µs")
+    if "c0_mltrace_no_summaries" in med:
+        print(f"of which summaries (8 per request): {med['c_mltrace'] - med['c0_mltrace_no_summaries']:.1f} µs")
 
 
 def main() -> None:
