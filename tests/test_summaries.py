@@ -24,11 +24,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mltrace.summaries import summarize
+from mltrace.summaries import _memo, summarize
 from mltrace.summaries._keys import TOP_LEVEL
 
 SECRET = "s3cr3t-Payload"
 _PRIMITIVES = (str, bool, int, float)
+
+
+@pytest.fixture(autouse=True)
+def empty_memo() -> Iterator[None]:
+    """Each test summarises afresh: no summary served from an earlier test's content."""
+    _memo.clear()
+    yield
+    _memo.clear()
 
 
 def assert_valid(summary: dict[str, Any], max_features: int = 16) -> None:
@@ -777,6 +785,7 @@ def test_any_array_summarises_within_bounds(arr: np.ndarray, max_features: int, 
     """Any dtype and shape, any limits: no error, bounded primitives, a fingerprint."""
     s = ok(arr, max_features=max_features, sample_size=sample_size)
     assert s["size"] == arr.size and "fingerprint" in s
+    _memo.clear()
     assert summarize(arr.copy(), max_features=max_features, sample_size=sample_size) == s
 
 
@@ -789,4 +798,5 @@ def test_any_json_summarises_within_bounds(obj: object, max_features: int, sampl
         assert "fingerprint" in s
     text = json.dumps(obj)
     if "NaN" not in text:  # JSON drops NaN's sign and payload bits, which the fingerprint keeps
+        _memo.clear()
         assert summarize(json.loads(text), max_features=max_features, sample_size=sample_size) == s

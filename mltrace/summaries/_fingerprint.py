@@ -38,6 +38,11 @@ def _digest(h: Any) -> str:
     return str(h.hexdigest()[:_HEX])
 
 
+def short(digest: bytes) -> str:
+    """The fingerprint of a full SHA-256 digest."""
+    return digest[: _HEX // 2].hex()
+
+
 def flat_stride(arr: np.ndarray, step: int) -> np.ndarray:
     """Every ``step``-th element in C order, whatever the memory layout."""
     if arr.flags.c_contiguous:
@@ -194,9 +199,15 @@ class _Walker:
 
 
 def of_array(arr: np.ndarray) -> tuple[str, bool]:
+    digest, sampled = array_digest(arr)
+    return short(digest), sampled
+
+
+def array_digest(arr: np.ndarray) -> tuple[bytes, bool]:
+    """The full SHA-256 digest behind an array's fingerprint, and whether it covers a sample."""
     h = hashlib.sha256()
     sampled = _feed_array(h, arr)
-    return _digest(h), sampled
+    return h.digest(), sampled
 
 
 def of_sampled_array(arr: np.ndarray, shape: tuple[int, ...], step: int) -> tuple[str, bool]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _fingerprint
+from . import _fingerprint, _memo
 from ._arrays import STAT_KINDS, put_stats, stride_sample
 from ._keys import (
     DTYPE,
@@ -52,12 +52,24 @@ def put_array_body(out: Summary, arr: np.ndarray, max_features: int, limit: int)
 
 
 def summarize_array(out: Summary, arr: np.ndarray, kind: str, max_features: int, limit: int) -> None:
+    """An array's summary, into an empty ``out``; from the memo when the same content was just seen."""
+    digest, sampled = _fingerprint.array_digest(arr)
+    dtype = dtype_text(arr.dtype)
+    entry = None
+    if not sampled and arr.size <= limit and not arr.dtype.hasobject:
+        entry = _memo.key(digest, kind, dtype, max_features, limit)
+        found = _memo.recall(entry)
+        if found is not None:
+            out.update(found)
+            return
     out[KIND] = kind
     out[SHAPE] = shape_list(arr.shape)
-    out[DTYPE] = dtype_text(arr.dtype)
+    out[DTYPE] = dtype
     out[SIZE] = int(arr.size)
     put_array_body(out, arr, max_features, limit)
-    put_fingerprint(out, _fingerprint.of_array(arr))
+    put_fingerprint(out, (_fingerprint.short(digest), sampled))
+    if entry is not None:
+        _memo.remember(entry, out)
 
 
 def summarize_numeric_list(
