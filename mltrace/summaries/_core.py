@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _fingerprint
 from ._arrays import list_array
+from ._fast import summarize_small
 from ._frames import pandas_kind, summarize_frame, summarize_series
 from ._keys import DTYPE, ERROR, ITEM_TYPE, KIND, LENGTH, SHAPE, SIZE, TYPE
 from ._numeric import put_fingerprint, summarize_array, summarize_numeric_list, summarize_scalar
@@ -45,9 +46,26 @@ def summarize(obj: object, *, max_features: int = 16, sample_size: int = 100_000
     strided subsample (``sampled=True``). At most ``max_features`` features are described, so a
     summary has at most ``20 + 4 * max_features`` keys.
     """
+    return _guarded(obj, max_features, sample_size, fast=True)
+
+
+def summarize_general(obj: object, *, max_features: int = 16, sample_size: int = 100_000) -> Summary:
+    """``summarize`` without the pure-Python path for small inputs: what that path must equal.
+
+    Internal, for tests and benchmarks. The memo still applies: clear it (``_memo.clear()``) before
+    comparing the two paths.
+    """
+    return _guarded(obj, max_features, sample_size, fast=False)
+
+
+def _guarded(obj: object, max_features: int, sample_size: int, *, fast: bool) -> Summary:
     try:
+        features, limit = max(0, int(max_features)), max(1, int(sample_size))
+        small = summarize_small(obj, features, limit) if fast else None
+        if small is not None:
+            return small
         out: Summary = {}
-        _summarize(out, obj, max(0, int(max_features)), max(1, int(sample_size)))
+        _summarize(out, obj, features, limit)
         return out
     except Exception as exc:
         return {KIND: _kind_of(obj), ERROR: text(type(exc).__name__)}
