@@ -75,9 +75,10 @@ class _Spec:
         return kwargs or None
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
-        if trace.get_current_span().is_recording():
+        parent = trace.get_current_span()
+        if parent.is_recording():
             return self._start_recorded(args, kwargs)
-        span, started = start_child(self.name, self.attrs)
+        span, started = start_child(self.name, self.attrs, parent=parent)
         recording = started and span.is_recording()
         if not recording and self.drift is None:
             return span, started

@@ -37,10 +37,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _is_server_span(span: Span) -> bool:
-    """True for a live SERVER span made by another instrumentation for this request."""
+    """True for a live SERVER span made by another instrumentation for this request (the caller
+    has checked that it records)."""
     return (
-        span.is_recording()
-        and getattr(span, "kind", None) is SpanKind.SERVER
+        getattr(span, "kind", None) is SpanKind.SERVER
         and getattr(span, "end_time", 1) is None
     )
 
@@ -191,16 +191,18 @@ class MLTraceMiddleware:
             await self.app(scope, receive, send)
             return
         current = trace.get_current_span()
-        if _is_server_span(current):
-            _fastapi_operation_spans_off(scope)
-            await self._enrich(current, scope, receive, send)
-        elif not current.is_recording() and current.get_span_context().is_valid:
+        if current.is_recording():
+            if _is_server_span(current):
+                _fastapi_operation_spans_off(scope)
+                await self._enrich(current, scope, receive, send)
+                return
+        elif current.get_span_context().is_valid:
             # An instrumentation outside us started this request's span and sampled it out:
             # nothing to record, but the client still learns its trace id.
             _fastapi_operation_spans_off(scope)
             await self.app(scope, receive, self._headers_only(current, send))
-        else:
-            await self._own(scope, receive, send)
+            return
+        await self._own(scope, receive, send)
 
     # -- helpers shared by both modes ---------------------------------------------------------
     def _response_headers(self, span: Span, message: Message) -> Message:

@@ -49,15 +49,19 @@ class LazyTracer:
 TRACER = LazyTracer()
 
 
-def start_child(name: str, attributes: Mapping[str, Any], kind: SpanKind = SpanKind.INTERNAL) -> tuple[Span, bool]:
-    """Start a stage span under the current span; ``(span, started)``.
+def start_child(
+    name: str, attributes: Mapping[str, Any], kind: SpanKind = SpanKind.INTERNAL, parent: Span | None = None
+) -> tuple[Span, bool]:
+    """Start a stage span under the current span (or ``parent``, the current span already
+    looked up); ``(span, started)``.
 
     When the current span belongs to a trace that was sampled out, the stage would be dropped
     too (parent-based sampling, the OpenTelemetry default): return the parent itself, unstarted,
     and skip the SDK's span machinery entirely. ``started`` tells the caller whether to attach
     the span as current and end it.
     """
-    parent = trace.get_current_span()
+    if parent is None:
+        parent = trace.get_current_span()
     if not parent.is_recording():
         ctx = parent.get_span_context()
         if ctx.is_valid and not ctx.trace_flags.sampled:
