@@ -10,18 +10,28 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import mltrace
 
 N_FEATURES = 32
 _rng = np.random.default_rng(0)
 WEIGHTS = _rng.normal(size=N_FEATURES)
-FEATURES = {"tenure": 3.0, "spend": 120.5, "region": 2.0}
+# One feature row per user, as a feature store would return it.
+FEATURES = {
+    f"u{i}": {"tenure": float(i % 40), "spend": round(float(v), 2), "region": float(i % 7)}
+    for i, v in enumerate(_rng.gamma(2.0, 60.0, size=1024))
+}
 
 
 class Body(BaseModel):
     x: list[float]
+    user: str = "u1"
 
 
 def _prepare(x: list[float]) -> np.ndarray:
@@ -29,7 +39,7 @@ def _prepare(x: list[float]) -> np.ndarray:
 
 
 async def _lookup(user: str) -> dict[str, float]:
-    return FEATURES
+    return FEATURES.get(user, FEATURES["u1"])
 
 
 def _predict(x: np.ndarray) -> float:
@@ -61,7 +71,7 @@ def build(traced: bool, *, fastapi_telemetry: bool, operation_spans: bool = True
     @app.post("/predict")
     async def endpoint(body: Body) -> dict[str, Any]:
         x = prepare(body.x)
-        await lookup("u1")
+        await lookup(body.user)
         p = predict(x)
         if traced:
             with mltrace.stage("postprocess") as s:
@@ -70,4 +80,31 @@ def build(traced: bool, *, fastapi_telemetry: bool, operation_spans: bool = True
             return out
         return _post(p)
 
+    return app
+
+
+class FloorMiddleware:
+    """The least a tracer can do per request: extract context with the global propagators,
+    ask the sampler, make the span current, end it. No attributes, no response headers, no
+    stages: the floor under any server-span middleware in Python on this machine."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tracer = trace.get_tracer("floor")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parent = propagate.extract(Headers(scope=scope))
+        span = self.tracer.start_span("POST", context=parent, kind=SpanKind.SERVER)
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            span.end()
+            otel_context.detach(token)
+
+
+def build_floor() -> FastAPI:
+    """The bare endpoint (FastAPI's telemetry off) behind :class:`FloorMiddleware`."""
+    app = build(False, fastapi_telemetry=False)
+    app.add_middleware(FloorMiddleware)
     return app

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 # The benchmark body: 32 floats, as in FACTS.md's measurements.
 BODY = json.dumps({"x": [0.1 * i for i in range(32)]}).encode()
+
+
+def bodies(n: int = 1024, seed: int = 7) -> list[bytes]:
+    """``n`` distinct bodies (32 random floats and one of 1,024 users each), so no request repeats
+    the one before it: real traffic does not, and summaries of repeated content are cheaper."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        body = {"x": [round(rng.gauss(0.0, 1.0), 6) for _ in range(32)], "user": f"u{rng.randrange(1024)}"}
+        out.append(json.dumps(body).encode())
+    return out
 
 
 async def call(app: Any, body: bytes = BODY, path: str = "/predict") -> int:

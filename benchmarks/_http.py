@@ -13,17 +13,19 @@ import sys
 import time
 from pathlib import Path
 
+from _asgi import bodies
+
 CASES = ("a_none", "b_otel_fastapi", "c_mltrace", "d_mltrace_sampled_out")
 HERE = Path(__file__).parent
 
 CLIENT = r"""
 import http.client, json, sys, time
-port, n, body = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
+port, n, bodies = int(sys.argv[1]), int(sys.argv[2]), [b.encode() for b in json.loads(sys.argv[3])]
 c = http.client.HTTPConnection("127.0.0.1", port)
 h = {"content-type": "application/json"}
 t0 = time.perf_counter()
-for _ in range(n):
-    c.request("POST", "/predict", body, h)
+for i in range(n):
+    c.request("POST", "/predict", bodies[i % len(bodies)], h)
     r = c.getresponse(); r.read()
     assert r.status == 200, r.status
 print((time.perf_counter() - t0) / n * 1e6)
@@ -65,7 +67,7 @@ def http_cases(rounds: int = 5, n: int = 1000) -> dict[str, list[float]]:
     procs = [
         subprocess.Popen([sys.executable, str(HERE / "_serve.py"), c, str(p)], env=env) for c, p in ports.items()
     ]
-    body = json.dumps({"x": [0.1 * i for i in range(32)]})
+    body = json.dumps([b.decode() for b in bodies(256)])  # distinct bodies, cycled
     use_wrk = shutil.which("wrk") is not None
     results: dict[str, list[float]] = {c: [] for c in CASES}
     try:

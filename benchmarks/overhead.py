@@ -11,6 +11,8 @@ Cases (ratios are to (a), measured interleaved in the same process):
   (n1) fastapi-native     FastAPI's own server span alone, operation spans off (as mltrace sets them)
   (n0) fastapi-native, sampled out
   (c0) mltrace without summaries  (c) with MLTRACE_SUMMARIES=0: spans only
+  (f0) floor, sampled out          a minimal pure-ASGI server span (global propagators' extract,
+                                   sampler, attach) and nothing else, FastAPI's telemetry off
 mltrace's own share is (c) - (n1) and (d) - (n0): FastAPI makes the server span that mltrace
 enriches, so its cost is there whether or not mltrace is.
 Spans go through a BatchSpanProcessor to an exporter that discards them, so the hot-path cost
@@ -38,7 +40,7 @@ from opentelemetry.util.types import Attributes
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _app
-from _asgi import call
+from _asgi import bodies, call
 
 import mltrace
 from mltrace._settings import SETTINGS
@@ -74,11 +76,15 @@ class Discard(SpanExporter):
 
 
 
+BODIES = bodies()
+
+
 async def time_case(app: Any, n: int) -> float:
-    """Mean µs per request over ``n`` sequential requests."""
+    """Mean µs per request over ``n`` sequential requests, each with a different body."""
+    todo = [BODIES[i % len(BODIES)] for i in range(n)]
     t0 = time.perf_counter()
-    for _ in range(n):
-        await call(app)
+    for body in todo:
+        await call(app, body)
     return (time.perf_counter() - t0) / n * 1e6
 
 
@@ -96,6 +102,7 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
         "n1_fastapi_native": _app.build(False, fastapi_telemetry=True, operation_spans=False),
         "n0_fastapi_native_sampled_out": _app.build(False, fastapi_telemetry=True, operation_spans=False),
         "c0_mltrace_no_summaries": _app.build(True, fastapi_telemetry=True),
+        "f0_floor_sampled_out": _app.build_floor(),
     }
     FastAPIInstrumentor.instrument_app(apps["b_otel_fastapi"], tracer_provider=handle.provider)
     for app in apps.values():  # warm up (route compilation, first-call imports)
@@ -117,12 +124,18 @@ def summarize_cost() -> dict[str, float]:
 
     import numpy as np
 
+    from mltrace.summaries import _memo
+
+    def once(a: np.ndarray) -> None:
+        _memo.clear()  # the same array again would be a memo hit: time the statistics, not the memo
+        mltrace.summarize(a)
+
     small = np.random.default_rng(1).normal(size=1000)
     big = np.random.default_rng(2).normal(size=1_000_000)
     out = {}
     for label, arr in (("summarize_1k_floats_us", small), ("summarize_1M_floats_us", big)):
         reps = 2000 if arr.size < 10_000 else 50
-        t = timeit.repeat(lambda a=arr: mltrace.summarize(a), number=reps, repeat=5)
+        t = timeit.repeat(lambda a=arr: once(a), number=reps, repeat=5)
         out[label] = min(t) / reps * 1e6
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import threading
+import warnings
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -196,6 +197,17 @@ def test_other_inputs_take_numpys_path(obj: object) -> None:
     """NaN, inf, scaling, bools, numpy scalars, odd dtypes and layouts, and big inputs: numpy's path."""
     assert summarize_small(obj, 16, 100_000) is None
     assert_equivalent(obj)
+
+
+def test_huge_values_whose_deviations_overflow_take_numpys_path() -> None:
+    """Equal values near 1e266: the mean rounds, its error squared overflows, and numpy leaves std out."""
+    values = [2.137622145065416e266] * 3
+    assert summarize_small(values, 16, 100_000) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow warning, an error under pytest
+        fast, slow = both(values)
+    assert "std" not in slow and slow["max"] == values[0]
+    assert_same(fast, slow)
 
 
 def test_sample_size_below_the_length_takes_numpys_path() -> None:

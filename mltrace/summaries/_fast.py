@@ -198,6 +198,8 @@ def _summary(
         return None
     mean = total / n
     std = math.sqrt(pairwise_sum([(d := v - mean) * d for v in values]) / n)
+    if not math.isfinite(std):  # huge equal-ish values: the mean's rounding error squared overflows
+        return None  # numpy's path warns and leaves std out
     out: Summary = {
         KIND: kind,
         SHAPE: list(shape),
