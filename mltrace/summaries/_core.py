@@ -12,6 +12,7 @@ import numpy as np
 from . import _fingerprint
 from ._arrays import list_array
 from ._fast import summarize_small
+from ._flat import SHORT
 from ._frames import pandas_kind, summarize_frame, summarize_series
 from ._keys import DTYPE, ERROR, ITEM_TYPE, KIND, LENGTH, SHAPE, SIZE, TYPE
 from ._numeric import put_fingerprint, summarize_array, summarize_numeric_list, summarize_scalar
@@ -46,11 +47,20 @@ def summarize(obj: object, *, max_features: int = 16, sample_size: int = 100_000
     strided subsample (``sampled=True``). At most ``max_features`` features are described, so a
     summary has at most ``20 + 4 * max_features`` keys.
     """
+    short = SHORT.get(type(obj))  # scalars, str, None, flat dicts: the general path's summary, sooner
+    if short is not None and type(max_features) is int and type(sample_size) is int:
+        try:
+            out = short(obj, max_features if max_features > 0 else 0)
+        except Exception:
+            out = None  # the general path gives the error summary
+        if out is not None:
+            return out
+        return _guarded(obj, max_features, sample_size, fast=False)  # none of these is a list or array
     return _guarded(obj, max_features, sample_size, fast=True)
 
 
 def summarize_general(obj: object, *, max_features: int = 16, sample_size: int = 100_000) -> Summary:
-    """``summarize`` without the pure-Python path for small inputs: what that path must equal.
+    """``summarize`` without the short paths (``_fast.py``, ``_flat.py``): what they must equal.
 
     Internal, for tests and benchmarks. The memo still applies: clear it (``_memo.clear()``) before
     comparing the two paths.
