@@ -6,17 +6,23 @@ summing a 4,000,000-float array, which evicts the caches as a served request's o
 next to the target where there is one. Content is new to the memo on every call unless the column
 says ``repeat`` (the same content summarised again, as when a stage's output is the next stage's
 input). ``--sweep`` compares the pure-Python path for small inputs with numpy's path by size, warm
-and cold: where the first stops winning is ``FAST_MAX``.
+and cold: where the first stops winning is ``FAST_MAX``. ``--against DIR`` times another copy of
+``mltrace/summaries`` side by side with this one, in one process, warm and cold (interleaved), e.g.
+``git archive HEAD~3 mltrace/summaries | tar -x -C /tmp/before`` then ``--against /tmp/before``.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
+import os
 import statistics
 import sys
 import time
 import timeit
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 
@@ -35,7 +41,9 @@ def _cases() -> list[tuple[str, object, float | None]]:
         ("ndarray float64 (32,)", rng.random(32), None),
         ("ndarray float64 (1, 32)", rng.random((1, 32)), None),
         ("dict of 3 floats", {f"f{i}": float(x) for i, x in enumerate(rng.random(3))}, None),
+        ("dict output {score, label}", {"score": 0.73, "label": True}, None),
         ("float scalar", 0.25, None),
+        ("np.float32 scalar", np.float32(0.73), None),
         ("list of 1,000 floats", [float(x) for x in rng.random(1_000)], None),
         ("ndarray float64 (1,000)", rng.random(1_000), 30.0),
         ("ndarray float64 (1,000,000)", rng.random(1_000_000), 2_000.0),
@@ -123,8 +131,47 @@ def sweep() -> None:
             print(f"{name + ' ' + str(n):<16} " + " ".join(f"{v:>10.1f}" for v in figures), flush=True)
 
 
+def _load_copy(root: str) -> tuple[ModuleType, ModuleType]:
+    """``mltrace/summaries`` under ``root`` as a package of its own, and its memo module."""
+    path = os.path.join(root, "mltrace", "summaries")
+    name = "_summaries_before"
+    init = os.path.join(path, "__init__.py")
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[path])
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no mltrace/summaries under {root}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module, importlib.import_module(f"{name}._memo")
+
+
+def against(root: str) -> None:
+    """Another copy of the summaries (before) and this one (after), warm CPU and cold wall µs."""
+    before, before_memo = _load_copy(root)
+
+    def clear() -> None:
+        _memo.clear()
+        before_memo.clear()
+
+    def fresh(summarise: Callable[[object], object], payload: object) -> None:
+        clear()
+        summarise(payload)
+
+    print(f"before: {root}; after: this checkout; µs, median; warm: CPU time; cold: wall, interleaved")
+    print(f"{'case':<36} {'warm bef':>9} {'warm aft':>9} {'cold bef':>9} {'cold aft':>9} same")
+    for name, payload, _ in _cases():
+        paths = (before.summarize, summarize)
+        clear()
+        same = before.summarize(payload) == summarize(payload)
+        figures = [_time(functools.partial(fresh, f, payload), time.process_time) for f in paths]
+        figures += _cold(*(functools.partial(f, payload) for f in paths), prepare=clear)
+        print(f"{name:<36} " + " ".join(f"{v:>9.1f}" for v in figures) + f" {'yes' if same else 'NO'}", flush=True)
+
+
 if __name__ == "__main__":
-    if "--sweep" in sys.argv[1:]:
+    if "--against" in sys.argv[1:]:
+        against(sys.argv[sys.argv.index("--against") + 1])
+    elif "--sweep" in sys.argv[1:]:
         sweep()
     else:
         main()
