@@ -186,6 +186,15 @@ def test_odd_values_never_raise(profile: ReferenceProfile, values: list[object],
     assert monitor._inputs.ring.counts.sum(axis=1).tolist() == [monitor._inputs.ring.fill] * len(names)
 
 
+def test_values_near_float_max_score_without_overflow_warnings() -> None:
+    """Binning multiplies by 1/width: 1.8e308 overflowed to inf (clipped correctly, but numpy
+    warned, which warnings-as-errors turns into a failed score). Found by the test above."""
+    profile = ReferenceProfile.from_data(np.random.default_rng(3).normal(size=(1000, 3)) * 1e-3)
+    monitor = DriftMonitor(profile, window=50)
+    result = monitor.score([1.7e308, -1.79e308, 3.0])
+    assert 0.99 < result["score"] <= 1.0
+
+
 _MONITORS: dict[str, DriftMonitor] = {}
 
 

@@ -108,7 +108,8 @@ class NumericBinner:
     def codes(self, values: FloatArray) -> tuple[IntArray, bool]:
         """Codes for a ``(rows, features)`` float matrix (NaN: missing; ±inf: out of range), and
         whether any value was missing."""
-        u = values * self.inv
+        with np.errstate(over="ignore"):  # |values| near float64's max: inf, clipped just below
+            u = values * self.inv
         u += self.shift
         np.minimum(u, self.upper, out=u)
         np.maximum(u, self.lower, out=u)
