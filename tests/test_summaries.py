@@ -800,3 +800,15 @@ def test_any_json_summarises_within_bounds(obj: object, max_features: int, sampl
     if "NaN" not in text:  # JSON drops NaN's sign and payload bits, which the fingerprint keeps
         _memo.clear()
         assert summarize(json.loads(text), max_features=max_features, sample_size=sample_size) == s
+
+
+@pytest.mark.parametrize("value", [1e155, 1e200, 2.137622145065416e266, -1e300])
+def test_huge_close_values_keep_std_without_overflow(value: float) -> None:
+    """Deviations from the mean of values near 1e200 carry the mean's rounding error (~1e184),
+    which overflowed when squared: numpy warned and the summary became an error. The magnitude,
+    not the spread, now picks the scaled computation."""
+    for obj in ([value] * 3, np.array([value, value, value * (1 + 1e-15)])):
+        s = summarize(obj)
+        assert "error" not in s
+        assert s["min"] <= s["max"]
+        assert 0.0 <= s["std"] < abs(value)

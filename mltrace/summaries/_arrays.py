@@ -20,6 +20,16 @@ STAT_KINDS = "biuf"  # dtype kinds that get min/max/mean/std
 _SAFE = 1e300  # sums below this cannot overflow float64
 
 
+def plain_moments_fit(lo: float, hi: float, n: int) -> bool:
+    """Whether the sum and the squared deviations of ``n`` values in ``[lo, hi]`` stay finite.
+
+    Bounded by the largest magnitude, not the spread: with values near 1e200 the mean's rounding
+    error alone (~1e184) overflows when squared, however close together the values are.
+    """
+    big = max(-lo, hi)
+    return big * n < _SAFE and big * big * n < _SAFE
+
+
 def flat_step(shape: tuple[int, ...], limit: int) -> int:
     """A stride through the flattened array that takes at most ``limit`` elements.
 
@@ -103,8 +113,7 @@ def moments(x: np.ndarray, *, scratch: bool = False) -> tuple[float, float, floa
     lo = float(np.minimum.reduce(x))
     hi = float(np.maximum.reduce(x))
     n = x.size
-    spread = hi - lo
-    if max(-lo, hi) * n < _SAFE and spread * spread * n < _SAFE:
+    if plain_moments_fit(lo, hi, n):
         mean = float(np.add.reduce(x)) / n
         return lo, hi, mean, math.sqrt(_squares(np.subtract(x, mean, out=x if scratch else None)) / n)
     scale = max(-lo, hi)  # huge values: work on x / scale, which cannot overflow

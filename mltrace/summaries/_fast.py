@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import _memo
-from ._arrays import _SAFE
+from ._arrays import plain_moments_fit
 from ._fingerprint import short
 from ._keys import (
     DTYPE,
@@ -193,8 +193,7 @@ def _summary(
         return None
     lo = min(values)
     hi = max(values)
-    spread = hi - lo
-    if not (max(-lo, hi) * n < _SAFE and spread * spread * n < _SAFE):
+    if not plain_moments_fit(lo, hi, n):
         return None
     mean = total / n
     std = math.sqrt(pairwise_sum([(d := v - mean) * d for v in values]) / n)
