@@ -13,6 +13,7 @@ from .. import semconv
 from .._settings import SETTINGS
 from ..export import COUNTERS
 from ..summaries import summarize
+from ..summaries._keys import TOP_LEVEL
 
 _log = logging.getLogger("mltrace")
 
@@ -48,7 +49,17 @@ def summary_attributes(prefix: str, obj: object) -> dict[str, Any]:
         return {}
     summary = summarize(obj, max_features=SETTINGS.max_features, sample_size=SETTINGS.sample_size)
     summary = _within_budget(summary, SETTINGS.summary_max_attributes)
-    return {prefix + k: v for k, v in summary.items()}
+    keys = _PREFIXED.get(prefix)
+    if keys is None:
+        keys = {k: prefix + k for k in TOP_LEVEL}
+        if len(_PREFIXED) < 64:  # a handful of prefixes in practice; bounded whatever callers pass
+            _PREFIXED[prefix] = keys
+    return {keys.get(k) or prefix + k: v for k, v in summary.items()}
+
+
+# Prefixed top-level summary keys, built once per prefix: the same string objects every request,
+# with their hashes cached, instead of fresh concatenations. Feature keys vary, so are not kept.
+_PREFIXED: dict[str, dict[str, str]] = {}
 
 
 def record_summary(span: Span, prefix: str, obj: object) -> None:
