@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gc
 import math
-import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from _threads import mismatches_under_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -317,18 +317,5 @@ def test_memo_under_threads_gives_each_caller_its_own_summary() -> None:
     rng = np.random.default_rng(3)
     payloads = [rng.random(n) for n in (4, 40, 400, 4000) for _ in range(60)]
     expected = [summarize_general(p) for p in payloads]
-    failures: list[int] = []
-
-    def work(offset: int) -> None:
-        for i in range(len(payloads)):
-            j = (i * 7 + offset) % len(payloads)
-            if summarize(payloads[j]) != expected[j]:
-                failures.append(j)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not failures
+    assert not mismatches_under_threads(payloads, expected)
     assert len(_memo._entries) <= _memo.MAX_ENTRIES

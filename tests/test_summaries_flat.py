@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import pytest
+from _threads import mismatches_under_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -237,17 +237,4 @@ def test_threads_get_the_general_path_s_summaries() -> None:
         payloads += [float(rng.normal()), int(rng.integers(-1000, 1000)), np.float32(rng.normal()), f"t{i}"]
         payloads.append({f"f{j}": float(rng.normal()) for j in range(i % 20)})
     expected = [summarize_general(p) for p in payloads]
-    failures: list[int] = []
-
-    def work(offset: int) -> None:
-        for i in range(len(payloads)):
-            j = (i * 7 + offset) % len(payloads)
-            if summarize(payloads[j]) != expected[j]:
-                failures.append(j)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not failures
+    assert not mismatches_under_threads(payloads, expected)
