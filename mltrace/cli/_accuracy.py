@@ -8,7 +8,7 @@ from rich.console import Console
 
 from ..analysis import accuracy
 from ..analysis._accuracy import METRICS
-from ._common import connect, print_json, progress
+from ._common import emit, read_traces
 from ._render_accuracy import render_accuracy
 
 
@@ -32,15 +32,8 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    source = connect(args)
-    try:
-        with progress(err, "Joining feedback", quiet=args.json) as update:
-            data = accuracy(source, service=args.service, since=args.since, by=args.by, metric=args.metric,
-                            scan=args.scan, progress=update)
-    finally:
-        source.close()
-    if args.json:
-        print_json(data)
-    else:
-        render_accuracy(out, data)
-    return 0
+    data = read_traces(args, err, lambda source, update: accuracy(
+        source, service=args.service, since=args.since, by=args.by, metric=args.metric, scan=args.scan,
+        progress=update,
+    ), what="Joining feedback")
+    return emit(args, out, data, render_accuracy)

@@ -9,12 +9,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 
 from .._errors import MLTraceError
 from ..query import TraceSource, open_source
+
+T = TypeVar("T")
 
 
 class CommandError(MLTraceError):
@@ -52,6 +54,39 @@ def print_json(data: Any) -> None:
 
 def connect(args: argparse.Namespace) -> TraceSource:
     return open_source(args.source)
+
+
+def from_source(args: argparse.Namespace, fetch: Callable[[TraceSource], T]) -> T:
+    """``fetch(source)`` on the ``--source`` the command was given, which is closed afterwards."""
+    source = connect(args)
+    try:
+        return fetch(source)
+    finally:
+        source.close()
+
+
+def read_traces(
+    args: argparse.Namespace,
+    err: Console,
+    fetch: Callable[[TraceSource, Callable[[int], None]], T],
+    what: str = "Fetching traces",
+) -> T:
+    """:func:`from_source`, with the progress display's count callback as ``fetch``'s second argument."""
+
+    def under_progress(source: TraceSource) -> T:
+        with progress(err, what, quiet=args.json) as update:
+            return fetch(source, update)
+
+    return from_source(args, under_progress)
+
+
+def emit(args: argparse.Namespace, out: Console, data: Any, render: Callable[[Console, Any], None]) -> int:
+    """``data`` as one JSON document with ``--json``, else ``render(out, data)``; exit status 0."""
+    if args.json:
+        print_json(data)
+    else:
+        render(out, data)
+    return 0
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ..analysis import drift_history
 from ..drift import drift_report
-from ._common import CommandError, connect, print_json, progress
+from ._common import CommandError, emit, read_traces
 from ._render_drift import render_drift_history, render_drift_report
 
 _BAD_INPUT = (OSError, ValueError, ImportError, UnicodeError)
@@ -46,18 +46,11 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         return 2
     if offline:
         return _offline(args, out)
-    source = connect(args)
-    try:
-        with progress(err, "Fetching traces", quiet=args.json) as update:
-            data = drift_history(source, service=args.service, since=args.since, buckets=args.buckets,
-                                 by=args.by, scan=args.scan, progress=update)
-    finally:
-        source.close()
-    if args.json:
-        print_json(data)
-    else:
-        render_drift_history(out, data)
-    return 0
+    data = read_traces(args, err, lambda source, update: drift_history(
+        source, service=args.service, since=args.since, buckets=args.buckets, by=args.by, scan=args.scan,
+        progress=update,
+    ))
+    return emit(args, out, data, render_drift_history)
 
 
 def _offline(args: argparse.Namespace, out: Console) -> int:
@@ -73,8 +66,4 @@ def _offline(args: argparse.Namespace, out: Console) -> int:
     except _BAD_INPUT as exc:
         raise CommandError.of(exc) from None
     data["profile"]["path"] = args.profile
-    if args.json:
-        print_json(data)
-    else:
-        render_drift_report(out, data)
-    return 0
+    return emit(args, out, data, render_drift_report)

@@ -8,7 +8,7 @@ import argparse
 from rich.console import Console
 
 from ..analysis import lineage, predictions_for_input
-from ._common import connect, print_json
+from ._common import emit, from_source
 from ._render import render_fingerprint, render_lineage
 
 
@@ -31,18 +31,8 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if bool(args.trace_id) == bool(args.fingerprint):
         err.print("error: give a TRACE_ID or --fingerprint F (one of them)")
         return 2
-    source = connect(args)
-    try:
-        if args.fingerprint:
-            data = predictions_for_input(source, args.fingerprint, limit=args.limit)
-        else:
-            data = lineage(source, args.trace_id)
-    finally:
-        source.close()
-    if args.json:
-        print_json(data)
-    elif args.fingerprint:
-        render_fingerprint(out, data)
-    else:
-        render_lineage(out, data)
-    return 0
+    if args.fingerprint:
+        data = from_source(args, lambda source: predictions_for_input(source, args.fingerprint, limit=args.limit))
+        return emit(args, out, data, render_fingerprint)
+    data = from_source(args, lambda source: lineage(source, args.trace_id))
+    return emit(args, out, data, render_lineage)

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from ..drift import ReferenceProfile
 from ..drift._features import CategoricalFeature
-from ._common import CommandError, print_json
+from ._common import CommandError, emit
 from ._render_drift import render_profile
 
 #: what reading and profiling a file can raise for bad input (pandas' parser errors are ValueErrors)
@@ -89,8 +89,4 @@ def run_build(args: argparse.Namespace, out: Console, err: Console) -> int:
     except OSError as exc:
         raise CommandError(f"cannot save the profile to {args.output}: {exc.strerror or exc}") from None
     summary = {**profile_summary(profile, saved, str(data)), "seconds": round(time.perf_counter() - t0, 3)}
-    if args.json:
-        print_json(summary)
-    else:
-        render_profile(out, summary)
-    return 0
+    return emit(args, out, summary, render_profile)

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from ..analysis import show_trace
-from ._common import connect, print_json
+from ._common import emit, from_source
 from ._render import render_show
 
 
@@ -24,13 +24,5 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    source = connect(args)
-    try:
-        data = show_trace(source, args.trace_id)
-    finally:
-        source.close()
-    if args.json:
-        print_json(data)
-    else:
-        render_show(out, data, everything=args.all)
-    return 0
+    data = from_source(args, lambda source: show_trace(source, args.trace_id))
+    return emit(args, out, data, lambda console, found: render_show(console, found, everything=args.all))

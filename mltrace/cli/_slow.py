@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from ..analysis import slow_traces
-from ._common import connect, print_json, progress
+from ._common import emit, read_traces
 from ._render import render_slow
 
 
@@ -29,17 +29,8 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    source = connect(args)
-    try:
-        with progress(err, "Fetching traces", quiet=args.json) as update:
-            data = slow_traces(
-                source, service=args.service, since=args.since, limit=args.limit, stage=args.stage,
-                scan=args.scan, min_duration=args.min_duration, progress=update,
-            )
-    finally:
-        source.close()
-    if args.json:
-        print_json(data)
-    else:
-        render_slow(out, data)
-    return 0
+    data = read_traces(args, err, lambda source, update: slow_traces(
+        source, service=args.service, since=args.since, limit=args.limit, stage=args.stage,
+        scan=args.scan, min_duration=args.min_duration, progress=update,
+    ))
+    return emit(args, out, data, render_slow)

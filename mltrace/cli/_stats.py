@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from ..analysis import trace_stats
-from ._common import connect, print_json, progress
+from ._common import emit, read_traces
 from ._render_stats import render_stats
 
 
@@ -27,15 +27,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    source = connect(args)
-    try:
-        with progress(err, "Fetching traces", quiet=args.json) as update:
-            data = trace_stats(source, service=args.service, since=args.since, by=args.by, scan=args.scan,
-                               progress=update)
-    finally:
-        source.close()
-    if args.json:
-        print_json(data)
-    else:
-        render_stats(out, data)
-    return 0
+    data = read_traces(args, err, lambda source, update: trace_stats(
+        source, service=args.service, since=args.since, by=args.by, scan=args.scan, progress=update,
+    ))
+    return emit(args, out, data, render_stats)
