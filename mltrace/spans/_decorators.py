@@ -84,7 +84,10 @@ class _Spec:
             return span, started
         x = self.input_of(args, kwargs)
         if recording:
-            self._record_input(span, x)
+            try:
+                record_attributes(span, self._input_attributes(x))
+            except Exception as exc:  # summarize never raises; a broken setting might
+                note_failure(span, "summary ml.input", exc)
         if self.drift is not None:
             # Drift windows see every request, sampled or not.
             record_drift(span, self.drift, x)
@@ -98,13 +101,12 @@ class _Spec:
         x = self.input_of(args, kwargs)
         attrs = self.attrs
         failed: Exception | None = None
-        if self.keys_only:
-            attrs = {**attrs, semconv.ML_FEATURE_STORE_KEYS: _key_count(x)}
-        elif self.record_input:
-            try:
-                attrs = {**attrs, **summary_attributes(semconv.ML_INPUT_PREFIX, x)}
-            except Exception as exc:  # summarize never raises; a broken setting might
-                failed = exc
+        try:
+            extra = self._input_attributes(x)
+        except Exception as exc:  # summarize never raises; a broken setting might
+            extra, failed = {}, exc
+        if extra:
+            attrs = {**attrs, **extra}
         span = TRACER.start_span(self.name, attributes=attrs, start_time=start_time)
         if failed is not None:
             note_failure(span, "summary ml.input", failed)
@@ -112,11 +114,13 @@ class _Spec:
             record_drift(span, self.drift, x)
         return span, True
 
-    def _record_input(self, span: Span, x: Any) -> None:
+    def _input_attributes(self, x: Any) -> dict[str, Any]:
+        """What the stage records of its input: a feature lookup's key count, else the summary."""
         if self.keys_only:
-            record_attributes(span, {semconv.ML_FEATURE_STORE_KEYS: _key_count(x)})
-        elif self.record_input:
-            record_summary(span, semconv.ML_INPUT_PREFIX, x)
+            return {semconv.ML_FEATURE_STORE_KEYS: _key_count(x)}
+        if self.record_input:
+            return summary_attributes(semconv.ML_INPUT_PREFIX, x)
+        return {}
 
     def finish(self, span: Span, result: Any) -> None:
         if self.record_output:
