@@ -34,13 +34,14 @@ _FLAT = frozenset({int, float, complex, bool, str, type(None)})  # exact types m
 _HEX = 16
 
 
-def _digest(h: Any) -> str:
-    return str(h.hexdigest()[:_HEX])
-
-
 def short(digest: bytes) -> str:
-    """The fingerprint of a full SHA-256 digest."""
+    """The fingerprint of a full SHA-256 digest: its first :data:`_HEX` hex characters."""
     return digest[: _HEX // 2].hex()
+
+
+def hash_fingerprint(h: Any) -> str:
+    """The fingerprint of a hash fed everything it covers."""
+    return short(h.digest())
 
 
 def flat_stride(arr: np.ndarray, step: int) -> np.ndarray:
@@ -215,20 +216,20 @@ def of_sampled_array(arr: np.ndarray, shape: tuple[int, ...], step: int) -> tupl
     h = hashlib.sha256()
     h.update(b"rows%d|%s|" % (step, str(shape).encode()))
     _feed_array(h, arr)
-    return _digest(h), True
+    return hash_fingerprint(h), True
 
 
 def of_bytes(data: bytes | bytearray | memoryview) -> tuple[str, bool]:
     h = hashlib.sha256()
     sampled = _feed_bytes(h, data)
-    return _digest(h), sampled
+    return hash_fingerprint(h), sampled
 
 
 def of_object(obj: object) -> tuple[str, bool]:
     h = hashlib.sha256()
     walker = _Walker(h)
     walker.feed(obj, 0)
-    return _digest(h), walker.sampled
+    return hash_fingerprint(h), walker.sampled
 
 
 def of_parts(*parts: bytes) -> str:
@@ -236,4 +237,4 @@ def of_parts(*parts: bytes) -> str:
     for part in parts:
         h.update(b"%d|" % len(part))
         h.update(part)
-    return _digest(h)
+    return hash_fingerprint(h)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fingerprint import _FLAT, FULL_HASH_BYTES, NODE_BUDGET
+from ._fingerprint import _FLAT, FULL_HASH_BYTES, NODE_BUDGET, hash_fingerprint
 from ._keys import (
     DTYPE,
     FEATURE_PREFIX,
@@ -51,7 +51,6 @@ from ._values import MAX_NAME, Summary, dtype_text
 DICT_MAX = 256  # entries; well inside the walker's node budget, so it always hashes the dict in one piece
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-_HEX = 16
 _STR = frozenset({str})
 _NAN_KEY = "." + NAN_COUNT
 _LENGTH_KEY = "." + LENGTH
@@ -70,13 +69,13 @@ assert DICT_MAX < NODE_BUDGET and _dumps(0.5, 2) == b"g" + _pack_double(0.5)
 def _fingerprint(data: bytes) -> str:
     h = _EMPTY.copy()
     h.update(data)
-    return h.hexdigest()[:_HEX]  # type: ignore[no-any-return]
+    return hash_fingerprint(h)
 
 
 def _float(value: float, max_features: int) -> Summary:
     h = _FLOAT_HEADER.copy()
     h.update(_pack_double(value))
-    fingerprint: str = h.hexdigest()[:_HEX]
+    fingerprint = hash_fingerprint(h)
     if _isfinite(value):
         return {KIND: "scalar", DTYPE: "float", VALUE: value, FINGERPRINT: fingerprint}
     nan = 1 if value != value else 0
@@ -107,7 +106,7 @@ def _str(value: str, max_features: int) -> Summary | None:
     h = _EMPTY.copy()
     h.update(b"s%d|" % n)
     h.update(value.encode("utf-8", "surrogatepass"))
-    return {KIND: "str", LENGTH: n, FINGERPRINT: h.hexdigest()[:_HEX]}
+    return {KIND: "str", LENGTH: n, FINGERPRINT: hash_fingerprint(h)}
 
 
 def _numpy_scalar(cls: type[np.generic], convert: Callable[[Any], bool | int | float]) -> _Short:
@@ -120,7 +119,7 @@ def _numpy_scalar(cls: type[np.generic], convert: Callable[[Any], bool | int | f
     def summary(value: Any, max_features: int) -> Summary:
         h = header.copy()
         h.update(value.tobytes())
-        fingerprint: str = h.hexdigest()[:_HEX]
+        fingerprint = hash_fingerprint(h)
         number = convert(value)
         if not floating or _isfinite(number):
             return {KIND: "scalar", DTYPE: dtype, VALUE: number, FINGERPRINT: fingerprint}
@@ -173,7 +172,7 @@ def flat_dict(mapping: dict[Any, Any], max_features: int) -> Summary | None:
         h = _DICT_HEADERS[n] = hashlib.sha256(b"{%d|" % n)
     h = h.copy()
     h.update(blob)
-    out[FINGERPRINT] = h.hexdigest()[:_HEX]
+    out[FINGERPRINT] = hash_fingerprint(h)
     return out
 
 
