@@ -51,8 +51,8 @@ build_jaeger() {
     local t0 work dir
     t0=$(now)
     work=$(mktemp -d)
-    # The v2 tags are not Go module versions; v1.76.0 is the same release (v2.13.0). Its go.mod
-    # has a replace directive, so `go install ...@v1.76.0` refuses: build from a copy instead.
+    # The v2 tags are not Go module versions; v1.75.0 is the same release (v2.12.0). Its go.mod
+    # has a replace directive, so `go install ...@v1.75.0` refuses: build from a copy instead.
     say "building Jaeger $JAEGER_MODULE_VERSION from source (several minutes on a cold machine)"
     dir=$(cd "$work" && go mod download -json "$JAEGER_MODULE@v$JAEGER_MODULE_VERSION" |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') ||

@@ -108,9 +108,9 @@ def test_backend_images_match(name: str, key: str) -> None:
 
 
 def test_jaeger_image_is_the_release_of_the_built_module() -> None:
-    """The image tag is v2.13.0, the release whose Go module tag backends.sh builds (v1.76.0)."""
-    assert env()["JAEGER_MODULE_VERSION"] == "1.76.0"
-    assert env()["JAEGER_IMAGE"] == "jaegertracing/jaeger:2.13.0"
+    """The image tag is v2.12.0, the release whose Go module tag backends.sh builds (v1.75.0)."""
+    assert env()["JAEGER_MODULE_VERSION"] == "1.75.0"
+    assert env()["JAEGER_IMAGE"] == "jaegertracing/jaeger:2.12.0"
 
 
 def test_zipkin_image_and_jar_are_the_same_version() -> None:
