@@ -18,7 +18,7 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased, _get_from_env_or_default
+from opentelemetry.sdk.trace.sampling import Sampler, _get_from_env_or_default
 
 from . import semconv
 from ._errors import ConfigurationError
@@ -33,7 +33,13 @@ from .export import (
 )
 from .export._local_store import resolve_path
 from .privacy import CaptureRules, PayloadCapture, sink_from_env
-from .sampling import ForceTracePropagator, ForceTraceSampler, TailSampler, TailSamplingConfig
+from .sampling import (
+    ConsistentProbabilitySampler,
+    ForceTracePropagator,
+    ForceTraceSampler,
+    TailSampler,
+    TailSamplingConfig,
+)
 
 _lock = threading.Lock()
 _MARK = "_mltrace_exporters"
@@ -127,7 +133,7 @@ def _sampler(sample_ratio: float | None, sampler: Sampler | None) -> Sampler | N
             raise ConfigurationError(f"MLTRACE_SAMPLE_RATIO must be a number; got {raw!r}") from None
     if not 0.0 <= sample_ratio <= 1.0:
         raise ConfigurationError(f"sample_ratio must be within [0, 1]; got {sample_ratio}")
-    return ParentBased(TraceIdRatioBased(sample_ratio))
+    return ConsistentProbabilitySampler(sample_ratio)  # ParentBased, with ot=th (docs/sampling.md)
 
 
 def _tail_config(tail_sampling: TailSamplingConfig | bool | None) -> TailSamplingConfig | None:

@@ -62,3 +62,5 @@ ML_FEEDBACK_SPAN_ID: Final = "ml.feedback.span_id"
 # -- mltrace's own bookkeeping ----------------------------------------------------------------
 ML_TRACE_ERROR: Final = "mltrace.error"  # a summary/drift/hook failure, recorded not raised
 ML_FORCE: Final = "mltrace.force"  # the request asked (force-trace header) for its trace to be kept
+#: how many requests this kept span stands for (1 / the probability it was kept with; ot=th in tracestate)
+MLTRACE_SAMPLING_ADJUSTED_COUNT: Final = "mltrace.sampling.adjusted_count"

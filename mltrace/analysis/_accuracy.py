@@ -25,6 +25,7 @@ from ._attributes import attribute_value
 from ._effects import format_value
 from ._gc import paused_gc
 from ._stats import MAX_GROUPS, percentiles
+from ._weights import trace_weight
 
 METRICS = ("auto", "accuracy", "mae")
 _PREDICTION_STAGES = (semconv.STAGE_INFERENCE, semconv.STAGE_POSTPROCESS, None)
@@ -108,11 +109,16 @@ def _class(v: Any) -> str:
     return format_value(v)
 
 
-def _score(pairs: list[tuple[Any, Any]], metric: str) -> dict[str, Any]:
+def _score(pairs: list[tuple[Any, Any]], metric: str, weights: list[float] | None = None) -> dict[str, Any]:
+    """Accuracy (or MAE); ``weights``: each pair's adjusted count (ratio-sampled stores)."""
     out: dict[str, Any] = {"count": len(pairs)}
     if metric == "accuracy":
         keys = [(_class(label), _class(pred)) for label, pred in pairs]
         correct = sum(1 for a, b in keys if a == b)
+        if weights is not None and any(w != 1.0 for w in weights):
+            hit = sum(w for (a, b), w in zip(keys, weights, strict=True) if a == b)
+            out["weighted_accuracy"] = round(hit / sum(weights), 4) if pairs else None
+            out["requests"] = round(sum(weights), 1)
         mistakes = Counter((a, b) for a, b in keys if a != b)
         out.update(
             correct=correct,
@@ -217,7 +223,7 @@ def accuracy(
         "matched": len(pairs),
         "unmatched": {"count": len(missing), "examples": missing[:5]},
         "without_prediction": without_prediction,
-        "overall": _score([(f.label, p) for f, _, p in pairs], chosen),
+        "overall": _score([(f.label, p) for f, _, p in pairs], chosen, [trace_weight(t) for _, t, _ in pairs]),
         "groups": rows[:MAX_GROUPS],
         "delay_s": percentiles(delays),
     }

@@ -22,6 +22,7 @@ from ._effects import format_value
 from ._feedback import without_feedback
 from ._gc import paused_gc
 from ._stats import MAX_GROUPS
+from ._weights import trace_weight
 
 TOP_FEATURES = 5
 
@@ -155,6 +156,9 @@ def drift_history(
         traces = without_feedback(source.find_traces(service, parse_duration(since), scan, progress=progress))
         points = sorted((p for t in traces for p in _points(t, by)), key=lambda p: p.start_us)
     alerts = [p for p in points if p.alert]
+    scored = [t for t in traces if any(semconv.ML_DRIFT_SCORE in s.attributes for s in t.spans)]
+    weight = {t.trace_id: trace_weight(t) for t in scored}  # adjusted counts (1 when unsampled)
+    alerted = {t.trace_id for t in scored if any(s.attributes.get(semconv.ML_DRIFT_ALERT) is True for s in t.spans)}
     return {
         "source": source.url,
         "service": service,
@@ -163,6 +167,8 @@ def drift_history(
         "scanned": len(traces),
         "generated_us": int(time.time() * 1e6),
         **_summary(points),
+        "requests": round(sum(weight.values()), 1),
+        "alert_requests": round(sum(w for tid, w in weight.items() if tid in alerted), 1),
         "first_alert_us": alerts[0].start_us if alerts else None,
         "last_alert_us": alerts[-1].start_us if alerts else None,
         "references": dict(Counter(p.reference for p in points if p.reference).most_common()),

@@ -22,6 +22,7 @@ from ._effects import FAMILY_ALPHA, BoolArray, Column, Condition, FloatArray, fo
 from ._errors import UnknownStage
 from ._feedback import without_feedback
 from ._gc import paused_gc
+from ._weights import trace_weights, weighted_quantile
 
 SLOW_QUANTILE = 0.9  # the slow set is the top tenth
 MIN_SLOW = 5
@@ -208,7 +209,10 @@ def analyze_slow(traces: list[Trace], *, limit: int = 10, stage: str | None = No
     if stage is not None and stage not in pop.times:
         raise UnknownStage(stage, pop.names)
     metric = pop.times[stage] if stage is not None else pop.durations
+    weights = trace_weights(traces)  # adjusted counts of a ratio-sampled store, else None
     slow = top_mask(metric, SLOW_QUANTILE, MIN_SLOW)
+    if weights is not None:  # the top tenth of requests, not of the (slow-heavy) kept traces
+        slow = metric >= weighted_quantile(metric, weights, SLOW_QUANTILE)
     causes = find_causes(pop, [stage] if stage else pop.names, metric) if len(traces) >= 2 * MIN_SLOW else []
     order = np.argsort(-metric, kind="stable")[:limit]
     highlight = list(dict.fromkeys(c["attribute"] for c in causes))[:3]
@@ -219,7 +223,8 @@ def analyze_slow(traces: list[Trace], *, limit: int = 10, stage: str | None = No
         "metric": stage or "duration",
         "slow_count": int(slow.sum()),
         "slow_threshold_ms": round(threshold, 3) if threshold is not None else None,
-        "median_ms": round(_median(metric), 3),
+        "median_ms": round(_median(metric) if weights is None else weighted_quantile(metric, weights, 0.5), 3),
+        "requests": round(float(weights.sum()) if weights is not None else float(len(traces)), 1),
         "traces": [_trace_row(pop, int(i), highlight) for i in order],
         "stages": excess,
         "dominant_stage": max(excess, key=lambda k: excess[k]["slow_ms"]) if excess else None,

@@ -19,17 +19,26 @@ from ._breakdown import stage_breakdown, stage_order
 from ._effects import format_value
 from ._feedback import without_feedback
 from ._gc import paused_gc
+from ._weights import trace_weights, weighted_quantile
 
 PERCENTILES = (50, 95, 99)
 MAX_GROUPS = 12
 MAX_OPERATIONS = 30
 
 
-def percentiles(values: list[float] | np.ndarray) -> dict[str, float]:
-    """``{"p50", "p95", "p99", "mean", "max"}`` in the values' unit, rounded to µs."""
+def percentiles(values: list[float] | np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+    """``{"p50", "p95", "p99", "mean", "max"}`` in the values' unit, rounded to µs.
+
+    ``weights``: each value's adjusted count (sampled stores; see ``_weights``), or ``None``.
+    """
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
         return {}
+    if weights is not None:
+        out = {f"p{p}": round(weighted_quantile(arr, weights, p / 100), 3) for p in PERCENTILES}
+        out["mean"] = round(float(np.average(arr, weights=weights)), 3)
+        out["max"] = round(float(arr.max()), 3)
+        return out
     out = {f"p{p}": round(float(np.percentile(arr, p)), 3) for p in PERCENTILES}
     out["mean"] = round(float(arr.mean()), 3)
     out["max"] = round(float(arr.max()), 3)
@@ -137,11 +146,16 @@ def summarize_traces(traces: list[Trace], *, by: str | None = None) -> dict[str,
     """Percentiles per stage and per operation over ``traces`` (what :func:`trace_stats` returns)."""
     breakdowns = [stage_breakdown(t) for t in traces]
     errors = sum(1 for t in traces if t.error)
+    weights = trace_weights(traces)  # None unless the store holds ratio-sampled traces
+    w = weights if weights is not None else np.ones(len(traces))
+    requests = float(w.sum())
+    weighted_errors = float(sum(wi for wi, t in zip(w, traces, strict=True) if t.error))
     out: dict[str, Any] = {
         "count": len(traces),
+        "requests": round(requests, 1),
         "errors": errors,
-        "error_rate": round(errors / len(traces), 4) if traces else 0.0,
-        "duration_ms": percentiles([t.duration_ms for t in traces]),
+        "error_rate": round(weighted_errors / requests, 4) if traces else 0.0,
+        "duration_ms": percentiles([t.duration_ms for t in traces], weights),
         "stages": _stage_rows(traces, breakdowns),
         "operations": _operation_rows(traces),
     }

@@ -16,11 +16,20 @@ from dataclasses import dataclass, field
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanContext, StatusCode
 
 from .. import semconv
 from ..export._counters import COUNTERS
 from ._config import TailSamplingConfig
+from ._consistent import (
+    ADJUSTED_COUNT,
+    MAX_THRESHOLD,
+    adjusted_count,
+    keeps,
+    threshold_for,
+    threshold_of,
+    with_threshold,
+)
 from ._force import FORCE_ATTRIBUTE
 from ._quantile import RunningQuantile
 
@@ -37,11 +46,10 @@ def _mix64(x: int) -> int:
 
 
 def trace_fraction(trace_id: int) -> float:
-    """A stable number in [0, 1) from a trace id, independent of the head sampler's bits.
+    """A stable number in [0, 1) from a trace id (a hash of all 128 bits).
 
-    ``TraceIdRatioBased`` keeps traces by the low 64 bits of the id; hashing all 128 bits makes the
-    tail ratio independent of it (kept share = head ratio × tail ratio), while every process that
-    runs mltrace still agrees on the decision for the same trace.
+    No longer what the ratio decision uses (that is OpenTelemetry's consistent rule on the
+    rightmost 56 bits, :mod:`._consistent`); kept for callers who want a hash independent of it.
     """
     return _mix64((trace_id >> 64) ^ _mix64(trace_id & _MASK64)) / float(1 << 64)
 
@@ -51,6 +59,33 @@ class _Pending:
     born: float
     spans: list[ReadableSpan] = field(default_factory=list)
     reason: str | None = None
+
+
+#: a decision: keep or not, and the ``ot=th`` threshold to stamp on the kept spans (None: as they are)
+_Decision = tuple[bool, int | None]
+_Ready = list[tuple[list[ReadableSpan], bool, int | None]]
+
+
+def _stamped(span: ReadableSpan, threshold: int) -> ReadableSpan:
+    """A copy of an ended span saying what it stands for: ``ot=th`` and the adjusted count."""
+    ctx = span.context
+    state = with_threshold(ctx.trace_state, threshold)
+    context = SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, ctx.trace_flags, state)
+    attrs = {**(span.attributes or {}), ADJUSTED_COUNT: adjusted_count(threshold)}
+    return ReadableSpan(
+        name=span.name,
+        context=context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attrs,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 def _reason_of(span: ReadableSpan, config: TailSamplingConfig) -> str | None:
@@ -72,7 +107,11 @@ class TailSampler(SpanProcessor):
     """Buffers each local trace until its root ends, then keeps it or drops it as a whole.
 
     Kept: errors, drift alerts, forced traces, roots slower than ``slow_ms`` or than the running
-    p99 of their span name; the rest with probability ``ratio``. Everything it drops or evicts is
+    p99 of their span name; the rest with probability ``ratio``, by OpenTelemetry's consistent rule
+    (the trace id's rightmost 56 bits against the threshold), so a Collector's policy on the same
+    threshold and every mltrace process agree. Spans kept by the ratio get ``ot=th`` in their
+    ``tracestate`` and ``mltrace.sampling.adjusted_count`` (``1 / ratio``, or ``1 / min(head, tail)``
+    under a consistent head sampler). Everything it drops or evicts is
     counted in :func:`mltrace.export_stats` (``spans_sampled_out``, ``spans_dropped_tail_overflow``,
     ``tail_traces_evicted``); it never raises into the code that ended the span.
     """
@@ -82,7 +121,8 @@ class TailSampler(SpanProcessor):
         self.config = config or TailSamplingConfig()
         self._lock = threading.Lock()
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
-        self._decided: OrderedDict[int, bool] = OrderedDict()
+        self._decided: OrderedDict[int, _Decision] = OrderedDict()
+        self._threshold = threshold_for(self.config.ratio)
         self._p99: dict[str, RunningQuantile] = {}
         self._shutdown = False
 
@@ -104,16 +144,16 @@ class TailSampler(SpanProcessor):
             _log.debug("mltrace: tail sampler failed; exporting the span undecided", exc_info=True)
             self.downstream.on_end(span)
             return
-        for spans, keep in ready:
-            self._emit(spans, keep)
+        for spans, keep, stamp in ready:
+            self._emit(spans, keep, stamp)
 
     def shutdown(self) -> None:
         with self._lock:
             self._shutdown = True
             ready = [self._decide_locked(tid, p, None) for tid, p in self._pending.items()]
             self._pending.clear()
-        for spans, keep in ready:
-            self._emit(spans, keep)
+        for spans, keep, stamp in ready:
+            self._emit(spans, keep, stamp)
         self.downstream.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -121,15 +161,15 @@ class TailSampler(SpanProcessor):
         return self.downstream.force_flush(timeout_millis)
 
     # -- internals -----------------------------------------------------------------------------
-    def _take(self, span: ReadableSpan) -> list[tuple[list[ReadableSpan], bool]]:
-        """Buffer ``span``; return the traces (spans, keep) decided by its arrival."""
+    def _take(self, span: ReadableSpan) -> _Ready:
+        """Buffer ``span``; return the traces (spans, keep, stamp) decided by its arrival."""
         cfg = self.config
         tid = span.context.trace_id
-        ready: list[tuple[list[ReadableSpan], bool]] = []
+        ready: _Ready = []
         with self._lock:
             decided = self._decided.get(tid)
             if decided is not None:  # a span that ended after its local root
-                return [([span], decided)]
+                return [([span], *decided)]
             pending = self._pending.get(tid)
             if pending is None:
                 now = time.monotonic()
@@ -145,7 +185,7 @@ class TailSampler(SpanProcessor):
                 ready.append(self._decide_locked(tid, pending, span))
         return ready
 
-    def _expire_locked(self, now: float, ready: list[tuple[list[ReadableSpan], bool]]) -> None:
+    def _expire_locked(self, now: float, ready: _Ready) -> None:
         """Decide the oldest traces early when the buffer is full or they waited too long."""
         while self._pending:
             tid, oldest = next(iter(self._pending.items()))
@@ -155,21 +195,28 @@ class TailSampler(SpanProcessor):
             COUNTERS.add("tail_traces_evicted")
             ready.append(self._decide_locked(tid, oldest, None))
 
-    def _decide_locked(self, tid: int, pending: _Pending, root: ReadableSpan | None) -> tuple[list[ReadableSpan], bool]:
+    def _decide_locked(
+        self, tid: int, pending: _Pending, root: ReadableSpan | None
+    ) -> tuple[list[ReadableSpan], bool, int | None]:
         reason = pending.reason
         if root is not None:
             reason = reason or self._latency_reason_locked(root)
             if self.config.keep_p99:
                 self._observe_locked(root)  # after the comparison: a root is not judged against itself
         keep = reason is not None
-        if not keep:
-            keep = trace_fraction(tid) < self.config.ratio
-            reason = "ratio" if keep else None
+        stamp: int | None = None
+        if not keep and self._threshold < MAX_THRESHOLD:
+            state = pending.spans[0].context.trace_state if pending.spans else None
+            keep = keeps(tid, self._threshold, state)
+            if keep:
+                reason = "ratio"
+                # consistent samplers nest: the trace was kept with the smaller of the two probabilities
+                stamp = max(self._threshold, threshold_of(state) or 0)
         COUNTERS.add(f"traces_kept_{reason}" if reason else "traces_sampled_out")
-        self._decided[tid] = keep
+        self._decided[tid] = (keep, stamp)
         while len(self._decided) > self.config.max_traces:
             self._decided.popitem(last=False)
-        return pending.spans, keep
+        return pending.spans, keep, stamp
 
     def _latency_reason_locked(self, root: ReadableSpan) -> str | None:
         ms = _duration_ms(root)
@@ -193,12 +240,12 @@ class TailSampler(SpanProcessor):
     def _observe_locked(self, root: ReadableSpan) -> None:
         self._quantile_locked(root.name).observe(_duration_ms(root))
 
-    def _emit(self, spans: list[ReadableSpan], keep: bool) -> None:
+    def _emit(self, spans: list[ReadableSpan], keep: bool, stamp: int | None) -> None:
         if not keep:
             COUNTERS.add("spans_sampled_out", len(spans))
             return
         for s in spans:
-            self.downstream.on_end(s)
+            self.downstream.on_end(_stamped(s, stamp) if stamp is not None else s)
 
     def p99_ms(self, name: str) -> float | None:
         """The running p99 (ms) of local roots named ``name``, ``None`` while warming up."""
