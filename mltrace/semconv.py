@@ -43,6 +43,7 @@ ML_DRIFT_ALERT: Final = "ml.drift.alert"
 ML_DRIFT_REFERENCE: Final = "ml.drift.reference"
 ML_DRIFT_WINDOW_FEATURES: Final = "ml.drift.window.top_features"
 ML_DRIFT_FEATURE: Final = "ml.drift.feature"  # metric attribute: the feature of a per-feature gauge
+ML_DRIFT_BIN: Final = "ml.drift.bin"  # metric attribute: the reference bin code of a bin count
 
 # -- feature stores ---------------------------------------------------------------------------
 ML_FEATURE_STORE_NAME: Final = "ml.feature_store.name"
@@ -63,4 +64,5 @@ ML_FEEDBACK_SPAN_ID: Final = "ml.feedback.span_id"
 ML_TRACE_ERROR: Final = "mltrace.error"  # a summary/drift/hook failure, recorded not raised
 ML_FORCE: Final = "mltrace.force"  # the request asked (force-trace header) for its trace to be kept
 #: how many requests this kept span stands for (1 / the probability it was kept with; ot=th in tracestate)
+MLTRACE_REPLICA: Final = "mltrace.replica"  # metric attribute: one value per process (host:pid:random)
 MLTRACE_SAMPLING_ADJUSTED_COUNT: Final = "mltrace.sampling.adjusted_count"

@@ -11,6 +11,7 @@ from rich.console import Console
 from ..analysis import drift_history
 from ..drift import drift_report
 from ._common import CommandError, emit, read_traces
+from ._drift_fleet import is_prometheus, run_fleet
 from ._render_drift import render_drift_history, render_drift_report
 
 _BAD_INPUT = (OSError, ValueError, ImportError, UnicodeError)
@@ -35,11 +36,14 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
     p.add_argument("--scan", type=int, default=10_000, help="with --service: at most this many traces (default 10000)")
     p.add_argument("--profile", "-p", metavar="PROFILE", help="a reference profile (mltrace profile build)")
     p.add_argument("--data", "-d", metavar="DATA", help="recent data to compare: .csv, .tsv or .parquet")
-    p.add_argument("--window", type=int, help="with --data: only the last N rows (default: all)")
+    p.add_argument("--window", help="with --data: only the last N rows (default: all); with --source "
+                   "prometheus://HOST:PORT: the time window of the fleet's merged drift (default 1h)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if is_prometheus(args.source):  # the fleet: replicas' bin counts merged by Prometheus
+        return run_fleet(args, out)
     offline = args.profile is not None or args.data is not None
     if offline and args.service:
         err.print("error: give --service (drift from traces) or --profile and --data (a file), not both")
@@ -59,10 +63,11 @@ def _offline(args: argparse.Namespace, out: Console) -> int:
     for path in (args.profile, args.data):
         if not Path(path).is_file():
             raise CommandError(f"no such file: {path}")
-    if args.window is not None and args.window < 1:
-        raise CommandError(f"--window must be at least 1; got {args.window}")
+    window = int(args.window) if args.window is not None and str(args.window).isdigit() else None
+    if args.window is not None and (window is None or window < 1):
+        raise CommandError(f"--window must be a number of rows, at least 1; got {args.window}")
     try:
-        data = drift_report(args.profile, args.data, window=args.window)
+        data = drift_report(args.profile, args.data, window=window)
     except _BAD_INPUT as exc:
         raise CommandError.of(exc) from None
     data["profile"]["path"] = args.profile

@@ -28,6 +28,11 @@ class CodeRing:
         self.pos = 0
         self.fill = 0
         self.seen = 0
+        #: cumulative code counts since construction (never decrease): what replicas export for the
+        #: fleet's merged drift (mltrace.export._drift_metrics). Folded in from the ring lazily, by
+        #: fold(), before any row could be evicted unfolded, so the hot path adds one comparison.
+        self.totals = np.zeros(m * n_codes, dtype=np.int64)
+        self.folded = 0
 
     @property
     def counts(self) -> IntArray:
@@ -41,11 +46,14 @@ class CodeRing:
     def push(self, rows: IntArray) -> None:
         """Add ``(b, features)`` codes, evicting the oldest rows once the window is full."""
         b = rows.shape[0]
-        self.seen += b
         if b == 1:
-            self.seen -= 1
             self.push_one(rows[0], rows[0] + self.offsets)
             return
+        if self.seen - self.folded + b > self.size:  # these rows would evict unfolded ones
+            self.fold()
+            self.totals += np.bincount((rows + self.offsets).ravel(), minlength=self.totals.size)
+            self.folded += b
+        self.seen += b
         if b >= self.size:
             self.codes[:] = rows[-self.size :]
             self.flat_counts[:] = np.bincount((self.offsets + self.codes).ravel(), minlength=self.flat_counts.size)
@@ -63,6 +71,8 @@ class CodeRing:
 
     def push_one(self, row: IntArray, flat: IntArray) -> None:
         """Add one row of codes whose flat indices (``offsets + row``) the caller already has."""
+        if self.seen - self.folded >= self.size:
+            self.fold()
         self.seen += 1
         if self.fill == self.size:
             self.flat_counts[self.offsets + self.codes[self.pos]] -= 1
@@ -73,8 +83,20 @@ class CodeRing:
         self.pos = (self.pos + 1) % self.size
 
     def clear(self) -> None:
+        self.fold()
         self.flat_counts[:] = 0
         self.pos = self.fill = 0
+
+    def fold(self) -> None:
+        """Add the rows pushed since the last fold (all still in the ring) to :attr:`totals`."""
+        k = self.seen - self.folded
+        if k <= 0:
+            return
+        slots = (self.pos - 1 - np.arange(k)) % self.size  # the newest k rows
+        self.totals += np.bincount(
+            (self.codes[slots].astype(np.int64) + self.offsets).ravel(), minlength=self.totals.size
+        )
+        self.folded = self.seen
 
 
 class VectorRing:

@@ -4,6 +4,12 @@
   ``ml.drift.reference``); nothing before the window holds ``min_samples`` values.
 - ``mltrace.drift.feature.psi``: gauge, the PSI of each feature in that window (plus ``ml.drift.feature``).
 - ``mltrace.drift.alerts``: counter, +1 each time a monitor's window alert turns on.
+- ``mltrace.drift.bin.count``: counter, rows seen since the process started per feature and bin
+  code (``ml.drift.feature``, ``ml.drift.bin``: the reference profile's bins, so every replica's
+  counts add up), with ``mltrace.replica`` (one value per process) so that replicas of one service
+  stay separate series. Summed across replicas by Prometheus, they give the fleet's window
+  (``mltrace drift --source prometheus://``, :mod:`mltrace.query.prometheus`). Only non-zero bins
+  are reported: about features x bins series per replica at most.
 
 Instruments are created on a MeterProvider only once a monitor exists (lazily), once per provider.
 The gauges read the monitors' cached window state at collection time through weak references:
@@ -15,6 +21,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterable
 
@@ -32,6 +41,7 @@ _log = logging.getLogger("mltrace.export")
 WINDOW_SCORE = "mltrace.drift.window.score"
 FEATURE_PSI = "mltrace.drift.feature.psi"
 ALERTS = "mltrace.drift.alerts"
+BIN_COUNT = "mltrace.drift.bin.count"
 
 Key = tuple[tuple[str, str], ...]
 
@@ -83,6 +93,37 @@ def _feature_psi() -> dict[Key, float]:
     return points
 
 
+_replica: tuple[int, str] = (0, "")
+
+
+def replica_id() -> str:
+    """This process's ``mltrace.replica``: host, pid and a random part (new after a fork or restart)."""
+    global _replica
+    pid = os.getpid()
+    if _replica[0] != pid:
+        _replica = (pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(4)}")
+    return _replica[1]
+
+
+def _bin_counts() -> dict[Key, float]:
+    points: dict[Key, float] = {}
+    replica = replica_id()
+    for monitor in _registry.live():
+        group = monitor._inputs
+        with monitor._lock:  # the ring's writer holds it too
+            group.ring.fold()
+            totals = group.ring.totals.copy()
+        base = {**_attributes(monitor.model, monitor.profile.id), semconv.MLTRACE_REPLICA: replica}
+        n_codes = group.g.n_codes
+        names = group.g.names
+        for flat in totals.nonzero()[0].tolist():
+            feature, code = divmod(flat, n_codes)
+            attrs = {**base, semconv.ML_DRIFT_FEATURE: names[feature], semconv.ML_DRIFT_BIN: str(code)}
+            key = tuple(sorted(attrs.items()))
+            points[key] = points.get(key, 0.0) + float(totals[flat])
+    return points
+
+
 class DriftMetrics:
     """The registry's listener: registers instruments on each watched provider when needed."""
 
@@ -129,6 +170,10 @@ class DriftMetrics:
                 meter.create_observable_gauge(
                     FEATURE_PSI, callbacks=[_guarded(_feature_psi)], unit="1",
                     description="Population stability index of each feature over the recent window",
+                )
+                meter.create_observable_counter(
+                    BIN_COUNT, callbacks=[_guarded(_bin_counts)], unit="{row}",
+                    description="Rows a drift monitor saw since the process started, per feature and reference bin",
                 )
                 self._counters[id(provider)] = meter.create_counter(
                     ALERTS, unit="{alert}", description="Times a drift monitor's window alert turned on"
