@@ -93,7 +93,7 @@ import sys
 p = float(sys.argv[1])
 if not 0 < p <= 1:
     sys.exit(f"FLEET_RATIO must be within (0, 1]; got {p}")
-t = min((1 << 56) - 1, round((1 - p) * (1 << 56)))
+t = (1 << 56) - round(p * (1 << 56))  # as OpenTelemetry's reference code
 print(f"FLEET_RATIO_THRESHOLD={t:014x}")
 print(f"FLEET_ADJUSTED_COUNT={(1 << 56) / ((1 << 56) - t)!r}")
 PY

@@ -33,7 +33,8 @@ def threshold_for(probability: float) -> int:
     """The rejection threshold that keeps ``probability`` of traces (``MAX_THRESHOLD`` for 0)."""
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"sampling probability must be within [0, 1]; got {probability}")
-    return min(MAX_THRESHOLD, max(0, round((1.0 - probability) * MAX_THRESHOLD)))
+    # as OpenTelemetry's reference code: 2^56 - round(p * 2^56) (p * 2^56 is exact in floating point)
+    return MAX_THRESHOLD - round(probability * MAX_THRESHOLD)
 
 
 def encode_threshold(threshold: int) -> str:

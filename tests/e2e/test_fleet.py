@@ -19,6 +19,7 @@ Needs the fleet binaries (``scripts/fleet.sh build``: Jaeger and Prometheus from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -148,10 +149,8 @@ def _fetch_all(query_url: str, ids: list[str]) -> dict[str, Trace]:
             found[t.trace_id] = t
         for tid in ids:  # anything the search missed
             if tid not in found:
-                try:
+                with contextlib.suppress(TraceNotFound):
                     found[tid] = source.get_trace(tid)
-                except TraceNotFound:
-                    pass
     finally:
         source.close()
     return found
@@ -225,7 +224,9 @@ def test_every_remarkable_trace_is_stored_whole(run: Run) -> None:
     counts["drift"] = sum(1 for s in remarkable if s.drift_alert)
     assert counts["drift"] >= 50, counts  # the planted block raised window alerts
     missing = [(s.kind, s.trace_id) for s in remarkable if s.trace_id not in run.stored]
-    partial = [(s.kind, s.trace_id) for s in remarkable if s.trace_id in run.stored and not _whole(run.stored[s.trace_id])]
+    partial = [
+        (s.kind, s.trace_id) for s in remarkable if s.trace_id in run.stored and not _whole(run.stored[s.trace_id])
+    ]
     print(f"remarkable requests {counts}: missing {len(missing)}, partial {len(partial)}")
     assert missing == [] and partial == []
     assert all(s.status == 502 for s in run.sent if s.kind == "error")
