@@ -159,7 +159,7 @@ launch() {
             exec setsid env FLEET_HOST=$HOST FLEET_BADGER_DIR="$STATE/badger" \
                 "$JAEGER_BIN" --config "file:$ROOT/deploy/store.yaml" ;;
         prometheus)
-            sed "s/@GATEWAY_METRICS@/$HOST:$FLEET_GATEWAY_METRICS_PORT/" "$ROOT/deploy/prometheus.yml.in" \
+            sed "s/fleet-gateway:8888/$HOST:$FLEET_GATEWAY_METRICS_PORT/" "$ROOT/deploy/prometheus.yml" \
                 >"$STATE/prometheus.yml"
             exec setsid "$PROMETHEUS_BIN" --config.file="$STATE/prometheus.yml" \
                 --storage.tsdb.path="$STATE/prometheus-data" --web.listen-address="$HOST:$FLEET_PROMETHEUS_PORT" \
