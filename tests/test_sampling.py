@@ -157,7 +157,8 @@ def test_ratio_keeps_about_that_share() -> None:
 
 
 def test_ratio_decision_is_the_same_in_every_process() -> None:
-    """The ratio decision is a pure function of the trace id, independent of the head sampler's bits."""
+    """The ratio decision is a pure function of the trace id: every process keeps the same traces.
+    (``trace_fraction``, no longer the decision, stays a hash independent of the id's low bits.)"""
     r1 = Rig(TailSamplingConfig(ratio=0.5, keep_p99=False))
     r2 = Rig(TailSamplingConfig(ratio=0.5, keep_p99=False))
     gen = r1.provider.id_generator
