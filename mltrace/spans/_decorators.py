@@ -37,6 +37,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from .. import semconv
+from ..genai._watch import GenerateSpec
 from ._record import (
     note_failure,
     record_attributes,
@@ -73,7 +74,7 @@ class _Spec:
         record_output: bool,
         drift: Any = None,
         keys_only: bool = False,
-        generate: Any = None,
+        generate: GenerateSpec | None = None,
     ) -> None:
         self.name = name
         self.attrs = {**attrs, "code.function.name": _function_name(func)}
@@ -81,7 +82,7 @@ class _Spec:
         self.record_output = record_output
         self.drift = drift
         self.keys_only = keys_only
-        self.generate = generate  # a genai GenerateSpec for kind="generate", else None
+        self.generate = generate  # kind="generate": what a generation records, else None
         self.wrapper: object = None  # the decorated function, set by _wrap
         self.depth = 0  # calls of this wrapper running now (any thread): > 0 means maybe nested
         self._by_instance: dict[type, bool] = {}
@@ -349,8 +350,10 @@ def _finish_stream(span: Span, spec: _Spec, items: int, last: Any, closed_early:
         record_attributes(span, {semconv.ML_STREAM_ITEMS: items})
         if closed_early:
             record_attributes(span, {semconv.ML_STREAM_CLOSED_EARLY: True})
-        if items:
+        if items and spec.generate is None:
             spec.finish(span, last)
+        elif items and spec.drift is not None:  # a generation's output is summarised as text
+            record_drift_output(span, spec.drift, last)
     elif items and spec.drift is not None:
         record_drift_output(span, spec.drift, last)
 
@@ -362,9 +365,9 @@ def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Cal
         if not started and spec.generate is None and spec.drift is None:
             return (yield from func(*args, **kwargs))  # nothing to record: Python's own forwarding
         ctx = trace.set_span_in_context(span) if started else None
-        watch = spec.generate.begin(span, started) if spec.generate is not None else None
-        if watch is not None and ctx is not None:
-            ctx = watch.in_context(ctx)
+        watch = spec.generate.begin(span, started, spec.input_of(args, kwargs)) if spec.generate is not None else None
+        if watch is not None:
+            ctx = watch.in_context(ctx)  # sampled or not: current_stage() reaches the generation
         items, last, closed = 0, None, False
         inner = func(*args, **kwargs)
         sent: Any = None
@@ -423,9 +426,9 @@ def _wrap_async_gen(
     async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         span, started = spec.start(args, kwargs)
         ctx = trace.set_span_in_context(span) if started else None
-        watch = spec.generate.begin(span, started) if spec.generate is not None else None
-        if watch is not None and ctx is not None:
-            ctx = watch.in_context(ctx)
+        watch = spec.generate.begin(span, started, spec.input_of(args, kwargs)) if spec.generate is not None else None
+        if watch is not None:
+            ctx = watch.in_context(ctx)  # sampled or not: current_stage() reaches the generation
         items, last, closed = 0, None, False
         inner = func(*args, **kwargs)
         sent: Any = None
@@ -483,6 +486,7 @@ def _decorator(
     attributes: Mapping[str, Any] | None,
     drift: Any = None,
     keys_only: bool = False,
+    generate: GenerateSpec | None = None,
     **static: Any,
 ) -> Any:
     attrs = stage_attributes(stage_name, attributes=attributes, **static)
@@ -490,6 +494,11 @@ def _decorator(
     def decorate(f: F) -> F:
         if not callable(f):
             raise TypeError(f"@mltrace.{stage_name} decorates a function, not {type(f).__name__}")
+        if generate is not None and _call_kind(f) not in ("gen", "asyncgen"):
+            raise TypeError(
+                f'@mltrace.{stage_name}(kind="generate") decorates a generator or async generator that '
+                f"yields tokens; {getattr(f, '__qualname__', type(f).__name__)} is neither"
+            )
         spec = _Spec(
             f,
             name or stage_name,
@@ -498,6 +507,7 @@ def _decorator(
             record_output=record_output,
             drift=drift,
             keys_only=keys_only,
+            generate=generate,
         )
         return _wrap(f, spec)
 
@@ -591,6 +601,7 @@ def inference(
     record_input: bool = True,
     record_output: bool = True,
     attributes: Mapping[str, Any] | None = None,
+    kind: str | None = None,
 ) -> Callable[[F], F]: ...
 def inference(
     func: F | None = None,
@@ -603,11 +614,28 @@ def inference(
     record_input: bool = True,
     record_output: bool = True,
     attributes: Mapping[str, Any] | None = None,
+    kind: str | None = None,
 ) -> Any:
     """Trace a function as the ``inference`` stage: model name/version, input/output summaries,
-    and, with ``drift=monitor``, the drift scores of every call's input."""
+    and, with ``drift=monitor``, the drift scores of every call's input.
+
+    ``kind="generate"`` on a generator or async generator of tokens records generation figures
+    (time to first token, time per output token, tokens, finish reason, queue time, client
+    disconnects) on the span, with the OpenTelemetry GenAI attributes, and as metrics: see
+    :mod:`mltrace.genai` and docs/generative.md.
+    """
+    generate = None
+    if kind is not None and kind not in _KINDS:
+        raise ValueError(f"@mltrace.inference kind must be one of {sorted(_KINDS)}; got {kind!r}")
+    if kind == "generate":
+        generate = GenerateSpec(model=model, attributes=attributes)
+        attributes = {**generate.span_attrs, **{k: v for k, v in (attributes or {}).items() if k not in _PROVIDER}}
     return _decorator(
         semconv.STAGE_INFERENCE, func, name=name, record_input=record_input,
-        record_output=record_output, attributes=attributes, drift=drift,
+        record_output=record_output, attributes=attributes, drift=drift, generate=generate,
         model=model, version=version, framework=framework,
     )
+
+
+_KINDS = frozenset({"predict", "generate"})
+_PROVIDER = frozenset({"gen_ai.system", "gen_ai.provider.name"})  # GenerateSpec picks the name
