@@ -53,6 +53,11 @@ def _hist(name: str, model: str) -> tuple[int, float]:
     return count, total
 
 
+def _disconnects(model: str) -> int:
+    points = _points(sc.MLTRACE_GENERATE_DISCONNECTS)
+    return sum(p.value for p in points if p.attributes.get(sc.GEN_AI_REQUEST_MODEL) == model)
+
+
 def _sampled_out() -> Iterator[None]:
     parent = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(0)))
     return trace.use_span(parent)  # type: ignore[return-value]
@@ -114,12 +119,10 @@ def test_sync_generation_and_the_stage_api(spans: CapturedSpans, mode: str) -> N
     ctx = trace.get_tracer("test").start_as_current_span("r") if mode == "sampled" else _sampled_out()
     with ctx:
         g = generate("my secret prompt")
-        got = []
-        try:
-            while True:
-                got.append(next(g))
-        except StopIteration as stop:
-            assert stop.value == "done"
+        got = [next(g) for _ in range(3)]
+        with pytest.raises(StopIteration) as stop:
+            next(g)
+        assert stop.value.value == "done"
     assert got == ["MY ", "SECRET ", "PROMPT "]
     assert _hist(sc.GEN_AI_SERVER_TTFT, model)[0] == before + 1, "metrics see sampled-out requests too"
     queue = _hist(sc.MLTRACE_GENERATE_QUEUE_TIME, model)
@@ -145,7 +148,7 @@ async def test_closed_stream_is_a_disconnect_not_an_error(spans: CapturedSpans) 
             await asyncio.sleep(0.001)
             yield str(i)
 
-    before = sum(p.value for p in _points(sc.MLTRACE_GENERATE_DISCONNECTS) if p.attributes.get(sc.GEN_AI_REQUEST_MODEL) == "disc")
+    before = _disconnects("disc")
     g = generate(100)
     assert [await g.__anext__() for _ in range(3)] == ["0", "1", "2"]
     await g.aclose()
@@ -166,8 +169,7 @@ async def test_closed_stream_is_a_disconnect_not_an_error(spans: CapturedSpans) 
         assert a[sc.ML_GENERATE_CLIENT_DISCONNECTED] is True
         assert a[sc.ML_GENERATE_FINISH_REASON] == "cancelled"
     assert (closed.attributes or {})[sc.ML_GENERATE_OUTPUT_TOKENS] == 3
-    after = sum(p.value for p in _points(sc.MLTRACE_GENERATE_DISCONNECTS) if p.attributes.get(sc.GEN_AI_REQUEST_MODEL) == "disc")
-    assert after == before + 2
+    assert _disconnects("disc") == before + 2
 
 
 def test_failed_generation_is_an_error(spans: CapturedSpans) -> None:
@@ -188,7 +190,9 @@ def test_failed_generation_is_an_error(spans: CapturedSpans) -> None:
 def test_latest_experimental_opt_in_uses_provider_name(spans: CapturedSpans, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http, gen_ai_latest_experimental")
 
-    @mltrace.inference(model="m", kind="generate", attributes={"gen_ai.system": "acme", "gen_ai.operation.name": "chat"})
+    attrs = {"gen_ai.system": "acme", "gen_ai.operation.name": "chat"}
+
+    @mltrace.inference(model="m", kind="generate", attributes=attrs)
     def generate(prompt: str) -> Generator[str, None, None]:
         yield "ok"
 
