@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sqlite3
 import statistics
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +151,12 @@ def test_tokens_are_counted_exactly(service: tuple[str, Path]) -> None:
         assert a["gen_ai.operation.name"] == "chat"
         assert a["gen_ai.request.model"] == "tiny-char" == a["gen_ai.response.model"]
         assert "Tracing" not in json.dumps(a), "no prompt text on spans by default"
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        ends = dict(conn.execute(
+            "SELECT name, end_ns FROM spans WHERE trace_id = ? AND name IN ('inference', 'POST /v1/chat/completions')",
+            (runs[0][0],),
+        ).fetchall())
+    assert ends["POST /v1/chat/completions"] >= ends["inference"], "the server span ends with the stream, not before"
     assert runs[0][3] == "length" and len(runs[0][2]) == 40
     assert runs[1][3] == "stop" and len(runs[1][2]) < 400
 
