@@ -10,6 +10,7 @@ import pytest
 from opentelemetry import trace
 
 import mltrace
+from mltrace.genai import _embed as embed
 from mltrace.genai import _semconv as sc
 from mltrace.testing import CapturedSpans
 
@@ -25,7 +26,8 @@ def _documented(key: str) -> bool:
 
 def test_every_genai_constant_is_documented() -> None:
     prefixes = ("ml.", "gen_ai.", "mltrace.")
-    keys = [v for k, v in vars(sc).items() if k.isupper() and isinstance(v, str) and v.startswith(prefixes)]
+    constants = {**vars(sc), **vars(embed)}
+    keys = [v for k, v in constants.items() if k.isupper() and isinstance(v, str) and v.startswith(prefixes)]
     assert len(keys) > 25
     assert [k for k in keys if f"`{k}`" not in DOC] == []
 

@@ -37,6 +37,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from .. import semconv
+from ..genai._embed import embedding_attributes
 from ..genai._watch import GenerateSpec
 from ._record import (
     note_failure,
@@ -60,7 +61,7 @@ class _Spec:
     """What one decorated function records; built once at decoration time."""
 
     __slots__ = (
-        "_by_class", "_by_instance", "attrs", "depth", "drift", "generate", "keys_only", "name",
+        "_by_class", "_by_instance", "attrs", "depth", "drift", "embed", "generate", "keys_only", "name",
         "record_input", "record_output", "wrapper",
     )
 
@@ -75,6 +76,7 @@ class _Spec:
         drift: Any = None,
         keys_only: bool = False,
         generate: GenerateSpec | None = None,
+        embed: bool = False,
     ) -> None:
         self.name = name
         self.attrs = {**attrs, "code.function.name": _function_name(func)}
@@ -83,6 +85,7 @@ class _Spec:
         self.drift = drift
         self.keys_only = keys_only
         self.generate = generate  # kind="generate": what a generation records, else None
+        self.embed = embed  # kind="embed": the output is a batch of vectors
         self.wrapper: object = None  # the decorated function, set by _wrap
         self.depth = 0  # calls of this wrapper running now (any thread): > 0 means maybe nested
         self._by_instance: dict[type, bool] = {}
@@ -169,6 +172,11 @@ class _Spec:
     def finish(self, span: Span, result: Any) -> None:
         if self.record_output:
             record_summary(span, semconv.ML_OUTPUT_PREFIX, result)
+        if self.embed and span.is_recording():
+            try:
+                record_attributes(span, embedding_attributes(result))
+            except Exception as exc:  # never into the request
+                note_failure(span, "embedding summary", exc)
         if self.drift is not None:
             record_drift_output(span, self.drift, result)
 
@@ -487,6 +495,7 @@ def _decorator(
     drift: Any = None,
     keys_only: bool = False,
     generate: GenerateSpec | None = None,
+    embed: bool = False,
     **static: Any,
 ) -> Any:
     attrs = stage_attributes(stage_name, attributes=attributes, **static)
@@ -508,6 +517,7 @@ def _decorator(
             drift=drift,
             keys_only=keys_only,
             generate=generate,
+            embed=embed,
         )
         return _wrap(f, spec)
 
@@ -622,7 +632,8 @@ def inference(
     ``kind="generate"`` on a generator or async generator of tokens records generation figures
     (time to first token, time per output token, tokens, finish reason, queue time, client
     disconnects) on the span, with the OpenTelemetry GenAI attributes, and as metrics: see
-    :mod:`mltrace.genai` and docs/generative.md.
+    :mod:`mltrace.genai` and docs/generative.md. ``kind="embed"`` on a function returning a batch
+    of vectors adds their count, dimension and norm spread (``ml.embedding.*``).
     """
     generate = None
     if kind is not None and kind not in _KINDS:
@@ -630,12 +641,15 @@ def inference(
     if kind == "generate":
         generate = GenerateSpec(model=model, attributes=attributes)
         attributes = {**generate.span_attrs, **{k: v for k, v in (attributes or {}).items() if k not in _PROVIDER}}
+    elif kind == "embed":
+        attributes = {"gen_ai.operation.name": "embeddings", **({"gen_ai.request.model": str(model)} if model else {}),
+                      **(attributes or {})}
     return _decorator(
         semconv.STAGE_INFERENCE, func, name=name, record_input=record_input,
         record_output=record_output, attributes=attributes, drift=drift, generate=generate,
-        model=model, version=version, framework=framework,
+        embed=kind == "embed", model=model, version=version, framework=framework,
     )
 
 
-_KINDS = frozenset({"predict", "generate"})
+_KINDS = frozenset({"predict", "generate", "embed"})
 _PROVIDER = frozenset({"gen_ai.system", "gen_ai.provider.name"})  # GenerateSpec picks the name
