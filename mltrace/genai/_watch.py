@@ -179,7 +179,9 @@ class Watch:
             self._record_span(ttft, tpot, max_gap, queue, out, finish)
         ok = self.error_type is None and not self.disconnected
         attrs = dict(self.spec.metric_attrs)
-        attrs[sc.GEN_AI_RESPONSE_MODEL] = self.response_model or attrs.get(sc.GEN_AI_REQUEST_MODEL) or ""
+        response_model = self.response_model or attrs.get(sc.GEN_AI_REQUEST_MODEL)
+        if response_model:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = response_model
         if self.error_type is not None:
             attrs["error.type"] = self.error_type
         _metrics.record(
