@@ -125,6 +125,9 @@ def test_sync_generation_and_the_stage_api(spans: CapturedSpans, mode: str) -> N
         assert stop.value.value == "done"
     assert got == ["MY ", "SECRET ", "PROMPT "]
     assert _hist(sc.GEN_AI_SERVER_TTFT, model)[0] == before + 1, "metrics see sampled-out requests too"
+    froms = {p.attributes.get(sc.ML_GENERATE_TTFT_FROM) for p in _points(sc.GEN_AI_SERVER_TTFT)
+             if p.attributes.get(sc.GEN_AI_REQUEST_MODEL) == model}
+    assert froms == ({"parent"} if mode == "sampled" else {"stage"}), "series apart by where TTFT starts"
     queue = _hist(sc.MLTRACE_GENERATE_QUEUE_TIME, model)
     assert queue[0] >= 1 and queue[1] >= 0.015
     if mode == "sampled_out":

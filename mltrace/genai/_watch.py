@@ -184,6 +184,9 @@ class Watch:
             attrs[sc.GEN_AI_RESPONSE_MODEL] = response_model
         if self.error_type is not None:
             attrs["error.type"] = self.error_type
+        # Where TTFT and duration were measured from: a sampled-out request has no server span
+        # start to read, so its figures start at the stage; the series stay apart.
+        attrs[sc.ML_GENERATE_TTFT_FROM] = self.ttft_from
         _metrics.record(
             attrs, ttft=ttft if ok else None, tpot=tpot if ok else None, max_gap=max_gap if ok else None,
             duration=(now - self.t_ref) / 1e9, queue=queue, input_tokens=self.input_tokens,
