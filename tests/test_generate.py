@@ -243,3 +243,40 @@ def test_prompt_and_completion_text_only_with_capture_on(tmp_path: Any, spans: C
     assert "write to" in stored and "please" in stored, "the text is kept on opt-in"
     assert "alice@example.com" not in stored and "bob@example.com" not in stored, "and redacted by the rules"
     assert not any("example.com" in str(v) for v in a.values()), "never on the span"
+
+
+def test_a_failure_inside_mltrace_never_reaches_the_stream(
+    spans: CapturedSpans, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mltrace.genai import _watch
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("mltrace bug")
+
+    @mltrace.inference(model="robust", kind="generate")
+    def generate(prompt: str) -> Generator[str, None, None]:
+        yield from prompt
+
+    monkeypatch.setattr(_watch.Watch, "__init__", broken)
+    assert "".join(generate("abc")) == "abc"
+    monkeypatch.undo()
+    monkeypatch.setattr(_watch.Watch, "_end", broken)
+    assert "".join(generate("abc")) == "abc"
+    events = [e.name for s in spans.stages("inference") for e in s.events]
+    assert events.count("mltrace.error") == 2
+
+
+def test_close_runs_the_functions_cleanup_under_its_span(spans: CapturedSpans) -> None:
+    @mltrace.inference(model="cleanup", kind="generate")
+    def generate(prompt: str) -> Generator[str, None, None]:
+        try:
+            yield from prompt
+        finally:
+            with mltrace.stage("release_slot"):
+                pass
+
+    g = generate("abcdef")
+    assert next(g) == "a"
+    g.close()
+    stage, release = spans.stage("inference"), spans.stage("release_slot")
+    assert release.parent is not None and release.parent.span_id == stage.context.span_id

@@ -71,8 +71,13 @@ class GenerateSpec:
             if k in (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_SYSTEM, sc.GEN_AI_PROVIDER_NAME)
         }
 
-    def begin(self, span: Span, started: bool, x: Any) -> Watch:
-        return Watch(self, span, started and span.is_recording(), x)
+    def begin(self, span: Span, started: bool, x: Any) -> Watch | None:
+        """A watch for one call; ``None`` (the generation runs unwatched) if making it failed."""
+        try:
+            return Watch(self, span, started and span.is_recording(), x)
+        except Exception as exc:  # never into the request
+            _failed(span, "generation start", exc)
+            return None
 
 
 def _request_start(now: int) -> tuple[int, str]:
@@ -97,7 +102,7 @@ def _prompt_of(x: Any) -> tuple[str | None, int | None]:
         if all(isinstance(m, Mapping) and isinstance(m.get("content"), str) for m in x):
             return "\n".join(m["content"] for m in x), None
     dtype = getattr(x, "dtype", None)
-    if dtype is not None and getattr(dtype, "kind", "") in "iu" and getattr(x, "ndim", 0) == 1:
+    if dtype is not None and getattr(dtype, "kind", "") in ("i", "u") and getattr(x, "ndim", 0) == 1:
         return None, int(x.shape[0])
     return None, None
 
@@ -165,7 +170,13 @@ class Watch:
             self.error_type = name if cls.__module__ == "builtins" else f"{cls.__module__}.{name}"
 
     def end(self) -> None:
-        """Put the figures on the span (when it records) and into the metrics (always)."""
+        """Put the figures on the span (when it records) and into the metrics (always); never raises."""
+        try:
+            self._end()
+        except Exception as exc:
+            _failed(self.span, "generation end", exc)
+
+    def _end(self) -> None:
         now = time_ns()
         out = self.output_tokens if self.output_tokens is not None else self.n
         finish = self.finish_reason or (
@@ -237,6 +248,12 @@ class Watch:
     def generation_started(self) -> None:
         if self.queue_ns is None:
             self.queue_ns = time_ns() - self.t_stage
+
+
+def _failed(span: Span, where: str, exc: BaseException) -> None:
+    from ..spans._record import note_failure
+
+    note_failure(span, where, exc)
 
 
 def _capturing() -> bool:

@@ -407,8 +407,13 @@ def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Cal
         except BaseException as exc:
             if _closed_early(exc):
                 closed = True
-                if isinstance(exc, GeneratorExit):
-                    inner.close()  # the consumer stopped early: not an error
+                if isinstance(exc, GeneratorExit):  # the consumer stopped early: not an error
+                    token = otel_context.attach(ctx) if ctx is not None else None
+                    try:
+                        inner.close()  # the function's finally blocks run under its span
+                    finally:
+                        if token is not None:
+                            otel_context.detach(token)
             elif started:
                 record_error(span, exc)
             if watch is not None:
@@ -468,7 +473,12 @@ def _wrap_async_gen(
             if _closed_early(exc):
                 closed = True
                 if isinstance(exc, GeneratorExit):
-                    await inner.aclose()
+                    token = otel_context.attach(ctx) if ctx is not None else None
+                    try:
+                        await inner.aclose()  # the function's finally blocks run under its span
+                    finally:
+                        if token is not None:
+                            otel_context.detach(token)
             elif started:
                 record_error(span, exc)
             if watch is not None:
