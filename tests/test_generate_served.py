@@ -305,3 +305,63 @@ def test_the_official_openai_client_streams_from_it(service: tuple[str, Path]) -
     assert full.usage is not None and full.usage.completion_tokens == 25
     a = _spans_of(db, [trace_id])[trace_id]["inference"]["attributes"]
     assert a["ml.generate.output_tokens"] == 25
+
+
+UNTRACED_APP = '''
+import app as example
+import mltrace
+
+# The same app without mltrace: the undecorated generator, no middleware.
+example.generate = example.generate.__wrapped__
+example.app.user_middleware = [m for m in example.app.user_middleware if m.cls is not mltrace.MLTraceMiddleware]
+app = example.app
+'''
+
+
+def _normalised(body: str) -> str:
+    """A response body with its per-response id and timestamp blanked."""
+    out = []
+    for line in body.split("\n"):
+        if line.startswith("data: {"):
+            doc = json.loads(line[6:])
+            doc["id"], doc["created"] = "-", 0
+            line = "data: " + json.dumps(doc, sort_keys=True)
+        out.append(line)
+    return "\n".join(out)
+
+
+def test_responses_are_identical_with_and_without_mltrace(
+    service: tuple[str, Path], tmp_path: Path
+) -> None:
+    """Differential: the example with mltrace (the module's server) and without it answer the same
+    requests with the same status, headers (but mltrace's own) and bodies, streamed or not."""
+    traced_url, _ = service
+    (tmp_path / "untraced_app.py").write_text(UNTRACED_APP)
+    port = free_port()
+    env = server_env({"MLTRACE_EXPORTER": "none"}, pythonpath=[tmp_path, EXAMPLE])
+    argv = ["uvicorn", "untraced_app:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    requests = [
+        _body("Tracing a model", max_tokens=30, seed=1),
+        _body("Drift on inputs", max_tokens=80, seed=2, stop="."),
+        {**_body("Small models", max_tokens=20, seed=3), "stream": False},
+        {"model": "tiny-char", "messages": [{"role": "robot", "content": "x"}]},  # 422
+        {**_body("x", max_tokens=0)},  # 422
+    ]
+    answers: dict[str, list[tuple[int, dict[str, str], str]]] = {}
+    with ServerProcess(argv, port=port, env=env, log=tmp_path / "untraced.log", cwd=tmp_path) as untraced:
+        for name, url in (("traced", traced_url), ("untraced", untraced.url)):
+            with httpx.Client(base_url=url, timeout=30) as client:
+                got = []
+                for body in requests:
+                    r = client.post("/v1/chat/completions", json=body)
+                    assert ("x-trace-id" in r.headers) is (name == "traced"), "mltrace is on in one only"
+                    headers = {k: v for k, v in r.headers.items() if k not in ("x-trace-id", "traceresponse", "date")}
+                    text = r.text
+                    if body.get("stream") is False and r.status_code == 200:
+                        doc = r.json()
+                        doc["id"], doc["created"] = "-", 0
+                        text = json.dumps(doc, sort_keys=True)
+                    got.append((r.status_code, headers, _normalised(text)))
+                answers[name] = got
+    assert [s for s, _, _ in answers["traced"]] == [200, 200, 200, 422, 422]
+    assert answers["traced"] == answers["untraced"]
