@@ -346,3 +346,33 @@ def test_nested_calls_from_threads_leave_the_limit_unchanged() -> None:
     for t in threads:
         t.join()
     assert sys.getrecursionlimit() == limit
+
+
+def test_an_exception_through_nested_stages_formats_its_stack_once(spans: CapturedSpans) -> None:
+    """The innermost stage keeps the stack trace; outer stages get the event without it; a span
+    recorded with the default (the server span) still gets it."""
+    from mltrace.spans import record_error
+
+    @mltrace.inference
+    def inner(x: int) -> int:
+        raise ValueError("bad row")
+
+    @mltrace.postprocess
+    def outer(x: int) -> int:
+        with mltrace.stage("middle"):
+            return inner(x)
+
+    with trace.get_tracer("test").start_as_current_span("request") as request:
+        try:
+            outer(1)
+        except ValueError as exc:
+            record_error(request, exc)
+
+    def stacks(name: str) -> list[bool]:
+        span = spans.named(name)[0]
+        return ["exception.stacktrace" in (e.attributes or {}) for e in span.events if e.name == "exception"]
+
+    assert stacks("inference") == [True]
+    assert stacks("middle") == [False] and stacks("postprocess") == [False]
+    assert stacks("request") == [True]
+    assert all(s.status.status_code is StatusCode.ERROR for s in spans)

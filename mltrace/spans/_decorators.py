@@ -297,7 +297,7 @@ def _wrap_sync(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
             try:
                 result = func(*args, **kwargs)
             except BaseException as exc:
-                record_error(span, exc)
+                record_error(span, exc, repeat_stack=False)
                 raise
             else:
                 spec.finish(span, result)
@@ -331,7 +331,7 @@ def _wrap_async(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
-                record_error(span, exc)
+                record_error(span, exc, repeat_stack=False)
                 raise
             else:
                 spec.finish(span, result)
@@ -415,7 +415,7 @@ def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Cal
                         if token is not None:
                             otel_context.detach(token)
             elif started:
-                record_error(span, exc)
+                record_error(span, exc, repeat_stack=False)
             if watch is not None:
                 watch.failed(exc, closed)
             raise
@@ -480,7 +480,7 @@ def _wrap_async_gen(
                         if token is not None:
                             otel_context.detach(token)
             elif started:
-                record_error(span, exc)
+                record_error(span, exc, repeat_stack=False)
             if watch is not None:
                 watch.failed(exc, closed)
             raise

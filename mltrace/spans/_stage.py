@@ -197,7 +197,7 @@ class StageScope:
             return
         try:
             if exc is not None:
-                record_error(span, exc)
+                record_error(span, exc, repeat_stack=False)
         finally:
             span.end()
             if token is not None:
