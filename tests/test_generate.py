@@ -280,3 +280,29 @@ def test_close_runs_the_functions_cleanup_under_its_span(spans: CapturedSpans) -
     g.close()
     stage, release = spans.stage("inference"), spans.stage("release_slot")
     assert release.parent is not None and release.parent.span_id == stage.context.span_id
+
+
+def test_a_request_start_given_in_the_context_is_used_sampled_or_not(spans: CapturedSpans) -> None:
+    """A middleware that puts the request's arrival under REQUEST_START_KEY makes TTFT start there,
+    also for sampled-out requests (no span start to read)."""
+    from opentelemetry import context as otel_context
+
+    from mltrace.genai import REQUEST_START_KEY
+
+    @mltrace.inference(model="given-start", kind="generate")
+    def generate(prompt: str) -> Generator[str, None, None]:
+        yield from prompt
+
+    arrived = time.time_ns() - 50_000_000  # 50 ms ago
+    token = otel_context.attach(otel_context.set_value(REQUEST_START_KEY, arrived))
+    try:
+        with _sampled_out():
+            assert "".join(generate("ab")) == "ab"
+        with trace.get_tracer("test").start_as_current_span("r"):
+            assert "".join(generate("ab")) == "ab"
+    finally:
+        otel_context.detach(token)
+    count, total = _hist(sc.GEN_AI_SERVER_TTFT, "given-start")
+    assert count == 2 and total >= 0.1, "both measured from the given arrival"
+    a = spans.stage("inference").attributes or {}
+    assert a[sc.ML_GENERATE_TTFT_FROM] == "request" and float(a[sc.ML_GENERATE_TTFT]) >= 0.05  # type: ignore[arg-type]
