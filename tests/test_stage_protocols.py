@@ -376,3 +376,19 @@ def test_an_exception_through_nested_stages_formats_its_stack_once(spans: Captur
     assert stacks("middle") == [False] and stacks("postprocess") == [False]
     assert stacks("request") == [True]
     assert all(s.status.status_code is StatusCode.ERROR for s in spans)
+
+
+async def test_concurrent_async_calls_are_not_counted_as_nested() -> None:
+    """Many requests in one stage at once on one event loop leave the recursion limit alone."""
+    limit = sys.getrecursionlimit()
+    seen: list[int] = []
+
+    @mltrace.inference
+    async def predict(x: int) -> int:
+        await asyncio.sleep(0.005)
+        seen.append(sys.getrecursionlimit())
+        return x
+
+    assert await asyncio.gather(*(predict(i) for i in range(50))) == list(range(50))
+    assert set(seen) == {limit}
+    assert sys.getrecursionlimit() == limit

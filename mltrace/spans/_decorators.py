@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 import sys
@@ -87,7 +88,7 @@ class _Spec:
         self.generate = generate  # kind="generate": what a generation records, else None
         self.embed = embed  # kind="embed": the output is a batch of vectors
         self.wrapper: object = None  # the decorated function, set by _wrap
-        self.depth = 0  # calls of this wrapper running now (any thread): > 0 means maybe nested
+        self.depth = 0  # sync calls of this wrapper running now (any thread): > 0 means maybe nested
         self._by_instance: dict[type, bool] = {}
         self._by_class: dict[type, bool] = {}
 
@@ -279,7 +280,9 @@ def _wraps(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[
 
 def _wrap_sync(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     # One frame per call (this one): everything else runs in calls that have returned before
-    # ``func`` is entered, so they do not stack up under recursion.
+    # ``func`` is entered, so they do not stack up under recursion. Nesting is a plain counter
+    # (~40 ns; a context variable costs ~150): calls from other threads at the same moment count
+    # as nested too, which raises the limit by at most the number of threads, for their duration.
     @_wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         nested = spec.depth > 0
@@ -314,12 +317,18 @@ def _wrap_sync(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 
 
 def _wrap_async(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
+    # Nesting is counted per task (a context variable), not per process: a busy event loop runs
+    # many calls of one stage at once, and counting those as nested would raise the recursion
+    # limit by the number of requests in flight.
+    depth: contextvars.ContextVar[int] = contextvars.ContextVar(f"mltrace.depth.{id(spec)}", default=0)
+
     @_wraps(func)
     async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-        nested = spec.depth > 0
+        level = depth.get()
+        nested = level > 0
         if nested:
             _nested(1)
-        spec.depth += 1
+        reset = depth.set(level + 1)
         try:
             span, started = spec.start(args, kwargs)
             if not started:
@@ -340,7 +349,7 @@ def _wrap_async(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
                 span.end()
                 otel_context.detach(token)
         finally:
-            spec.depth -= 1
+            depth.reset(reset)
             if nested:
                 _nested(-1)
 
