@@ -137,3 +137,9 @@ async def chat_completions(req: ChatRequest) -> StreamingResponse | JSONResponse
             "prompt_tokens": len(prompt), "completion_tokens": len(text), "total_tokens": len(prompt) + len(text),
         },
     })
+
+
+if __name__ == "__main__":  # python examples/generate/app.py (HOST, PORT from the environment)
+    import uvicorn
+
+    uvicorn.run(app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8000")))
