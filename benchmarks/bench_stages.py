@@ -8,7 +8,8 @@ Cases: a plain call, a method call, an ``async`` call and a 10-item generator, e
 sampled-out parent (the cost every request pays) and a recording one (spans to a provider with
 no exporter). Summaries are off (``record_input/record_output=False``): the wrappers are measured,
 not the summaries. Reported per case: median and fastest round in µs per call, and the ratio
-new / before of each.
+new / before of each. Then what ``kind="generate"`` adds to a streaming stage, at 1 and 1,000
+tokens (per generation and per token).
 """
 
 from __future__ import annotations
@@ -117,6 +118,32 @@ def main() -> None:
                 f"{parent:<12} {case:<30} {statistics.median(b):7.2f} / {min(b):6.2f} "
                 f"{statistics.median(n):7.2f} / {min(n):6.2f} {min(n) / min(b):>22.2f}"
             )
+    generation_cost()
+
+
+def generation_cost(rounds: int = 20) -> None:
+    """What ``kind="generate"`` adds to a streaming stage: per generation and per token."""
+
+    def raw(n: int) -> Any:
+        for _ in range(n):
+            yield "a"
+
+    stage = mltrace.inference(model="m", record_input=False, record_output=False)(raw)
+    generate = mltrace.inference(model="m", kind="generate", record_input=False, record_output=False)(raw)
+    print("\nrecording, µs per stream (median / fastest round):")
+    with trace.use_span(trace.get_tracer("bench").start_span("request")):
+        for n in (1, 1000):
+            times: dict[str, list[float]] = {"plain generator": [], "stage": [], 'kind="generate"': []}
+            for _ in range(rounds):
+                for name, f in (("plain generator", raw), ("stage", stage), ('kind="generate"', generate)):
+                    reps = 20
+                    t0 = time.perf_counter()
+                    for _ in range(reps):
+                        for _ in f(n):
+                            pass
+                    times[name].append((time.perf_counter() - t0) / reps * 1e6)
+            row = "  ".join(f"{k} {statistics.median(v):8.1f} / {min(v):8.1f}" for k, v in times.items())
+            print(f"  {n:5d} tokens: {row}")
 
 
 if __name__ == "__main__":
