@@ -28,6 +28,7 @@ ML_OUTPUT_PREFIX: Final = "ml.output."
 ML_OUTPUT_PREDICTION: Final = "ml.output.prediction"
 ML_OUTPUT_CONFIDENCE: Final = "ml.output.confidence"
 ML_STREAM_ITEMS: Final = "ml.output.stream.items"
+ML_STREAM_CLOSED_EARLY: Final = "ml.output.stream.closed_early"  # consumer stopped: not an error
 
 # -- request (on the server span) -------------------------------------------------------------
 ML_REQUEST_BODY_PREFIX: Final = "ml.request.body."

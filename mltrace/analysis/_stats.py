@@ -142,6 +142,12 @@ def _slice(traces: list[Trace], breakdowns: list[dict[str, float]], attribute: s
     return {"attribute": attribute, "groups": rows}
 
 
+def generation_stats(traces: list[Trace]) -> dict[str, Any] | None:
+    from ._generation import generation_stats as stats  # imported late: _generation imports this module
+
+    return stats(traces)
+
+
 def summarize_traces(traces: list[Trace], *, by: str | None = None) -> dict[str, Any]:
     """Percentiles per stage and per operation over ``traces`` (what :func:`trace_stats` returns)."""
     breakdowns = [stage_breakdown(t) for t in traces]
@@ -161,6 +167,8 @@ def summarize_traces(traces: list[Trace], *, by: str | None = None) -> dict[str,
     }
     if by:
         out["by"] = _slice(traces, breakdowns, by)
+    if (generation := generation_stats(traces)) is not None:
+        out["generation"] = generation  # TTFT / per-token percentiles (mltrace.analysis._generation)
     return out
 
 

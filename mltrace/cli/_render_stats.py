@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._format import esc, num, percent, style_of, value
+from ._generation import render_generation_stats
 
 
 def _latency_columns(table: Table) -> None:
@@ -49,6 +50,7 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
             num(row.get("p95")), num(row.get("p99")), percent(row["error_rate"]),
         )
     out.print(ops)
+    render_generation_stats(out, data.get("generation"))
     if "by" in data:
         render_slices(out, data["by"])
 

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from ..analysis import slow_traces
 from ._common import emit, read_traces
+from ._generation import run_slow as run_generation_slow
 from ._render import render_slow
 
 
@@ -25,10 +26,16 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
     p.add_argument("--stage", help="rank by this stage's self time instead of the whole trace (e.g. inference)")
     p.add_argument("--scan", type=int, default=10_000, help="compare at most this many traces (default 10000)")
     p.add_argument("--min-duration", help="only traces at least this long (e.g. 50ms)")
+    p.add_argument(
+        "--by", "--metric", dest="by", choices=("duration", "ttft", "tpot"), default="duration",
+        help="rank by trace duration (default), or generations by time to first token / time per output token",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if getattr(args, "by", "duration") != "duration":
+        return run_generation_slow(args, out, err)
     data = read_traces(args, err, lambda source, update: slow_traces(
         source, service=args.service, since=args.since, limit=args.limit, stage=args.stage,
         scan=args.scan, min_duration=args.min_duration, progress=update,

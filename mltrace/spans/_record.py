@@ -108,16 +108,35 @@ def record_drift_output(span: Span, monitor: Any, obj: object) -> None:
         note_failure(span, "drift output", exc)
 
 
-def record_error(span: Span, exc: BaseException) -> None:
-    """Status ERROR, an ``exception`` event and ``error.type``; the caller re-raises unchanged."""
+def record_error(span: Span, exc: BaseException, *, repeat_stack: bool = True) -> None:
+    """Status ERROR, an ``exception`` event and ``error.type``; the caller re-raises unchanged.
+
+    ``repeat_stack=False`` (the stage decorators): when this exception was recorded on a span
+    before, the event leaves its stack trace out. The same exception leaving nested stages (a
+    recursive stage, stages calling stages) has its trace on the innermost span already;
+    formatting it again per level cost 27 s for a RecursionError through 990 nested stages. The
+    server span keeps the default and always gets the trace.
+    """
     if not span.is_recording():
         return
     try:
-        span.record_exception(exc)
+        if _first_record(exc) or repeat_stack:
+            span.record_exception(exc)
+        else:
+            span.add_event("exception", {"exception.type": type(exc).__name__, "exception.message": str(exc)[:1024]})
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256]))
         span.set_attribute("error.type", _error_type(exc))
     except Exception as inner:  # pragma: no cover
         note_failure(span, "record_error", inner)
+
+
+def _first_record(exc: BaseException) -> bool:
+    """True the first time an exception object is recorded on a span (marked on the object)."""
+    if getattr(exc, "_mltrace_recorded", False):
+        return False
+    with contextlib.suppress(Exception):  # an exception type that refuses attributes
+        exc._mltrace_recorded = True  # type: ignore[attr-defined]
+    return True
 
 
 def _error_type(exc: BaseException) -> str:

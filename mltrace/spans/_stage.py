@@ -11,6 +11,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
 from .. import semconv
+from ..genai import _semconv as gsc
+from ..genai._watch import active
 from ._record import (
     record_attributes,
     record_drift,
@@ -87,6 +89,70 @@ class Stage:
         if self.span.is_recording():
             self.span.add_event(name, dict(attributes or {}))
 
+    # -- generation (``@mltrace.inference(kind="generate")``): what only the function knows ------
+    # Inside a generate stage these go to the running generation (span and metrics, sampled or
+    # not); elsewhere they set the same attributes on the span directly.
+
+    def generation_started(self) -> None:
+        """The wait for a slot (a semaphore, a batch) is over: the time since the stage began is
+        its queue time (``ml.generate.queue_time``). Only the first call counts."""
+        watch = active(self.span)
+        if watch is not None:
+            watch.generation_started()
+
+    def set_queue_time(self, seconds: float) -> None:
+        """Queue time measured by the caller (a batcher that knows when the request was admitted)."""
+        watch = active(self.span)
+        if watch is not None:
+            watch.queue_ns = int(seconds * 1e9)
+        else:
+            record_attributes(self.span, {gsc.ML_GENERATE_QUEUE_TIME: float(seconds)})
+
+    def set_input_tokens(self, n: int) -> None:
+        """Tokens in (the prompt's length in tokens)."""
+        watch = active(self.span)
+        if watch is not None:
+            watch.input_tokens = int(n)
+        else:
+            record_attributes(self.span, {gsc.ML_GENERATE_INPUT_TOKENS: int(n), gsc.GEN_AI_USAGE_INPUT_TOKENS: int(n)})
+
+    def set_output_tokens(self, n: int) -> None:
+        """Tokens out, when one yielded item is not one token (items are counted otherwise)."""
+        watch = active(self.span)
+        if watch is not None:
+            watch.output_tokens = int(n)
+        else:
+            record_attributes(
+                self.span, {gsc.ML_GENERATE_OUTPUT_TOKENS: int(n), gsc.GEN_AI_USAGE_OUTPUT_TOKENS: int(n)}
+            )
+
+    def set_finish_reason(self, reason: str) -> None:
+        """Why generation stopped (``stop``, ``length``, ``content_filter``, ...)."""
+        watch = active(self.span)
+        if watch is not None:
+            watch.finish_reason = str(reason)
+        else:
+            reason = str(reason)
+            record_attributes(
+                self.span, {gsc.ML_GENERATE_FINISH_REASON: reason, gsc.GEN_AI_RESPONSE_FINISH_REASONS: (reason,)}
+            )
+
+    def set_response_model(self, model: str) -> None:
+        """The model that actually answered (``gen_ai.response.model``), when not the one asked for."""
+        watch = active(self.span)
+        if watch is not None:
+            watch.response_model = str(model)
+        else:
+            record_attributes(self.span, {gsc.GEN_AI_RESPONSE_MODEL: str(model)})
+
+    def record_prompt(self, text: str) -> None:
+        """The prompt as text, when the function's input is not (chat messages rendered by a
+        template, token ids): its length and fingerprint go on the span; the text itself only
+        with payload capture on, redacted."""
+        watch = active(self.span)
+        if watch is not None:
+            watch.prompt = str(text)
+
 
 class StageScope:
     """Context manager (``with`` and ``async with``) that runs one stage span.
@@ -131,7 +197,7 @@ class StageScope:
             return
         try:
             if exc is not None:
-                record_error(span, exc)
+                record_error(span, exc, repeat_stack=False)
         finally:
             span.end()
             if token is not None:
