@@ -32,7 +32,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
-from ._settings import env_bool
+from ._settings import ENV
 from .spans import MLTraceMiddleware
 
 _log = logging.getLogger("mltrace.instrumentation")
@@ -120,7 +120,7 @@ class MLTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         configure = kwargs.pop("configure", None)
         _state.options = {k: v for k, v in kwargs.items() if k not in ("tracer_provider", "meter_provider")}
-        _state.configure = env_bool("MLTRACE_AUTO_CONFIGURE", True) if configure is None else bool(configure)
+        _state.configure = ENV.AUTO_CONFIGURE.get() if configure is None else bool(configure)
         _state.configured = False
         for cls in _app_classes():
             current = cls.__dict__["build_middleware_stack"]
