@@ -156,11 +156,12 @@ def test_jaeger_listens_on_all_interfaces_in_its_container() -> None:
     ],
 )
 def test_jaeger_config_endpoints(path: tuple[str, ...], key: str) -> None:
-    """Each Jaeger endpoint binds JAEGER_LISTEN_HOST (default 127.0.0.1) at the canonical port."""
+    """Each Jaeger endpoint binds JAEGER_LISTEN_HOST (default 127.0.0.1) at its port variable, which
+    backends.sh sets (free ports under scripts/test.sh) and which defaults to the canonical port."""
     node: Any = jaeger_config()
     for part in path:
         node = node[part]
-    assert node["endpoint"] == f"{LISTEN}:{port(key)}"
+    assert node["endpoint"] == f"{LISTEN}:${{env:{key}:-{port(key)}}}"
 
 
 def test_jaeger_config_takes_only_otlp() -> None:
@@ -172,7 +173,9 @@ def test_jaeger_config_takes_only_otlp() -> None:
 
 def test_jaeger_config_opens_only_jaeger_ports() -> None:
     """Every endpoint in the Jaeger config is one of backends.env's JAEGER_* ports, all on loopback."""
-    jaeger_ports = {f"{LISTEN}:{v}" for k, v in env().items() if k.startswith("JAEGER_") and k.endswith("_PORT")}
+    jaeger_ports = {
+        f"{LISTEN}:${{env:{k}:-{v}}}" for k, v in env().items() if k.startswith("JAEGER_") and k.endswith("_PORT")
+    }
     found = endpoints(jaeger_config())
     assert len(found) == len(jaeger_ports)
     assert set(found) == jaeger_ports
