@@ -42,7 +42,7 @@ from opentelemetry.util.types import Attributes
 
 from . import semconv
 from ._errors import ConfigurationError
-from ._settings import ENV, SETTINGS, validate_environment
+from ._settings import ENV, SETTINGS, settings_from_env, validate_environment
 from ._version import __version__
 from .export import (
     CountingBatchSpanProcessor,
@@ -413,7 +413,8 @@ def _settings_overrides(
         "fastapi_operation_spans": fastapi_operation_spans,
         "force_trace_header": force_trace_header,
     }
-    return {k: v for k, v in given.items() if v is not None}
+    # Variables set since import (a .env loaded in main) apply too; an argument wins over its variable.
+    return {**settings_from_env(), **{k: v for k, v in given.items() if v is not None}}
 
 
 def _stop_all(processors: list[SpanProcessor]) -> None:

@@ -13,10 +13,15 @@ Two ways to read:
   one logged warning: ``import mltrace`` must never raise because of the environment; the error is
   raised by ``configure()``, where the user can act on it.
 
-Values are read when asked for, not cached, so a variable set after import is seen by the next
-``configure()``. Plain typed code rather than pydantic-settings: the table is ~35 lines, adds no
-dependency, reads lazily per variable (pydantic-settings validates a whole model at once, which
-is what made a bad ``MLTRACE_SAMPLE_SIZE`` break ``import mltrace``), and the error text is ours.
+Values are read when asked for, not cached: ``SETTINGS`` is filled at import, and each
+``configure()`` re-reads the variables that are set (arguments still win), so a variable set after
+``import mltrace`` (a ``.env`` loaded in ``main``) is seen by the next ``configure()``.
+
+Plain typed code rather than pydantic-settings: the table is ~35 lines, adds no dependency (a
+pydantic-settings model also pulls python-dotenv), reads lazily per variable (a settings model made
+at import is validated whole there: the old strict parse at import is what made a bad
+``MLTRACE_SAMPLE_SIZE`` break ``import mltrace``), and the error text, which must name the
+variable, is ours.
 """
 
 from __future__ import annotations
@@ -284,6 +289,27 @@ class Settings:
     force_trace_token: str = field(default_factory=ENV.FORCE_TRACE_TOKEN.lenient)
     # A mltrace.privacy.PayloadCapture once configure(capture_payloads=...) turns raw capture on.
     payload_capture: Any = None
+
+
+# Each Settings field and the variable it comes from; configure() re-reads the ones that are set.
+SETTINGS_VARS: dict[str, Var[Any]] = {
+    "summaries": ENV.SUMMARIES,
+    "max_features": ENV.MAX_FEATURES,
+    "summary_max_attributes": ENV.SUMMARY_MAX_ATTRIBUTES,
+    "sample_size": ENV.SAMPLE_SIZE,
+    "capture_request_body": ENV.CAPTURE_REQUEST_BODY,
+    "capture_response_body": ENV.CAPTURE_RESPONSE_BODY,
+    "max_body_bytes": ENV.MAX_BODY_BYTES,
+    "trace_id_header": ENV.TRACE_ID_HEADER,
+    "fastapi_operation_spans": ENV.FASTAPI_OPERATION_SPANS,
+    "force_trace_header": ENV.FORCE_TRACE_HEADER,
+    "force_trace_token": ENV.FORCE_TRACE_TOKEN,
+}
+
+
+def settings_from_env() -> dict[str, Any]:
+    """The ``Settings`` fields whose variable is set now, parsed strictly (for ``configure()``)."""
+    return {name: var.get() for name, var in SETTINGS_VARS.items() if var.is_set()}
 
 
 SETTINGS = Settings()

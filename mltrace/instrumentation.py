@@ -99,7 +99,7 @@ def _app_classes() -> list[type[Starlette]]:
     classes: list[type[Starlette]] = [Starlette]
     try:
         from fastapi.applications import FastAPI  # overrides build_middleware_stack
-    except ImportError:  # pragma: no cover - fastapi is a core dependency
+    except ImportError:  # FastAPI is optional (the `fastapi` extra): Starlette apps only
         return classes
     classes.append(FastAPI)
     return classes

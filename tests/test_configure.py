@@ -508,3 +508,20 @@ def test_settings_module_is_the_only_reader_and_docs_list_every_variable() -> No
     assert readers == []
     documented = set(re.findall(r"`(MLTRACE_[A-Z0-9_]+)`", (root / "docs/configuration.md").read_text()))
     assert documented == {v.name for v in ENV.all()}
+
+
+def test_variables_set_after_import_apply_at_configure_and_arguments_win() -> None:
+    """MLTRACE_* set after `import mltrace` (a .env loaded in main) reach the next configure(); an
+    argument still wins over its variable."""
+    out = run(
+        """
+        import json, os, mltrace
+        from mltrace._settings import SETTINGS
+        before = [SETTINGS.summaries, SETTINGS.max_features, SETTINGS.sample_size]
+        os.environ.update({"MLTRACE_SUMMARIES": "off", "MLTRACE_MAX_FEATURES": "3", "MLTRACE_SAMPLE_SIZE": "1_000"})
+        mltrace.configure(exporter="none", max_features=5)
+        after = [SETTINGS.summaries, SETTINGS.max_features, SETTINGS.sample_size]
+        print(json.dumps({"before": before, "after": after}))
+        """
+    )
+    assert out == {"before": [True, 8, 100_000], "after": [False, 5, 1000]}
