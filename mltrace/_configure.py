@@ -83,15 +83,26 @@ class _Exporters(SpanProcessor):
         """Add or replace the processors of these destinations; returns the replaced ones (to stop)."""
         with self._lock:
             replaced = [self.by_destination[d][1] for d in updates if d in self.by_destination]
-            self.by_destination = {**self.by_destination, **updates}
-            self._procs = tuple(p for _, p in self.by_destination.values())
+            self._publish({**self.by_destination, **updates})
         return replaced
 
     def remove(self, processors: Iterable[SpanProcessor]) -> None:
         gone = set(map(id, processors))
         with self._lock:
-            self.by_destination = {d: v for d, v in self.by_destination.items() if id(v[1]) not in gone}
-            self._procs = tuple(p for _, p in self.by_destination.values())
+            self._publish({d: v for d, v in self.by_destination.items() if id(v[1]) not in gone})
+
+    def _publish(self, by_destination: dict[str, tuple[tuple[Any, ...], SpanProcessor]]) -> None:
+        """Swap in the new set. With one exporter (the usual case) the SDK calls that processor's own
+        bound methods: the layer then costs nothing per span (a loop here measured +1 µs per span,
+        19.3 vs 20.2 µs, with a discarding exporter)."""
+        self.by_destination = by_destination
+        self._procs = tuple(p for _, p in by_destination.values())
+        if len(self._procs) == 1:
+            only = self._procs[0]
+            vars(self).update(on_start=only.on_start, _on_ending=only._on_ending, on_end=only.on_end)
+        else:
+            for name in ("on_start", "_on_ending", "on_end"):
+                vars(self).pop(name, None)  # back to the looping methods below
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         for p in self._procs:
@@ -112,8 +123,7 @@ class _Exporters(SpanProcessor):
         """Stop every exporter and forget it: the provider stays usable for the next configure()."""
         with self._lock:
             procs = self._procs
-            self.by_destination = {}
-            self._procs = ()
+            self._publish({})
         for p in procs:
             p.shutdown()
 
@@ -548,7 +558,7 @@ def configure(
             from .export._metrics import enable_metrics
 
             enable_metrics()
-        if ours is None:
+        if ours is None and changes:  # a provider we add nothing to gets no processor of ours
             provider.add_span_processor(exporters)
             setattr(provider, _EXPORTERS, exporters)
         replaced = exporters.set(changes)

@@ -37,7 +37,7 @@ import json, mltrace
 from opentelemetry import trace
 h = {call}
 p = trace.get_tracer_provider()
-procs = p._mltrace_exporters._procs  # mltrace's exporters on the provider (one processor per destination)
+procs = p._mltrace_exporters._procs if hasattr(p, '_mltrace_exporters') else ()  # one per destination
 exps = [type(getattr(getattr(x, '_batch_processor', x), '_exporter', None)).__name__ for x in procs]
 def inner_of(x):
     return getattr(getattr(getattr(x, '_batch_processor', x), '_exporter', None), 'inner', None)
