@@ -349,3 +349,20 @@ def test_free_port_backends_run_beside_something_on_the_default_port(tmp_path: P
     assert _listening(default)  # the other process on the default port was left alone
     if blocker is not None:
         blocker.close()
+
+
+def test_no_registry_host_is_named_in_the_repository() -> None:
+    """Packages, modules and jars come through their clients (pip, go, mvn, apt-get), configured where
+    the machine says; no file of the repository names a registry host or URL."""
+    import subprocess
+
+    hosts = ["maven" + ".org", "pypi" + ".org", "proxy" + ".golang", "npm" + "js"]
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    named = [
+        f"{name}: {host}"
+        for name in files
+        if (ROOT / name).is_file()
+        for host in hosts
+        if host in (ROOT / name).read_text(errors="replace")
+    ]
+    assert named == []

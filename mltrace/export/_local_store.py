@@ -310,7 +310,7 @@ class LocalStoreExporter(SpanExporter):
         max_spans: int | None = None,
     ) -> None:
         self.store = LocalStore(path)
-        self.max_spans = max_spans if max_spans is not None else ENV.LOCAL_MAX_SPANS.get()
+        self.max_spans = max_spans or ENV.LOCAL_MAX_SPANS.get()
         self._since_prune = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
