@@ -115,7 +115,7 @@ class MLTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("starlette >= 0.40",)
+        return ("starlette >= 0.35",)  # the Starlette of FastAPI 0.109, the oldest supported
 
     def _instrument(self, **kwargs: Any) -> None:
         configure = kwargs.pop("configure", None)
