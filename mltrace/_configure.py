@@ -542,6 +542,8 @@ def configure(
             except Exception as exc:
                 for _, built in changes.values():
                     built.shutdown()
+                if isinstance(capture, PayloadCapture) and capture is not capture_payloads:
+                    capture.close(1.0)  # made by this call: nothing of it may outlive the failure
                 if isinstance(exc, ConfigurationError):
                     raise
                 where = f"{plan.name!r} ({plan.destination})"

@@ -525,3 +525,31 @@ def test_variables_set_after_import_apply_at_configure_and_arguments_win() -> No
         """
     )
     assert out == {"before": [True, 8, 100_000], "after": [False, 5, 1000]}
+
+
+def test_exporter_that_cannot_be_built_changes_nothing(tmp_path: Path) -> None:
+    """An exporter that fails while being built (a local store under a path that is a file) raises a
+    ConfigurationError naming it; the exporters built before it in the same call are stopped, and
+    settings, payload capture and the provider's exporters stay as they were."""
+    (tmp_path / "a-file").write_text("not a directory")
+    out = run(
+        """
+        import json, mltrace
+        from opentelemetry import trace
+        from mltrace._settings import SETTINGS
+        h = mltrace.configure(exporter="console")
+        before = list(trace.get_tracer_provider()._mltrace_exporters._procs)
+        try:
+            mltrace.configure(exporter=["console", "local"], local_path="a-file/t.db", summaries=False,
+                              capture_payloads=True, headers={"x": "1"})
+            error = None
+        except mltrace.ConfigurationError as e:
+            error = str(e)
+        after = list(trace.get_tracer_provider()._mltrace_exporters._procs)
+        print(json.dumps({"error": error, "same": before == after, "summaries": SETTINGS.summaries,
+                          "capture": SETTINGS.payload_capture is None}))
+        """,
+        cwd=tmp_path,
+    )
+    assert "local" in str(out["error"]) and "a-file" in str(out["error"])
+    assert out["same"] is True and out["summaries"] is True and out["capture"] is True
