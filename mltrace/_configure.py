@@ -484,124 +484,207 @@ def configure(
     counters as OpenTelemetry metrics on the global MeterProvider.
     """
     global _current
-    # Step 1: check everything. Nothing in the process changes until every check has passed.
-    validate_environment()
-    overrides = _settings_overrides(summaries, max_features, fastapi_operation_spans, force_trace_header)
-    tail = _tail_config(tail_sampling)
-    names = choose_exporters(exporter)
-    explicit_exporter = exporter is not None or ENV.EXPORTER.is_set()
-    use_batch = bool(batch) if batch is not None else ENV.BATCH.get()
-    plans = _exporter_plans(names, endpoint, protocol, headers, local_path, use_batch, tail)
-    head = _sampler(sample_ratio, sampler)
-    want_metrics = bool(metrics) if metrics is not None else ENV.METRICS.get()
-    asked_resource = {
-        k: v
-        for k, v in {
-            "service.name": service_name,
-            "service.version": service_version,
-            semconv.ML_MODEL_NAME: model_name,
-            semconv.ML_MODEL_VERSION: model_version,
-            **(resource_attributes or {}),
-        }.items()
-        if v is not None
-    }
-    capture = _payload_capture(capture_payloads, local_path)
-    force_header = overrides.get("force_trace_header", SETTINGS.force_trace_header)
-
+    validate_environment()  # first: one error naming every bad variable
+    request = _check(  # step 1: every argument and variable checked; nothing in the process changed yet
+        exporter=exporter, endpoint=endpoint, protocol=protocol, headers=headers, local_path=local_path,
+        sample_ratio=sample_ratio, sampler=sampler, batch=batch, metrics=metrics, tail_sampling=tail_sampling,
+        capture_payloads=capture_payloads,
+        overrides=_settings_overrides(summaries, max_features, fastapi_operation_spans, force_trace_header),
+        resource=_asked_resource(service_name, service_version, model_name, model_version, resource_attributes),
+    )
     with _lock:
-        existing = trace.get_tracer_provider()
-        created = not isinstance(existing, TracerProvider)
-        if created:
-            provider = TracerProvider(
-                resource=_resource(service_name, service_version, model_name, model_version, resource_attributes),
-                sampler=_HeadSampler(head or _get_from_env_or_default()),
-            )
-            setattr(provider, "_mltrace_owned", True)  # noqa: B010 - a marker on a foreign class
-        else:
-            assert isinstance(existing, TracerProvider)
-            provider = existing
-        owns = bool(getattr(provider, "_mltrace_owned", False))
-        ours = getattr(provider, _EXPORTERS, None)
-        exporters = ours if isinstance(ours, _Exporters) else _Exporters()
-        # On a provider the app already set, add an exporter only when asked for one explicitly:
-        # the app (or opentelemetry-instrument) already exports where it wants. On ours, a call that
-        # names no exporter keeps the ones configured before (the default applies when there are none).
-        wants = explicit_exporter or (owns and not exporters.by_destination)
-        changes: dict[str, tuple[tuple[Any, ...], SpanProcessor]] = {}
-        kept: list[SpanProcessor] = []
-        if wants:
-            try:
-                for plan in plans:
-                    have = exporters.by_destination.get(plan.destination)
-                    if have is not None and have[0] == plan.how:
-                        kept.append(have[1])
-                        continue
-                    processor = plan.build()
-                    if processor is not None:
-                        changes[plan.destination] = (plan.how, processor)
-            except Exception as exc:
-                for _, built in changes.values():
-                    built.shutdown()
-                if isinstance(capture, PayloadCapture) and capture is not capture_payloads:
-                    capture.close(1.0)  # made by this call: nothing of it may outlive the failure
-                if isinstance(exc, ConfigurationError):
-                    raise
-                where = f"{plan.name!r} ({plan.destination})"
-                raise ConfigurationError(f"could not set up exporter {where}: {exc}") from exc
-        else:
-            kept = [p for _, p in exporters.by_destination.values()]
-
-        # Step 2: apply. Nothing below raises on user input.
-        for key, value in overrides.items():
-            setattr(SETTINGS, key, value)
-        if capture is not False:
-            SETTINGS.payload_capture = capture
-        if want_metrics:
-            from .export._metrics import enable_metrics
-
-            enable_metrics()
-        if ours is None and changes:  # a provider we add nothing to gets no processor of ours
-            provider.add_span_processor(exporters)
-            setattr(provider, _EXPORTERS, exporters)
-        replaced = exporters.set(changes)
-        if replaced:  # flushed off the caller's thread: a hung backend must not hold configure()
-            threading.Thread(target=_stop_all, args=(replaced,), name="mltrace-replace", daemon=True).start()
-        sampler_now = provider.sampler
-        if isinstance(sampler_now, _HeadSampler):
-            sampler_now.update(head, force=bool(force_header))
-        elif head is not None:
-            warnings.warn(
-                "configure(): the sampler asked for is not applied: this process's TracerProvider was set by the "
-                "application (or opentelemetry-instrument), and its sampler stays; set OTEL_TRACES_SAMPLER(_ARG) "
-                "for it instead",
-                ConfigurationWarning,
-                stacklevel=2,
-            )
-        conflicts = [] if created else _resource_conflicts(provider, asked_resource)
-        if conflicts:
-            warnings.warn(
-                f"configure(): {', '.join(conflicts)} not applied: a TracerProvider's resource is fixed when it "
-                "is made (by the first configure() or by the application), and OpenTelemetry allows one provider "
-                "per process; set it in the first call or through OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES",
-                ConfigurationWarning,
-                stacklevel=2,
-            )
-        if created:
-            trace.set_tracer_provider(provider)
-        if propagators:
-            _install_propagators()
-        if SETTINGS.force_trace_header:  # whoever starts the server span, the sampler sees the header
-            _install_force_propagator()
-        mine = kept + [p for _, p in changes.values()]
-        first = names[0]
+        provider, created = _provider(request)
+        exporters = _build_exporters(provider, request)  # the last step that may raise; it cleans up after itself
+        _apply(provider, created, exporters, request, propagators)  # step 2: cannot fail on user input
+        _warn_unapplied(provider, created, request)
         _current = MLTrace(
             provider=provider,
-            exporter=first,
+            exporter=request.names[0],
             endpoint=endpoint,
-            local_path=str(resolve_path(local_path)) if "local" in names else None,
-            owns_provider=owns,
-            processors=mine,
+            local_path=str(resolve_path(local_path)) if "local" in request.names else None,
+            owns_provider=bool(getattr(provider, "_mltrace_owned", False)),
+            processors=exporters.kept + [p for _, p in exporters.changes.values()],
             payload_capture=SETTINGS.payload_capture,
-            exporters=names,
+            exporters=request.names,
         )
         return _current
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What one configure() call asks for, every part checked."""
+
+    names: tuple[str, ...]
+    explicit_exporter: bool
+    plans: list[_ExporterPlan]
+    head: Sampler | None
+    metrics: bool
+    overrides: dict[str, Any]
+    capture: PayloadCapture | bool | None
+    capture_given: object
+    resource: dict[str, Any]
+
+
+def _asked_resource(
+    service_name: str | None,
+    service_version: str | None,
+    model_name: str | None,
+    model_version: str | None,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The resource attributes given as arguments (a new provider also reads OTEL_* and MLTRACE_MODEL_*)."""
+    given = {
+        "service.name": service_name,
+        "service.version": service_version,
+        semconv.ML_MODEL_NAME: model_name,
+        semconv.ML_MODEL_VERSION: model_version,
+        **(extra or {}),
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _check(
+    *,
+    exporter: str | Sequence[str] | None,
+    endpoint: str | None,
+    protocol: str | None,
+    headers: dict[str, str] | None,
+    local_path: str | os.PathLike[str] | None,
+    sample_ratio: float | None,
+    sampler: Sampler | None,
+    batch: bool | None,
+    metrics: bool | None,
+    tail_sampling: TailSamplingConfig | bool | None,
+    capture_payloads: CaptureRules | PayloadCapture | bool | None,
+    overrides: dict[str, Any],
+    resource: dict[str, Any],
+) -> _Request:
+    tail = _tail_config(tail_sampling)
+    names = choose_exporters(exporter)
+    use_batch = bool(batch) if batch is not None else ENV.BATCH.get()
+    return _Request(
+        names=names,
+        explicit_exporter=exporter is not None or ENV.EXPORTER.is_set(),
+        plans=_exporter_plans(names, endpoint, protocol, headers, local_path, use_batch, tail),
+        head=_sampler(sample_ratio, sampler),
+        metrics=bool(metrics) if metrics is not None else ENV.METRICS.get(),
+        overrides=overrides,
+        capture=_payload_capture(capture_payloads, local_path),  # last: it may open a sink
+        capture_given=capture_payloads,
+        resource=resource,
+    )
+
+
+def _provider(request: _Request) -> tuple[TracerProvider, bool]:
+    """The process's SDK provider, or a new one (installed by :func:`_apply`); ``True`` when new."""
+    existing = trace.get_tracer_provider()
+    if isinstance(existing, TracerProvider):
+        return existing, False
+    r = request.resource
+    provider = TracerProvider(
+        resource=_resource(
+            r.get("service.name"),
+            r.get("service.version"),
+            r.get(semconv.ML_MODEL_NAME),
+            r.get(semconv.ML_MODEL_VERSION),
+            {k: v for k, v in r.items() if k not in _NAMED_RESOURCE},
+        ),
+        sampler=_HeadSampler(request.head or _get_from_env_or_default()),
+    )
+    setattr(provider, "_mltrace_owned", True)  # noqa: B010 - a marker on a foreign class
+    return provider, True
+
+
+_NAMED_RESOURCE = ("service.name", "service.version", semconv.ML_MODEL_NAME, semconv.ML_MODEL_VERSION)
+
+
+@dataclass
+class _ExporterChanges:
+    """The provider's exporter layer, the processors this call builds (by destination) and those it keeps."""
+
+    layer: _Exporters
+    attached: bool
+    changes: dict[str, tuple[tuple[Any, ...], SpanProcessor]] = field(default_factory=dict)
+    kept: list[SpanProcessor] = field(default_factory=list)
+
+
+def _build_exporters(provider: TracerProvider, request: _Request) -> _ExporterChanges:
+    """Build the exporters this call adds or replaces; on failure stop them (and a capture this call
+    made) and raise :class:`ConfigurationError`. The provider is not touched here."""
+    ours = getattr(provider, _EXPORTERS, None)
+    step = _ExporterChanges(layer=ours if isinstance(ours, _Exporters) else _Exporters(), attached=ours is not None)
+    owns = bool(getattr(provider, "_mltrace_owned", False))
+    # On a provider the app already set, add an exporter only when asked for one explicitly: the app
+    # (or opentelemetry-instrument) already exports where it wants. On ours, a call that names no
+    # exporter keeps the ones configured before (the default applies when there are none).
+    if not (request.explicit_exporter or (owns and not step.layer.by_destination)):
+        step.kept = [p for _, p in step.layer.by_destination.values()]
+        return step
+    plan = None
+    try:
+        for plan in request.plans:
+            have = step.layer.by_destination.get(plan.destination)
+            if have is not None and have[0] == plan.how:
+                step.kept.append(have[1])
+                continue
+            processor = plan.build()
+            if processor is not None:
+                step.changes[plan.destination] = (plan.how, processor)
+    except Exception as exc:
+        _stop_all([p for _, p in step.changes.values()])
+        if isinstance(request.capture, PayloadCapture) and request.capture is not request.capture_given:
+            request.capture.close(1.0)  # made by this call: nothing of it may outlive the failure
+        if isinstance(exc, ConfigurationError):
+            raise
+        where = f"{plan.name!r} ({plan.destination})" if plan is not None else ""
+        raise ConfigurationError(f"could not set up exporter {where}: {exc}") from exc
+    return step
+
+
+def _apply(
+    provider: TracerProvider, created: bool, step: _ExporterChanges, request: _Request, propagators: bool
+) -> None:
+    """Change the process: span options, payload capture, metrics, exporters, sampler, propagators."""
+    for key, value in request.overrides.items():
+        setattr(SETTINGS, key, value)
+    if request.capture is not False:
+        SETTINGS.payload_capture = request.capture
+    if request.metrics:
+        from .export._metrics import enable_metrics
+
+        enable_metrics()
+    if not step.attached and step.changes:  # a provider we add nothing to gets no processor of ours
+        provider.add_span_processor(step.layer)
+        setattr(provider, _EXPORTERS, step.layer)
+    replaced = step.layer.set(step.changes)
+    if replaced:  # flushed off the caller's thread: a hung backend must not hold configure()
+        threading.Thread(target=_stop_all, args=(replaced,), name="mltrace-replace", daemon=True).start()
+    if isinstance(provider.sampler, _HeadSampler):
+        provider.sampler.update(request.head, force=bool(SETTINGS.force_trace_header))
+    if created:
+        trace.set_tracer_provider(provider)
+    if propagators:
+        _install_propagators()
+    if SETTINGS.force_trace_header:  # whoever starts the server span, the sampler sees the header
+        _install_force_propagator()
+
+
+def _warn_unapplied(provider: TracerProvider, created: bool, request: _Request) -> None:
+    """Say why what this call asked for but cannot change in a running process was not applied."""
+    if request.head is not None and not isinstance(provider.sampler, _HeadSampler):
+        warnings.warn(
+            "configure(): the sampler asked for is not applied: this process's TracerProvider was set by the "
+            "application (or opentelemetry-instrument), and its sampler stays; set OTEL_TRACES_SAMPLER(_ARG) "
+            "for it instead",
+            ConfigurationWarning,
+            stacklevel=3,
+        )
+    conflicts = [] if created else _resource_conflicts(provider, request.resource)
+    if conflicts:
+        warnings.warn(
+            f"configure(): {', '.join(conflicts)} not applied: a TracerProvider's resource is fixed when it "
+            "is made (by the first configure() or by the application), and OpenTelemetry allows one provider "
+            "per process; set it in the first call or through OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES",
+            ConfigurationWarning,
+            stacklevel=3,
+        )
