@@ -102,8 +102,8 @@ class RowReader:
     ) -> tuple[Any, Mapping[str, object] | None, int | None]:
         """Shape checks that cost no conversion, then at most ``max_rows`` rows (every k-th)."""
         if isinstance(x, np.ndarray):
-            if x.ndim == 1 and x.shape[0] != self.n or x.ndim == 2 and x.shape[1] != self.n or x.ndim > 2:
-                self._array(x[:0] if x.ndim else x.reshape(1))  # raises the usual mismatch error
+            if (x.ndim in (1, 2) and x.shape[-1] != self.n) or x.ndim > 2:
+                raise self._width_error(x.shape[-1], f"shape {x.shape}")
             n = x.shape[0] if x.ndim == 2 else 1
         elif is_dataframe(x):
             n = len(x)
