@@ -24,6 +24,8 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
     )
     if not data["count"]:
         return
+    if data.get("status"):
+        out.print(status_line(data["status"], data["count"]))
     out.print(f"end to end (ms): p50 {num(d['p50'])}  p95 {num(d['p95'])}  p99 {num(d['p99'])}  max {num(d['max'])}\n")
     stages = Table(title="self time per stage (ms)", title_justify="left", box=None, header_style="bold")
     stages.add_column("stage")
@@ -53,12 +55,31 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
         render_slices(out, data["by"])
 
 
+def status_line(status: dict[str, Any], count: int) -> str:
+    """``HTTP status: 2xx 35 · 4xx 57 (422 ×57) · 5xx 0``: client and server errors apart."""
+    codes = status.get("codes", {})
+
+    def detail(cls: str) -> str:
+        listed = [f"{c} ×{n:,}" for c, n in codes.items() if c.startswith(cls[0])][:4]
+        return f" ({', '.join(listed)})" if listed else ""
+
+    parts = [f"{cls} {status.get(cls, 0):,}" for cls in ("2xx", "3xx") if status.get(cls) or cls == "2xx"]
+    parts.append(f"[{'yellow' if status.get('4xx') else 'default'}]4xx {status.get('4xx', 0):,}{detail('4xx')}[/]")
+    parts.append(f"[{'red' if status.get('5xx') else 'default'}]5xx {status.get('5xx', 0):,}{detail('5xx')}[/]")
+    if status.get("none"):
+        parts.append(f"no status {status['none']:,}")
+    note = "" if status.get("none", 0) == count else "   [bright_black](4xx: the request was refused; 5xx: the server failed)[/]"
+    return "HTTP status: " + " · ".join(parts) + note
+
+
 def render_slices(out: Console, by: dict[str, Any]) -> None:
     table = Table(title=f"\nby {esc(by['attribute'])}", title_justify="left", box=None, header_style="bold")
     table.add_column(esc(by["attribute"].rsplit(".", 1)[-1]))
     table.add_column("count", justify="right")
     _latency_columns(table)
     table.add_column("errors", justify="right")
+    table.add_column("4xx", justify="right")
+    table.add_column("5xx", justify="right")
     table.add_column("slowest stage (p50 ms)")
     table.add_column("predictions")
     table.add_column("drift p50", justify="right")
@@ -70,7 +91,7 @@ def render_slices(out: Console, by: dict[str, Any]) -> None:
         drift = g["drift_score"].get("p50") if g["drift_score"] else None
         table.add_row(
             esc(value(g["value"], 24)), f"{g['count']:,}", num(d.get("p50")), num(d.get("p95")), num(d.get("p99")),
-            percent(g["error_rate"]),
+            percent(g["error_rate"]), f"{g.get('status_4xx', 0):,}", f"{g.get('status_5xx', 0):,}",
             f"[{style_of(stage)}]{esc(stage)}[/] {num(g['stages_p50_ms'][stage])}" if stage else "-",
             mix, value(drift), str(g["drift_alerts"]),
         )

@@ -12,6 +12,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from .. import semconv
 from .._settings import SETTINGS
 from ..export import COUNTERS
+from ..privacy._attributes import safe_text, span_safe
 from ..summaries import summarize
 from ..summaries._keys import TOP_LEVEL
 
@@ -48,7 +49,7 @@ def summary_attributes(prefix: str, obj: object) -> dict[str, Any]:
     if not SETTINGS.summaries:
         return {}
     summary = summarize(obj, max_features=SETTINGS.max_features, sample_size=SETTINGS.sample_size)
-    summary = _within_budget(summary, SETTINGS.summary_max_attributes)
+    summary = _within_budget(span_safe(summary), SETTINGS.summary_max_attributes)  # privacy rules first
     keys = _PREFIXED.get(prefix)
     if keys is None:
         keys = {k: prefix + k for k in TOP_LEVEL}
@@ -113,8 +114,9 @@ def record_error(span: Span, exc: BaseException) -> None:
     if not span.is_recording():
         return
     try:
-        span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256]))
+        message = safe_text(str(exc))  # the redact patterns apply to messages too (an email in a ValueError)
+        span.record_exception(exc, attributes={"exception.message": message})
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"[:256]))
         span.set_attribute("error.type", _error_type(exc))
     except Exception as inner:  # pragma: no cover
         note_failure(span, "record_error", inner)
