@@ -68,7 +68,9 @@ def status_line(status: dict[str, Any], count: int) -> str:
     parts.append(f"[{'red' if status.get('5xx') else 'default'}]5xx {status.get('5xx', 0):,}{detail('5xx')}[/]")
     if status.get("none"):
         parts.append(f"no status {status['none']:,}")
-    note = "" if status.get("none", 0) == count else "   [bright_black](4xx: the request was refused; 5xx: the server failed)[/]"
+    note = "   [bright_black](4xx: the request was refused; 5xx: the server failed)[/]"
+    if status.get("none", 0) == count:
+        note = ""
     return "HTTP status: " + " · ".join(parts) + note
 
 
