@@ -118,11 +118,11 @@ def bullets(out: Console, rows: list[tuple[str, str]]) -> None:
 
 
 # -- show -------------------------------------------------------------------------------------
-def _bar(offset: float, duration: float, total: float, style: str) -> Text:
+def _bar(offset: float, duration: float, total: float, style: str, width: int = BAR_WIDTH) -> Text:
     total = total or 1.0
-    start = min(BAR_WIDTH - 1, int(offset / total * BAR_WIDTH))
-    length = max(1, min(BAR_WIDTH - start, round(duration / total * BAR_WIDTH)))
-    return Text(" " * start + "█" * length + " " * (BAR_WIDTH - start - length), style=style)
+    start = min(width - 1, int(offset / total * width))
+    length = max(1, min(width - start, round(duration / total * width)))
+    return Text(" " * start + "█" * length + " " * (width - start - length), style=style)
 
 
 _PER_FEATURE = (".feature.",)
@@ -160,7 +160,10 @@ def render_show(out: Console, data: dict[str, Any], *, everything: bool = False)
         + ("  ·  [red]error[/]" if data["error"] else "")
     )
     table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-    table.add_column("span", ratio=1)
+    # the span column holds the attribute paragraph: it wraps (fold, never "…"), and at 80 columns
+    # the timeline gives up half its width so that paragraph is not one word per line
+    table.add_column("span", ratio=1, overflow="fold")
+    bar_width = max(12, min(BAR_WIDTH, (out.width - 40) // 2))
     if multi:
         table.add_column("service")
     table.add_column("duration", justify="right", no_wrap=True)
@@ -184,7 +187,7 @@ def render_show(out: Console, data: dict[str, Any], *, everything: bool = False)
         row: list[Any] = [Group(*lines)]
         if multi:
             row.append(Text(span["service"]))
-        bar = _bar(span["offset_ms"], span["duration_ms"], total, style)
+        bar = _bar(span["offset_ms"], span["duration_ms"], total, style, bar_width)
         row += [ms(span["duration_ms"]), ms(span["self_ms"]), bar]
         table.add_row(*row)
     out.print(table)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
+import traceback
 from typing import Any
 
 from ..summaries._keys import FEATURE_PREFIX, FEATURE_STATS, N_ROWS
@@ -134,6 +135,20 @@ def span_safe(summary: dict[str, Any]) -> dict[str, Any]:
     return summary if out is None else out
 
 
-def safe_text(text: str) -> str:
-    """An exception message or status description with the rules' redact patterns applied."""
-    return redact_text(text, active_rules())
+def safe_text(text: str, *, whole: bool = False) -> str:
+    """An exception message or status description with the rules' redact patterns applied (cut to
+    ``max_string``); ``whole``: every pattern over all of ``text``, uncut (a stack trace, whose
+    last line repeats the message). The patterns are linear-time, so a long text stays cheap."""
+    rules = active_rules()
+    if not whole:
+        return redact_text(text, rules)
+    for pattern, replacement in rules._compiled:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def exception_attributes(exc: BaseException) -> dict[str, str]:
+    """``exception.message`` and ``exception.stacktrace`` with the redact patterns applied, to pass
+    to ``span.record_exception(exc, attributes=...)`` (whose own would carry them raw)."""
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {"exception.message": safe_text(str(exc)), "exception.stacktrace": safe_text(stack, whole=True)}

@@ -12,7 +12,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from .. import semconv
 from .._settings import SETTINGS
 from ..export import COUNTERS
-from ..privacy._attributes import safe_text, span_safe
+from ..privacy._attributes import exception_attributes, span_safe
 from ..summaries import summarize
 from ..summaries._keys import TOP_LEVEL
 
@@ -114,9 +114,9 @@ def record_error(span: Span, exc: BaseException) -> None:
     if not span.is_recording():
         return
     try:
-        message = safe_text(str(exc))  # the redact patterns apply to messages too (an email in a ValueError)
-        span.record_exception(exc, attributes={"exception.message": message})
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"[:256]))
+        redacted = exception_attributes(exc)  # the redact patterns apply to messages too (an email in a ValueError)
+        span.record_exception(exc, attributes=redacted)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {redacted['exception.message']}"[:256]))
         span.set_attribute("error.type", _error_type(exc))
     except Exception as inner:  # pragma: no cover
         note_failure(span, "record_error", inner)
