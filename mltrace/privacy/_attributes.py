@@ -38,7 +38,9 @@ _VALUE_STATS = frozenset({None, "mean", "min", "max"})  # of one row: its value,
 _lock = threading.Lock()
 _feature_values: bool | None = None  # None: read the environment on first use
 _env_rules: CaptureRules | None = None
-_denied_cache: dict[tuple[int, str], bool] = {}
+# Decisions per feature name for one rules object, held strongly (an id() key could be reused by
+# a later rules object); replaced whole when the rules change.
+_denied_cache: tuple[CaptureRules | None, dict[str, bool]] = (None, {})
 
 
 def record_feature_values(enabled: bool) -> None:
@@ -80,8 +82,12 @@ def active_rules() -> CaptureRules:
 
 def feature_denied(name: str, rules: CaptureRules) -> bool:
     """Whether the rules keep a feature's values off spans (see the module docstring)."""
-    key = (id(rules), name)
-    found = _denied_cache.get(key)
+    global _denied_cache
+    cached_rules, cache = _denied_cache
+    if cached_rules is not rules:
+        cache = {}
+        _denied_cache = (rules, cache)
+    found = cache.get(name)
     if found is not None:
         return found
     lower = name.lower()
@@ -89,9 +95,9 @@ def feature_denied(name: str, rules: CaptureRules) -> bool:
     denied = segments[-1] in rules._deny_keys or any(_covers(p, segments) for p in rules._deny)
     if not denied and rules._allow:
         denied = not any(_covers(p, segments) for p in rules._allow)
-    if len(_denied_cache) > 4096:  # feature names are few in practice; bounded whatever arrives
-        _denied_cache.clear()
-    _denied_cache[key] = denied
+    if len(cache) > 4096:  # feature names are few in practice; bounded whatever arrives
+        cache.clear()
+    cache[name] = denied
     return denied
 
 
