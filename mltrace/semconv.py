@@ -44,7 +44,6 @@ ML_DRIFT_REFERENCE: Final = "ml.drift.reference"
 ML_DRIFT_WINDOW_FEATURES: Final = "ml.drift.window.top_features"
 ML_DRIFT_MAX_SCORE: Final = "ml.drift.max_score"  # a batch: its most unusual row's score
 ML_DRIFT_UNUSUAL_SHARE: Final = "ml.drift.unusual_share"  # a batch: share of rows scoring >= 0.99
-ML_DRIFT_ROWS: Final = "ml.drift.rows"  # a batch: rows scored (a strided sample past max_rows)
 ML_DRIFT_FEATURE: Final = "ml.drift.feature"  # metric attribute: the feature of a per-feature gauge
 
 # -- feature stores ---------------------------------------------------------------------------

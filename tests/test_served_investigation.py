@@ -274,7 +274,7 @@ def test_batch_drift_score_does_not_saturate(defaults: Served) -> None:
         for r in _rows(defaults.db)
         if r["trace_id"] == defaults.batch and r["attributes"].get("ml.stage") == "inference"
     )
-    assert attrs["ml.drift.rows"] == 40
+    assert attrs["ml.input.n_rows"] == 40
     assert 0.1 < attrs["ml.drift.score"] < 0.9 and attrs["ml.drift.max_score"] >= attrs["ml.drift.score"]
     assert 0.0 <= attrs["ml.drift.unusual_share"] < 0.5
 

@@ -80,12 +80,12 @@ def render_slow(out: Console, data: dict[str, Any]) -> None:
 def fit_columns(
     columns: list[tuple[str, str, list[str]]], width: int, drop_order: list[int]
 ) -> tuple[list[tuple[str, str, list[str]]], list[tuple[str, str, list[str]]]]:
-    """The columns that fit in ``width`` at full width (one space between), dropping whole columns
+    """The columns that fit in ``width`` at full width (two spaces between), dropping whole columns
     in ``drop_order`` until they do; then the columns dropped. A number is never cut to ``15…``."""
     widths = [max([len(h), *(len(c) for c in cells)]) for h, _, cells in columns]
     alive = set(range(len(columns)))
     for i in drop_order:
-        if sum(widths[j] for j in alive) + len(alive) - 1 <= width:
+        if sum(widths[j] for j in alive) + 2 * (len(alive) - 1) <= width:
             break
         alive.discard(i)
     kept = [c for j, c in enumerate(columns) if j in alive]

@@ -198,7 +198,7 @@ class DriftMonitor:
         if result.get("max_score") is not None:  # a batch: its worst row and unusual share beside the mean
             attrs[semconv.ML_DRIFT_MAX_SCORE] = float(result["max_score"])
             attrs[semconv.ML_DRIFT_UNUSUAL_SHARE] = float(result["unusual_share"])
-            attrs[semconv.ML_DRIFT_ROWS] = int(result.get("rows", 0))
+            # (no rows attribute: ml.input.n_rows says it, and a duplicate stole slow's first cause)
         return attrs
 
     # -- the window -----------------------------------------------------------------------------

@@ -115,8 +115,11 @@ class RowReader:
                 if len(x) != self.n:
                     raise self._width_error(len(x), f"a list of {len(x):,} values")
                 return x, embeddings, None
-            if not isinstance(first, Mapping) and len(first) != self.n:
-                raise self._width_error(len(first), f"a batch of {len(x):,} rows")
+            if not isinstance(first, Mapping):
+                if len(x) == self.n and not all(isinstance(v, (list, tuple, np.ndarray)) for v in x):
+                    return x, embeddings, None  # one row whose first value is itself a list (missing)
+                if len(first) != self.n:
+                    raise self._width_error(len(first), f"a batch of {len(x):,} rows")
             n = len(x)
         if n <= self.max_rows:
             return x, embeddings, None
