@@ -93,3 +93,17 @@ def test_batch_score_is_the_mean_row_with_the_worst_beside_it(monitor: DriftMoni
     assert attrs["ml.drift.unusual_share"] == calm["unusual_share"]
     one = monitor.span_attributes(monitor.score([0.0, 0.0, 0.0], update=False))
     assert "ml.drift.max_score" not in one  # one row: its score is its own worst
+
+
+def test_a_huge_embedding_is_refused_on_its_length() -> None:
+    """An embedding given as a 10M-item list is refused on its length, before it is walked or converted."""
+    rng = np.random.default_rng(9)
+    profile = ReferenceProfile.from_data({"x": rng.normal(size=2000)}, embeddings={"emb": rng.normal(size=(2000, 8))})
+    monitor = DriftMonitor(profile)
+    hostile = [0.5] * 10_000_000
+    with pytest.raises(ProfileMismatchError, match="10,000,000 items"):
+        monitor.score({"x": 0.1, "emb": hostile})
+    refused = _best(lambda: monitor.score({"x": 0.1, "emb": hostile}))
+    converting = _best(lambda: np.asarray(hostile, dtype=np.float64), rounds=1)
+    assert refused < converting / 50, (refused, converting)
+    assert monitor.score({"x": 0.1, "emb": rng.normal(size=8).tolist()}, update=False)["rows"] == 1

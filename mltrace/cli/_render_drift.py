@@ -75,6 +75,13 @@ def _features(rows: list[dict[str, Any]], n: int = 3) -> str:
     return ", ".join(f"{r['feature']} {percent(r['share']) if r['share'] >= 0.01 else '<1%'}" for r in rows[:n]) or "-"
 
 
+SCORE_NOTE = (
+    "request: one request against the reference (about 0.5 for reference-like requests, a batch as its mean "
+    "row; 0.99 = more unusual than 99% of reference rows). window: the recent window's distribution "
+    "(0.5 or more exactly when it alerts). One odd request scores high without an alert."
+)
+
+
 def render_drift_history(out: Console, data: dict[str, Any]) -> None:
     scope = f"service {esc(data['service'])}" if data.get("service") else "all services"
     refs = ", ".join(data["references"]) or "-"
@@ -111,6 +118,7 @@ def render_drift_history(out: Console, data: dict[str, Any]) -> None:
             _bar(b["window_score_max"]),
         )
     out.print(table)
+    out.print(f"[bright_black]{esc(SCORE_NOTE)}[/]")
     _render_groups(out, data)
 
 

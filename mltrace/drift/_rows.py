@@ -222,6 +222,15 @@ class RowReader:
         return np.concatenate(parts, axis=1)
 
     def _vectors(self, e: EmbeddingProfile, raw: object, b: int) -> FloatArray:
+        # sizes first: a hostile 10-million-item "vector" is refused before it is walked or converted
+        if isinstance(raw, (list, tuple)) and len(raw) not in (b, e.dim):
+            raise ProfileMismatchError(
+                f"embedding {e.name!r}: expected {b} vector(s) of {e.dim} dimensions; got a list of {len(raw):,} items"
+            )
+        if isinstance(raw, np.ndarray) and raw.ndim and raw.shape[-1] != e.dim and raw.size != e.dim:
+            raise ProfileMismatchError(
+                f"embedding {e.name!r}: expected {b} vector(s) of {e.dim} dimensions; got shape {raw.shape}"
+            )
         if isinstance(raw, list) and raw and all(v is None or isinstance(v, (list, tuple, np.ndarray)) for v in raw):
             return np.stack([self._vectors(e, v, 1)[0] if v is not None else np.full(e.dim, np.nan) for v in raw])
         try:
