@@ -209,3 +209,19 @@ def test_demo_prints_findings_then_each_command(tmp_path: Path) -> None:
                     "mltrace lineage ", "try it yourself"):
         assert heading in out
     assert "Traceback" not in done.stderr
+
+
+def test_a_second_demo_counts_its_own_run(tmp_path: Path) -> None:
+    """Run twice into one store: the second run's findings count its own traces and say what earlier runs left."""
+    first = _demo(tmp_path, "--requests", "60", "--json")
+    assert first.returncode == 0, first.stderr
+    done = _demo(tmp_path, "--requests", "60", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["traces_read"] == 60 and data["slow"]["scanned"] == 60
+    same = data["same_input"]
+    assert same["count"] == 3 and same["earlier"] == 3 and len(same["predictions"]) == 3
+    text = _demo(tmp_path, "--requests", "60")
+    assert text.returncode == 0, text.stderr
+    flat = " ".join(text.stdout.split())
+    assert "was predicted 3 times in this run (6 more in the store from earlier runs, not counted)" in flat

@@ -193,6 +193,8 @@ def render_show(out: Console, data: dict[str, Any], *, everything: bool = False)
     out.print(table)
     parts = " · ".join(f"[{style_of(k)}]{esc(k)}[/] {ms(v)}" for k, v in data["stages"].items() if v > 0)
     out.print(f"\nSelf time per stage: {parts}   (dominant: {esc(data['dominant_stage'])})")
+    if any("ml.drift.score" in span["attributes"] for span in data["spans"]):
+        out.print(f"[bright_black]{esc(DRIFT_NOTE)}[/]")
 
 
 # -- lineage ----------------------------------------------------------------------------------
@@ -205,9 +207,9 @@ def _kv(mapping: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
 
 
 DRIFT_NOTE = (
-    "score: how unusual this request is against the reference (0.99 = more unusual than 99% of "
-    "reference rows); alert: whether the recent window of requests has drifted. One odd request "
-    "scores high without an alert."
+    "drift score: how unusual this request is against the reference (0.99 = more unusual than 99% of "
+    "reference rows; a batch: its mean row, max_score its worst); drift alert: whether the recent window "
+    "of requests has drifted. One odd request scores high without an alert."
 )
 
 
