@@ -119,37 +119,42 @@ def _split(key: str) -> tuple[str, str | None]:
     return rest, None
 
 
-def _key_info(key: str, rules: CaptureRules) -> tuple[bool, bool, str]:
-    """(denied, a value or a value's number, feature name) of a ``feature.`` key, cached per rules."""
-    global _key_cache
-    cached_rules, cache = _key_cache
-    if cached_rules is not rules:
-        cache = {}
-        _key_cache = (rules, cache)
-    info = cache.get(key)
-    if info is None:
-        name, stat = _split(key)
-        info = (feature_denied(name, rules), stat in _VALUE_STATS, name)
-        if len(cache) > 8192:
-            cache.clear()
-        cache[key] = info
-    return info
+_KEEP = (False, False, "")  # a key that is not a feature's (kind, shape, fingerprint, ...)
+
+
+def _classify(key: str, rules: CaptureRules) -> tuple[bool, bool, str]:
+    """(denied, a value or a value's number, feature name) of a summary key."""
+    if not key.startswith(FEATURE_PREFIX):
+        return _KEEP
+    name, stat = _split(key)
+    return feature_denied(name, rules), stat in _VALUE_STATS, name
 
 
 def span_safe(summary: dict[str, Any]) -> dict[str, Any]:
     """``summary`` with the rules applied to its per-feature keys (a new dict when anything changed).
 
-    About 1-2 µs for an 8-feature row once its keys were seen (decisions are cached per key)."""
+    Every key's decision is cached per rules object (summary keys repeat request after request), so
+    this costs a dict lookup per key: 1-3 µs for a one-row summary of 8 features
+    (``benchmarks/bench_span_safe.py``)."""
     n_rows = summary.get(N_ROWS)
     if n_rows is None:  # no per-feature keys
         return summary
+    global _key_cache
     rules = active_rules()
     values = n_rows != 1 or feature_values_recorded()
+    cached_rules, cache = _key_cache
+    if cached_rules is not rules:
+        cache = {}
+        _key_cache = (rules, cache)
     out: dict[str, Any] | None = None
     for key in summary:
-        if not key.startswith(FEATURE_PREFIX):
-            continue
-        denied, is_value, name = _key_info(key, rules)
+        info = cache.get(key)
+        if info is None:
+            info = _classify(key, rules)
+            if len(cache) > 8192:  # bounded whatever feature names arrive
+                cache.clear()
+            cache[key] = info
+        denied, is_value, name = info
         if not denied and (values or not is_value):
             continue
         if out is None:
