@@ -107,3 +107,13 @@ def test_a_huge_embedding_is_refused_on_its_length() -> None:
     converting = _best(lambda: np.asarray(hostile, dtype=np.float64), rounds=1)
     assert refused < converting / 50, (refused, converting)
     assert monitor.score({"x": 0.1, "emb": rng.normal(size=8).tolist()}, update=False)["rows"] == 1
+
+
+def test_huge_output_batches_are_sampled_before_conversion() -> None:
+    """observe_output of a 2M-prediction batch scores max_rows of them and says so."""
+    rng = np.random.default_rng(11)
+    profile = ReferenceProfile.from_data({"x": rng.normal(size=2000)}, outputs=rng.random(2000))
+    monitor = DriftMonitor(profile, max_rows=500)
+    result = monitor.observe_output(rng.random(2_000_000).tolist(), update=False)
+    assert result is not None and result["rows"] == 500 and result["sampled_from"] == 2_000_000
+    assert monitor.observe_output(0.5, update=False)["rows"] == 1  # type: ignore[index]

@@ -150,11 +150,16 @@ class DriftMonitor:
         if self._outputs is None or self._out_reader is None:
             return None
         k = len(self.profile.outputs)
+        sampled_from = None
         if not isinstance(y, (Mapping, list, tuple, np.ndarray)) and not hasattr(y, "columns"):
             y = [[y]]
         elif k == 1 and isinstance(y, (list, tuple, np.ndarray)):
+            if getattr(y, "ndim", 1) >= 1 and len(y) > self.max_rows:  # cut before converting, as score() does
+                sampled_from, y = len(y), y[:: -(-len(y) // self.max_rows)]
             y = np.asarray(y, dtype=object if not _numeric(y) else np.float64).reshape(-1, 1)
         rows = self._out_reader.read(y)
+        if sampled_from is not None:
+            rows.sampled_from = sampled_from
         group = self._outputs
         codes, _ = group.codes(rows.numeric, rows.categorical)
         scores, chi, _ = group.score_codes(codes)
