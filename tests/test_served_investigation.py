@@ -380,3 +380,24 @@ def test_trace_ids_are_explained(capsys: pytest.CaptureFixture[str], defaults: S
     assert "not in the local store" not in err
     for given in (tid.upper(), f"00-{tid}-00f067aa0ba902b7-01", f" {tid} "):
         assert run_json(capsys, "show", given, "--source", defaults.source)["trace_id"] == tid
+
+
+def test_no_table_cuts_a_value_at_80_columns(capsys: pytest.CaptureFixture[str], defaults: Served) -> None:
+    """stats --by, lineage --fingerprint and drift --service, piped at 80 columns: no "…" anywhere."""
+    fingerprint = run_json(capsys, "lineage", defaults.ok[0], "--source", defaults.source)["fingerprint"]
+    assert fingerprint
+    commands = [
+        ["stats", "--since", "1h", "--by", "http.response.status_code"],
+        ["lineage", "--fingerprint", fingerprint],
+        ["drift", "--service", "skeleton", "--since", "1h"],
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRACE_")}
+    env["COLUMNS"] = "80"
+    for argv in commands:
+        proc = subprocess.run(
+            [str(VENV_BIN / "mltrace"), *argv, "--source", defaults.source],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "…" not in proc.stdout, proc.stdout
+        assert all(len(line.rstrip()) <= 80 for line in proc.stdout.splitlines()), proc.stdout

@@ -80,9 +80,10 @@ def render_slow(out: Console, data: dict[str, Any]) -> None:
 def fit_columns(
     columns: list[tuple[str, str, list[str]]], width: int, drop_order: list[int]
 ) -> tuple[list[tuple[str, str, list[str]]], list[tuple[str, str, list[str]]]]:
-    """The columns that fit in ``width`` at full width (two spaces between), dropping whole columns
+    """The columns that fit in ``width`` at full width (two spaces between; a cell's widest line),
+    dropping whole columns
     in ``drop_order`` until they do; then the columns dropped. A number is never cut to ``15…``."""
-    widths = [max([len(h), *(len(c) for c in cells)]) for h, _, cells in columns]
+    widths = [max([len(h), *(len(line) for c in cells for line in c.split("\n"))]) for h, _, cells in columns]
     alive = set(range(len(columns)))
     for i in drop_order:
         if sum(widths[j] for j in alive) + 2 * (len(alive) - 1) <= width:
@@ -272,11 +273,25 @@ def render_fingerprint(out: Console, data: dict[str, Any]) -> None:
     out.print(f"[bold]{data['count']} prediction(s)[/] on input {esc(data['fingerprint'])}{scope}")
     if not data["predictions"]:
         return
+    rows = data["predictions"]
+    columns: list[tuple[str, str, list[str]]] = [
+        ("time", "", [when(p["start_us"]) for p in rows]),
+        ("trace id", "", [p["trace_id"] for p in rows]),
+        ("model", "", [value(p["model_version"]) for p in rows]),
+        ("prediction", "", [value(p["prediction"]) for p in rows]),
+        ("confidence", "", [value(p["confidence"]) for p in rows]),
+        ("drift", "", [value(p["drift_score"]) for p in rows]),
+        ("ms", "", [num(p["duration_ms"]) for p in rows]),
+    ]
+    # narrow terminals lose the model, then the time, confidence and drift; never a cut id or number
+    kept, dropped = fit_columns(columns, out.width, [2, 0, 4, 5, 3])
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("time", "trace id", "model", "prediction", "confidence", "drift", "ms"):
-        table.add_column(col, justify="right" if col in ("confidence", "drift", "ms") else "left", no_wrap=True)
-    for p in data["predictions"]:
-        cells = (when(p["start_us"]), p["trace_id"], value(p["model_version"]), value(p["prediction"]),
-                 value(p["confidence"]), value(p["drift_score"]), num(p["duration_ms"]))
-        table.add_row(*(Text(c) for c in cells))
+    for header, _, _ in kept:
+        right = header in ("confidence", "drift", "ms")
+        table.add_column(header, justify="right" if right else "left", no_wrap=True, overflow="fold")
+    for i in range(len(rows)):
+        table.add_row(*(Text(cells[i]) for _, _, cells in kept))
     out.print(table)
+    if dropped:
+        names = ", ".join(h for h, _, _ in dropped)
+        out.print(f"[bright_black]left out at {out.width} columns: {esc(names)} (widen the terminal, or --json)[/]")
