@@ -178,6 +178,8 @@ def test_feature_values_env_is_validated(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("MLTRACE_FEATURE_VALUES", "maybe")
     with pytest.raises(mltrace.ConfigurationError, match="MLTRACE_FEATURE_VALUES"):
         _attributes.feature_values_recorded()
+    assert span_safe({"n_rows": 1, "feature.a": 1.0}) == {"n_rows": 1}  # on a span: off, never an error
+    monkeypatch.setattr(_attributes, "_feature_values", None)
     monkeypatch.setenv("MLTRACE_FEATURE_VALUES", "true")
     assert _attributes.feature_values_recorded() is True
 

@@ -23,17 +23,20 @@ towards redaction is the safe side.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import traceback
 from typing import Any
 
+from .._errors import ConfigurationError
 from .._settings import SETTINGS
 from ..summaries._keys import FEATURE_PREFIX, FEATURE_STATS, N_ROWS
 from ._redact import _match, redact_text
 from ._rules import REDACTED, CaptureRules
 
 _ENV = "MLTRACE_FEATURE_VALUES"
+_log = logging.getLogger("mltrace.privacy")
 _SUFFIXES = tuple("." + s for s in FEATURE_STATS)
 _VALUE_STATS = frozenset({None, "mean", "min", "max"})  # of one row: its value, or a vector value's numbers
 _lock = threading.Lock()
@@ -59,11 +62,22 @@ def feature_values_recorded() -> bool:
     if _feature_values is None:
         raw = os.environ.get(_ENV, "").strip().lower()
         if raw not in ("", "1", "true", "yes", "on", "0", "false", "no", "off"):
-            from .._errors import ConfigurationError
-
             raise ConfigurationError(f"{_ENV} must be true or false; got {raw!r}")
         _feature_values = raw in ("1", "true", "yes", "on")
     return _feature_values
+
+
+def _values_on_the_request_path() -> bool:
+    """:func:`feature_values_recorded`, never raising: a malformed variable means off (the private
+    side), said once in the log, instead of an error event on every span."""
+    if _feature_values is not None:
+        return _feature_values
+    try:
+        return feature_values_recorded()
+    except ConfigurationError as exc:
+        record_feature_values(False)
+        _log.warning("mltrace: %s; single-row feature values are not recorded", exc)
+        return False
 
 
 def active_rules() -> CaptureRules:
@@ -141,7 +155,7 @@ def span_safe(summary: dict[str, Any]) -> dict[str, Any]:
         return summary
     global _key_cache
     rules = active_rules()
-    values = n_rows != 1 or feature_values_recorded()
+    values = n_rows != 1 or _values_on_the_request_path()
     cached_rules, cache = _key_cache
     if cached_rules is not rules:
         cache = {}
