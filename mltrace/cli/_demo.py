@@ -61,13 +61,18 @@ def _findings(out: Console, data: dict[str, Any]) -> None:
     if lin and lin["drift"]:
         rows.append(
             f"Most unusual input: drift score {esc(value(lin['drift'].get('score')))} in trace {lin['trace_id']} "
-            f"(top features {esc(value(lin['drift'].get('top_features'), 60))})"
+            f"(top features {esc(value(lin['drift'].get('top_features'), 60))}). The score rates one request "
+            f"against the training data; the alert (now {esc(value(lin['drift'].get('alert')))}) judges the recent "
+            "window of requests, so one odd request does not raise it."
         )
     elif not data["drift_monitor"]:
         rows.append("Drift: mltrace.drift is not available here, so requests carry no drift scores.")
     same = data["same_input"]
     if same and same["count"] > 1:
-        rows.append(f"The same input ({esc(same['fingerprint'])}) was predicted {same['count']} times.")
+        earlier = same.get("earlier") or 0
+        also = f" ({earlier} more in the store from earlier runs, not counted)" if earlier else ""
+        fingerprint = esc(same["fingerprint"])
+        rows.append(f"The same input ({fingerprint}) was predicted {same['count']} times in this run{also}.")
     bullets(out, [("•", row) for row in rows])
 
 
