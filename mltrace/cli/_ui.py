@@ -4,6 +4,7 @@ JSON under ``/api/``) over a trace source until Ctrl-C."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 
@@ -34,6 +35,39 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     source = connect(args)
     try:
         serve(source, host=args.host, port=args.port, service=args.service)
+    finally:
+        source.close()
+    return 0
+
+
+def add_demo_flags(p: argparse.ArgumentParser) -> None:
+    """``mltrace demo --ui [--ui-port N]``."""
+    p.add_argument("--ui", action="store_true",
+                   help="then serve the findings in the web view (mltrace ui) until Ctrl-C")
+    p.add_argument("--ui-port", type=int, default=8765, help="with --ui: port (default 8765; 0 picks a free one)")
+
+
+def serve_demo(args: argparse.Namespace, data: dict[str, object], out: Console) -> int:
+    """After ``mltrace demo``: the web view over the demo's traces, with links to its findings."""
+    from ..query import open_source
+    from ..ui import serve
+
+    show, lineage = data.get("show"), data.get("lineage")
+
+    def announce(url: str) -> None:
+        lines = [f"mltrace ui: the demo's findings at {url} (Ctrl-C to stop)", f"  overview  {url}",
+                 f"  slow      {url}slow"]
+        if isinstance(show, dict):
+            lines.append(f"  slowest   {url}traces/{show['trace_id']}")
+        if isinstance(lineage, dict):
+            lines.append(f"  lineage   {url}lineage/{lineage['trace_id']}")
+        lines.append(f"  drift     {url}drift")
+        # stderr with --json, so stdout stays one JSON document
+        print("\n".join(lines), file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    source = open_source(str(data["source"]))
+    try:
+        serve(source, port=args.ui_port, service=str(data["service"]), announce=announce)
     finally:
         source.close()
     return 0
