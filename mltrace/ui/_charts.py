@@ -264,3 +264,18 @@ def stage_colors(names: Sequence[str]) -> dict[str, str]:
     for i, name in enumerate(extra):
         out[name] = PALETTE[(4 + i) % len(PALETTE)]
     return out
+
+
+def stacked(parts: dict[str, float], colors: dict[str, str], *, unit: str = " ms", width: int = 720) -> dict[str, Any]:
+    """One horizontal bar split into ``parts`` (a trace's self time per stage)."""
+    total = sum(v for v in parts.values() if v > 0) or 1.0
+    x = 0.0
+    segments = []
+    for name, v in parts.items():
+        if v <= 0:
+            continue
+        w = (width - 2) * v / total
+        segments.append({"x": round(1 + x, 1), "w": round(w, 1), "color": colors.get(name, "#888888"), "name": name,
+                         "title": f"{name}: {number(v)}{unit} ({number(v / total * 100)}%)"})
+        x += w
+    return {"width": width, "height": 22, "segments": segments}

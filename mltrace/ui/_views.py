@@ -218,8 +218,9 @@ def lineage_page(source: TraceSource, trace_id: str) -> dict[str, Any]:
     if data["fingerprint"]:
         same = answer(source, parse("lineage", [("fingerprint", str(data["fingerprint"]))]))
     summary = data["input"].get("summary", {}) if data["input"] else {}
+    colors = charts.stage_colors(list(data["stages"]))
     return {
-        "lineage": data, "same": same,
+        "lineage": data, "same": same, "time": charts.stacked(data["stages"], colors),
         "input_groups": _attribute_groups({semconv.ML_INPUT_PREFIX + k: v for k, v in summary.items()}),
         "output_rows": [(k, _readable(v)) for k, v in sorted(data["output"].items())],
         "drift_rows": [(k, _readable(v)) for k, v in sorted(data["drift"].items())],
