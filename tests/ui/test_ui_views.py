@@ -1,0 +1,63 @@
+"""The pieces behind the pages that a browser test would see only indirectly: the critical path
+of concurrent spans, the condition a cause chart splits on, readable numbers, query options."""
+
+from __future__ import annotations
+
+import pytest
+
+from mltrace.query import Span, Trace
+from mltrace.ui._charts import number
+from mltrace.ui._critical import critical_path
+from mltrace.ui._params import ParameterError, parse
+from mltrace.ui._views import _holds
+
+
+def _span(span_id: str, parent: str | None, start: int, end: int) -> Span:
+    return Span("t" * 32, span_id, parent, span_id, "svc", "INTERNAL" if parent else "SERVER", start, end - start)
+
+
+def test_critical_path_skips_the_shorter_of_two_concurrent_children() -> None:
+    """root waits on a (0-40) and b (0-10) at once, then on c (40-50): a and c are critical, b is
+    not; a's own child that ends last is."""
+    trace = Trace.of("t" * 32, [
+        _span("root", None, 0, 50),
+        _span("a", "root", 0, 40), _span("b", "root", 0, 10), _span("c", "root", 40, 50),
+        _span("a1", "a", 0, 5), _span("a2", "a", 5, 38),
+    ])
+    assert critical_path(trace) == {"root", "a", "c", "a2", "a1"}
+
+
+def test_critical_path_of_a_sequential_trace_is_every_span() -> None:
+    trace = Trace.of("t" * 32, [_span("root", None, 0, 30), _span("x", "root", 1, 10), _span("y", "root", 10, 29)])
+    assert critical_path(trace) == {"root", "x", "y"}
+
+
+@pytest.mark.parametrize(
+    ("value", "op", "target", "expected"),
+    [(512, ">=", 512.0, True), (511, ">=", 512.0, False), (3, "<", 4.0, True), ("2", "=", "2", True),
+     (2, "=", "2", True), (None, "is not set", None, True), (1, "is set", None, True), (None, ">=", 1.0, False),
+     ("x", ">=", 1.0, False), (True, ">=", 1.0, False)],
+)
+def test_cause_conditions_hold_like_slows(value: object, op: str, target: object, expected: bool) -> None:
+    assert _holds(value, op, target) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.0, "0"), (1234.6, "1,235"), (12.3456, "12.3"), (0.012345, "0.0123"), (1.5e-7, "1.5e-07"), (42, "42"),
+     (True, "true"), (None, "-"), ("<b>", "<b>")],
+)
+def test_numbers_are_rounded_for_reading(value: object, text: str) -> None:
+    assert number(value) == text
+
+
+def test_query_options_are_the_commands_own() -> None:
+    """Defaults and validation come from the CLI's sub-parsers; the server's default service fills
+    in; options that would redirect the source or read files are refused."""
+    args = parse("slow", [("min-duration", "5ms")], defaults={"service": "api"})
+    assert (args.service, args.since, args.limit, args.scan, args.min_duration) == ("api", "15m", 10, 10_000, "5ms")
+    assert parse("drift", [("service", "x")], defaults={"service": "api"}).service == "x"
+    assert parse("show", [("all", "1")], positional="--all").trace_id == "--all"
+    for bad in ([("source", "jaeger://x")], [("profile", "/etc/passwd")], [("json", "1")], [("limit", "-")]):
+        with pytest.raises(ParameterError):
+            parse("slow" if bad[0][0] != "profile" else "drift", bad)
