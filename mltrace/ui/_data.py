@@ -15,12 +15,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ..analysis import drift_history, lineage, predictions_for_input, show_trace, slow_traces, trace_stats
 from ..query import Trace, TraceSource
 from ..query._source import Progress
 
+T = TypeVar("T")
 CACHE_SECONDS = 10.0
 CACHE_ENTRIES = 8
 
@@ -37,9 +38,24 @@ class CachedSource:
         self.lock = threading.RLock()
         self._found: OrderedDict[tuple[Any, ...], tuple[float, list[Trace]]] = OrderedDict()
         self._traces: OrderedDict[str, tuple[float, Trace]] = OrderedDict()
+        self._derived: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
 
     def _fresh(self, stamp: float) -> bool:
         return time.monotonic() - stamp < self.ttl
+
+    def memo(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, or what it returned for ``key`` less than the cache's lifetime ago (an
+        analysis of traces that are themselves still cached: the page and its API agree)."""
+        with self.lock:
+            hit = self._derived.get(key)
+            if hit is not None and self._fresh(hit[0]):
+                self._derived.move_to_end(key)
+                return cast(T, hit[1])
+            value = compute()
+            self._derived[key] = (time.monotonic(), value)
+            while len(self._derived) > 4 * CACHE_ENTRIES:
+                self._derived.popitem(last=False)
+            return value
 
     def services(self) -> list[str]:
         with self.lock:
@@ -94,6 +110,15 @@ class CachedSource:
 
 
 def answer(source: TraceSource, args: argparse.Namespace) -> Any:
+    """:func:`compute_answer`, remembered for a few seconds by a :class:`CachedSource` (the
+    overview and /slow ask for the same ``slow`` answer)."""
+    if isinstance(source, CachedSource):
+        key = ("answer", *sorted((k, v) for k, v in vars(args).items() if k != "run"))
+        return source.memo(key, lambda: compute_answer(source, args))
+    return compute_answer(source, args)
+
+
+def compute_answer(source: TraceSource, args: argparse.Namespace) -> Any:
     """What ``mltrace {args.command} --json`` prints for these options (the same calls as
     mltrace/cli/_slow.py, _stats.py, _show.py, _lineage.py and _drift.py make)."""
     command = args.command
