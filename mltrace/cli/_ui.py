@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
-from ._common import connect
+from ._common import CommandError, connect
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
@@ -26,15 +27,27 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
                    help="address to listen on (default 127.0.0.1; anything else exposes your traces)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--service", "-s", help="the service pages show first (and the API's default service)")
+    p.add_argument("--profile", "-p", metavar="PROFILE",
+                   help="a reference profile (mltrace profile build): /drift compares a feature's distribution with it")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from ..ui import serve
 
+    profile = None
+    if args.profile:
+        from ..drift import ReferenceProfile
+
+        if not Path(args.profile).is_file():
+            raise CommandError(f"no such file: {args.profile}")
+        try:
+            profile = ReferenceProfile.load(args.profile)
+        except (OSError, ValueError) as exc:
+            raise CommandError.of(exc, f"{args.profile}: ") from None
     source = connect(args)
     try:
-        serve(source, host=args.host, port=args.port, service=args.service)
+        serve(source, host=args.host, port=args.port, service=args.service, profile=profile)
     finally:
         source.close()
     return 0
@@ -65,9 +78,16 @@ def serve_demo(args: argparse.Namespace, data: dict[str, object], out: Console) 
         # stderr with --json, so stdout stays one JSON document
         print("\n".join(lines), file=sys.stderr if args.json else sys.stdout, flush=True)
 
+    profile = None
+    if data.get("drift_monitor"):
+        from ..demo._model import load_model
+        from ..drift import ReferenceProfile
+
+        model = load_model()  # the demo's monitor scored against this profile (demo/_model.py: drift_monitor)
+        profile = ReferenceProfile.from_data(model.training, feature_names=model.feature_names)
     source = open_source(str(data["source"]))
     try:
-        serve(source, port=args.ui_port, service=str(data["service"]), announce=announce)
+        serve(source, port=args.ui_port, service=str(data["service"]), profile=profile, announce=announce)
     finally:
         source.close()
     return 0

@@ -45,12 +45,14 @@ def _require() -> None:
         raise MLTraceError(f"mltrace ui needs {' and '.join(missing)}: pip install 'mltrace[ui]'")
 
 
-def create_app(source: TraceSource, *, service: str | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
+def create_app(
+    source: TraceSource, *, service: str | None = None, allowed_hosts: list[str] | None = None, profile: Any = None
+) -> Starlette:
     """The web application over an open trace source (see :func:`mltrace.ui._app.create_app`)."""
     _require()
     from ._app import create_app as build
 
-    return build(source, service=service, allowed_hosts=allowed_hosts)
+    return build(source, service=service, allowed_hosts=allowed_hosts, profile=profile)
 
 
 def bind(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> socket.socket:
@@ -78,6 +80,7 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     service: str | None = None,
+    profile: Any = None,
     announce: Callable[[str], Any] | None = None,
 ) -> None:
     """Serve the UI over ``source`` until interrupted (Ctrl-C or SIGTERM); ``announce(url)`` is
@@ -86,7 +89,7 @@ def serve(
     import uvicorn
 
     loopback = host in ("127.0.0.1", "localhost", "::1")
-    app = create_app(source, service=service, allowed_hosts=None if loopback else ["*"])
+    app = create_app(source, service=service, allowed_hosts=None if loopback else ["*"], profile=profile)
     sock = bind(host, port)
     url = address(sock)
     if announce is None:

@@ -82,11 +82,12 @@ def _status(exc: BaseException) -> int:
 class UI:
     """The pages and API over ``source``; ``service`` is the default when a request names none."""
 
-    def __init__(self, source: TraceSource, service: str | None = None) -> None:
+    def __init__(self, source: TraceSource, service: str | None = None, profile: Any = None) -> None:
         import jinja2
 
         self.source = CachedSource(source)
         self.service = service
+        self.profile = profile
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,  # every template is HTML: escape everything that is not marked safe
@@ -180,7 +181,7 @@ class UI:
 
     def drift(self, request: Request) -> Response:
         query = self._query(request)
-        ctx = views.drift_page(self.source, dict(query), self.page_service(query))
+        ctx = views.drift_page(self.source, dict(query), self.page_service(query), self.profile)
         ctx.update(service=ctx["args"]["service"], since=ctx["args"]["since"], services=self.services())
         query.pop("feature", None)
         return self.render("drift.html", request, ctx, "/api/drift?" + urlencode({**query, **self._nav(ctx)}))
@@ -221,13 +222,17 @@ class UI:
         ]
 
 
-def create_app(source: TraceSource, *, service: str | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
+def create_app(
+    source: TraceSource, *, service: str | None = None, allowed_hosts: list[str] | None = None, profile: Any = None
+) -> Starlette:
     """The web application over an open ``source`` (GET and HEAD only: the view is read-only).
 
+    ``profile`` (a :class:`mltrace.drift.ReferenceProfile`) lets /drift draw a feature's reference
+    distribution against the requests'.
     ``allowed_hosts`` are the Host headers answered (default: loopback names only, which keeps a
     page on another site from reading this one through DNS rebinding); ``["*"]`` answers any.
     """
-    ui = UI(source, service)
+    ui = UI(source, service, profile)
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_NAMES),

@@ -247,9 +247,12 @@ def lineage_page(source: TraceSource, trace_id: str) -> dict[str, Any]:
     }
 
 
-def drift_page(source: TraceSource, query: dict[str, str], defaults: dict[str, str]) -> dict[str, Any]:
-    """``drift``'s answer as charts: the window score against the alert level over time, and per
-    feature how often the window named it drifted."""
+def drift_page(
+    source: TraceSource, query: dict[str, str], defaults: dict[str, str], profile: Any = None
+) -> dict[str, Any]:
+    """``drift``'s answer as charts: the window score against the alert level over time, per
+    feature how often the window named it drifted, and with a reference ``profile`` the chosen
+    feature's reference distribution against the requests' (``?feature=NAME``)."""
     feature = query.pop("feature", None)
     args = parse("drift", list(query.items()), defaults=defaults)
     data = answer(source, args)
@@ -280,7 +283,59 @@ def drift_page(source: TraceSource, query: dict[str, str], defaults: dict[str, s
                                        unit="%", y_max=100.0, threshold=50.0, threshold_label="half the requests",
                                        height=120, title=name),
         })
+    if profile is not None:
+        ctx["histogram"] = _reference_histogram(profile, traces, feature, names)
     return ctx
+
+
+def _feature_values(traces: list[Trace], profile: Any) -> dict[str, list[float]]:
+    """Per profile feature, the requests' value of it: the input summary's per-feature mean
+    (``ml.input.feature.<name or column index>.mean``), which for a one-row request is the value."""
+    out: dict[str, list[float]] = {}
+    for index, name in enumerate(profile.feature_names):
+        keys = (f"{semconv.ML_INPUT_PREFIX}feature.{name}.mean", f"{semconv.ML_INPUT_PREFIX}feature.{index}.mean")
+        values = []
+        for t in traces:
+            v = t.attribute(keys[0])
+            v = t.attribute(keys[1]) if v is None else v
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                values.append(float(v))
+        if values:
+            out[name] = values
+    return out
+
+
+def _reference_histogram(profile: Any, traces: list[Trace], chosen: str | None, ranked: list[str]) -> dict[str, Any]:
+    """The chosen feature's reference shares per PSI bin (the profile's quantile bins) against the
+    shares of the requests in the window."""
+    from bisect import bisect_right
+
+    values = _feature_values(traces, profile)
+    numeric = [f.name for f in profile.features if getattr(f, "bin_edges", None) and f.name in values]
+    out: dict[str, Any] = {"profile": profile.id, "features": numeric, "feature": None}
+    if not numeric:
+        return out
+    fallback = next((n for n in ranked if n in numeric), numeric[0])
+    name: str = chosen if chosen is not None and chosen in numeric else fallback
+    ref = profile.feature(name)
+    coarse = list(ref.bin_edges)
+    shares = [0.0] * (len(coarse) + 1)
+    for j, count in enumerate(ref.counts):
+        lower = ref.edges[j - 1] if j > 0 else -math.inf
+        shares[bisect_right(coarse, lower) if j > 0 else 0] += count
+    total = sum(shares) or 1.0
+    current = [0.0] * (len(coarse) + 1)
+    for v in values[name]:
+        current[bisect_right(coarse, v)] += 1
+    n = len(values[name])
+    lo = min(ref.min if ref.min is not None else coarse[0], min(values[name]))
+    hi = max(ref.max if ref.max is not None else coarse[-1], max(values[name]))
+    out.update(feature=name, n=n, chart=charts.histograms(
+        [{"name": f"reference ({ref.count:,} rows)", "shares": [c / total for c in shares], "color": "#999999"},
+         {"name": f"requests in the window ({n:,})", "shares": [c / n for c in current], "color": charts.PALETTE[1]}],
+        edges=[lo, *coarse, hi], title=f"{name}: share of values per reference decile",
+    ))
+    return out
 
 
 def _feature_shares(traces: list[Trace], buckets: list[dict[str, Any]]) -> dict[str, list[float | None]]:

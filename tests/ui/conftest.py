@@ -35,6 +35,7 @@ class Store:
     path: Path
     url: str
     demo: dict[str, Any]  # what `mltrace demo --json` found
+    profile: Path  # the reference profile the demo's drift monitor scored against
 
 
 @pytest.fixture(scope="session")
@@ -51,16 +52,23 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         [sys.executable, str(HERE / "_hostile.py"), str(db), HOSTILE_SERVICE, "30"],
         env=server_env({}, pythonpath=[HERE.parent.parent]), cwd=folder, capture_output=True, timeout=120, check=True,
     )
-    return Store(db, f"local://{db}", json.loads(demo.stdout))
+    from mltrace.demo._model import load_model
+    from mltrace.drift import ReferenceProfile
+
+    model = load_model()
+    profile = ReferenceProfile.from_data(model.training, feature_names=model.feature_names).save(folder / "ref.json")
+    return Store(db, f"local://{db}", json.loads(demo.stdout), profile)
 
 
 @pytest.fixture(scope="session")
 def ui_url(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``mltrace ui --service mltrace-demo`` over the store, a real uvicorn process on a free port."""
+    """``mltrace ui --service mltrace-demo --profile ref.json`` over the store, a real uvicorn
+    process on a free port."""
     port = free_port()
     log = tmp_path_factory.mktemp("ui-server") / "ui.log"
     service = store.demo["service"]
-    argv = [str(VENV_BIN / "mltrace"), "ui", "--source", store.url, "--port", str(port), "--service", service]
+    argv = [str(VENV_BIN / "mltrace"), "ui", "--source", store.url, "--port", str(port), "--service", service,
+            "--profile", str(store.profile)]
     with ServerProcess(argv, port=port, env=server_env({}), log=log, ready_path="/static/ui.css") as server:
         yield server.url
 

@@ -155,3 +155,9 @@ def test_import_mltrace_leaves_the_ui_alone() -> None:
     out = subprocess.run([str(VENV_BIN / "python"), "-c", code], capture_output=True, text=True, check=True,
                          env=server_env({}), timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_ui_refuses_a_missing_profile(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    """`mltrace ui --profile` with no such file fails at once with one line, before listening."""
+    assert main(["ui", "--source", store.url, "--port", "0", "--profile", "/nonexistent/ref.json"]) == 1
+    assert "no such file: /nonexistent/ref.json" in capsys.readouterr().err

@@ -101,6 +101,22 @@ def test_drift_page_shows_window_against_threshold(store: Store, ui_url: str, ta
     assert tab.page.locator("[id^='feature-'] svg").count() >= 1
 
 
+def test_drift_page_compares_a_feature_with_its_reference(store: Store, ui_url: str, tab: Tab) -> None:
+    """With --profile, /drift draws the chosen feature's reference shares per quantile bin next to
+    the requests'; ?feature= picks another feature."""
+    tab.open(ui_url + f"/drift?{WINDOW}")
+    chosen = tab.page.locator(".filters-inline a.here").inner_text()
+    legend = tab.page.locator("#histogram .legend").inner_text()
+    assert "reference (569 rows)" in legend and "requests in the window" in legend
+    assert tab.page.locator("#histogram figure > svg rect[fill='#999999']").count() == 10  # deciles of the reference
+    other = next(n for n in ("mean texture", "mean radius") if n != chosen)
+    tab.page.locator(".filters-inline a", has_text=other).first.click()
+    tab.page.wait_for_load_state("load")
+    assert tab.page.locator(".filters-inline a.here").inner_text() == other
+    assert other in tab.page.locator("#histogram figcaption").inner_text()
+    assert tab.errors == []
+
+
 def test_lineage_page_lists_predictions_of_the_same_input(store: Store, ui_url: str, tab: Tab) -> None:
     """The demo sends one input three times: its lineage page lists all three predictions."""
     same = store.demo["same_input"]
