@@ -2,6 +2,7 @@
 
     python benchmarks/bench_ui.py                      # 100,000 traces, pages at the CLI's default scan
     python benchmarks/bench_ui.py --traces 100000 --scan 100000 --repeat 3
+    python benchmarks/bench_ui.py --keep /tmp/ui.db; python benchmarks/bench_ui.py --store /tmp/ui.db --scan 100000
 
 Seeds a temporary store with bench_cli.py's synthetic traces (the demo's shape, two planted
 causes), starts ``mltrace ui`` as a real process on a free loopback port, and times each page and
@@ -40,17 +41,20 @@ def main() -> int:
     parser.add_argument("--traces", type=int, default=100_000)
     parser.add_argument("--scan", type=int, default=None, help="?scan= for every page (default: the CLI's 10,000)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--store", help="reuse this store (seeded by an earlier run with --keep) instead of seeding")
+    parser.add_argument("--keep", help="seed into this path and keep it")
     args = parser.parse_args()
     from mltrace.export import LocalStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "bench.db")
-        store = LocalStore(path)
-        t = time.perf_counter()
-        for batch in _batches(args.traces, "bench", 5000):
-            store.write(batch)
-        store.close()
-        print(f"seeded {args.traces:,} traces ({args.traces * 5:,} spans) in {time.perf_counter() - t:.1f} s")
+        path = args.store or args.keep or os.path.join(tmp, "bench.db")
+        if not args.store:
+            store = LocalStore(path)
+            t = time.perf_counter()
+            for batch in _batches(args.traces, "bench", 5000):
+                store.write(batch)
+            store.close()
+            print(f"seeded {args.traces:,} traces ({args.traces * 5:,} spans) in {time.perf_counter() - t:.1f} s")
         port = _port()
         mltrace = Path(sys.executable).parent / "mltrace"
         proc = subprocess.Popen([str(mltrace), "ui", "--source", f"local://{path}", "--port", str(port),
