@@ -28,11 +28,11 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
-        db = f"local://{tmp}/mltrace-demo.db"
+        db = "local://mltrace-demo.db"  # relative to cwd=tmp: the header reads as a user's would
         demo = json.loads(subprocess.run([str(VENV_BIN / "mltrace"), "demo", "--source", db, "--json"], cwd=tmp,
                                          env=server_env({}), capture_output=True, text=True, check=True).stdout)
         port = free_port()
-        server = subprocess.Popen([str(VENV_BIN / "mltrace"), "ui", "--source", db, "--port", str(port)],
+        server = subprocess.Popen([str(VENV_BIN / "mltrace"), "ui", "--source", db, "--port", str(port)], cwd=tmp,
                                   env=server_env({}), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:

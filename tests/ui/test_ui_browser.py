@@ -128,6 +128,7 @@ def test_lineage_page_lists_predictions_of_the_same_input(store: Store, ui_url: 
     text = tab.page.locator("main").inner_text()
     for heading in ("Input", "Features fetched", "Model", "Drift", "Output"):
         assert heading in text
+    assert "customer-features: 1 keys" in text  # the feature store's own numbers, not a method's repr
 
 
 def _hostile_pages(ui_url: str, tab: Tab) -> list[str]:
