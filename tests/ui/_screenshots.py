@@ -31,8 +31,14 @@ def main() -> None:
         db = "local://mltrace-demo.db"  # relative to cwd=tmp: the header reads as a user's would
         demo = json.loads(subprocess.run([str(VENV_BIN / "mltrace"), "demo", "--source", db, "--json"], cwd=tmp,
                                          env=server_env({}), capture_output=True, text=True, check=True).stdout)
+        from mltrace.demo._model import load_model
+        from mltrace.drift import ReferenceProfile
+
+        model = load_model()
+        profile = ReferenceProfile.from_data(model.training, feature_names=model.feature_names).save(f"{tmp}/ref.json")
         port = free_port()
-        server = subprocess.Popen([str(VENV_BIN / "mltrace"), "ui", "--source", db, "--port", str(port)], cwd=tmp,
+        server = subprocess.Popen([str(VENV_BIN / "mltrace"), "ui", "--source", db, "--port", str(port),
+                                   "--profile", str(profile)], cwd=tmp,
                                   env=server_env({}), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
