@@ -4,6 +4,7 @@ JSON under ``/api/``) over a trace source until Ctrl-C."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -46,8 +47,15 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         except (OSError, ValueError) as exc:
             raise CommandError.of(exc, f"{args.profile}: ") from None
     source = connect(args)
+
+    def announce(url: str) -> None:
+        if args.json:  # one line a script can read the address from
+            print(json.dumps({"url": url, "source": source.url, "service": args.service}), flush=True)
+        else:
+            print(f"mltrace ui: {source.url} at {url} (Ctrl-C to stop)", flush=True)
+
     try:
-        serve(source, host=args.host, port=args.port, service=args.service, profile=profile)
+        serve(source, host=args.host, port=args.port, service=args.service, profile=profile, announce=announce)
     finally:
         source.close()
     return 0

@@ -161,3 +161,19 @@ def test_ui_refuses_a_missing_profile(store: Store, capsys: pytest.CaptureFixtur
     """`mltrace ui --profile` with no such file fails at once with one line, before listening."""
     assert main(["ui", "--source", store.url, "--port", "0", "--profile", "/nonexistent/ref.json"]) == 1
     assert "no such file: /nonexistent/ref.json" in capsys.readouterr().err
+
+
+def test_ui_json_prints_its_address_as_one_json_line(store: Store, tmp_path: Path) -> None:
+    """`mltrace ui --json --port 0`: the first line is {"url", "source", "service"}; SIGTERM stops it."""
+    with subprocess.Popen(
+        [str(VENV_BIN / "mltrace"), "ui", "--source", store.url, "--port", "0", "--json"],
+        env=server_env({}), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            first = json.loads(proc.stdout.readline())
+            assert first["source"] == store.url and first["service"] is None
+            assert httpx.get(first["url"] + "api/stats?since=1d", timeout=60).json()["count"] > 0
+        finally:
+            proc.terminate()
+            proc.wait(20)
