@@ -355,7 +355,3 @@ def _feature_shares(traces: list[Trace], buckets: list[dict[str, Any]]) -> dict[
             named[i].update(str(f) for f in (top if isinstance(top, list) else [top]))
     names = {f for c in named for f in c}
     return {f: [named[i][f] / seen[i] * 100 if seen[i] else None for i in range(n)] for f in names}
-
-
-def finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)

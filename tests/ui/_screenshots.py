@@ -10,15 +10,12 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).parent))
-from _servers import VENV_BIN, free_port, server_env  # noqa: E402
+from _servers import VENV_BIN, ServerProcess, free_port, server_env  # noqa: E402
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 HEIGHT = {"overview": 1500, "slow": 1400, "trace": 1300, "drift": 1500, "lineage": 1100}
@@ -37,17 +34,10 @@ def main() -> None:
         model = load_model()
         profile = ReferenceProfile.from_data(model.training, feature_names=model.feature_names).save(f"{tmp}/ref.json")
         port = free_port()
-        server = subprocess.Popen([str(VENV_BIN / "mltrace"), "ui", "--source", db, "--port", str(port),
-                                   "--profile", str(profile)], cwd=tmp,
-                                  env=server_env({}), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    httpx.get(base + "/static/ui.css", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        argv = [str(VENV_BIN / "mltrace"), "ui", "--source", db, "--port", str(port), "--profile", str(profile)]
+        with ServerProcess(argv, port=port, env=server_env({}), log=Path(tmp) / "ui.log", ready_path="/static/ui.css",
+                           cwd=Path(tmp)) as server:
+            base = server.url
             pages = {"overview": "/", "slow": "/slow?since=1h", "trace": f"/traces/{demo['show']['trace_id']}",
                      "drift": "/drift", "lineage": f"/lineage/{demo['same_input']['predictions'][0]['trace_id']}"}
             with sync_playwright() as p:
@@ -61,9 +51,6 @@ def main() -> None:
                                     full_page=True)
                     print(out.relative_to(ROOT))
                 browser.close()
-        finally:
-            server.terminate()
-            server.wait(20)
 
 
 if __name__ == "__main__":
