@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from _servers import VENV_BIN, server_env
+from _servers import VENV_BIN, ServerProcess, free_port, server_env
 from conftest import Store
 
 from mltrace.cli import main
@@ -177,3 +177,18 @@ def test_ui_json_prints_its_address_as_one_json_line(store: Store, tmp_path: Pat
         finally:
             proc.terminate()
             proc.wait(20)
+
+
+def test_unreachable_backend_is_a_503_not_a_traceback(tmp_path: Path) -> None:
+    """Over a Jaeger that is down, the API answers 503 with the reason and the page says so."""
+    from _loopback import closed_port
+
+    port, dead = free_port(), closed_port()
+    argv = [str(VENV_BIN / "mltrace"), "ui", "--source", f"jaeger://127.0.0.1:{dead}", "--port", str(port),
+            "--service", "model-server"]
+    with ServerProcess(argv, port=port, env=server_env({}), log=tmp_path / "ui.log", ready_path="/static/ui.css") as ui:
+        r = httpx.get(f"{ui.url}/api/slow", timeout=60)
+        assert r.status_code == 503
+        assert f"127.0.0.1:{dead}" in r.json()["error"]
+        page = httpx.get(f"{ui.url}/slow", timeout=60)
+        assert page.status_code == 503 and "Source unavailable" in page.text

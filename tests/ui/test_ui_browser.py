@@ -60,6 +60,11 @@ def test_slow_page_draws_each_planted_cause(store: Store, ui_url: str, tab: Tab)
         assert "with (" in legend and "without (" in legend
     rows = tab.page.locator("table.grid").last.locator("tr")
     assert rows.count() == 1 + len(store.demo["slow"]["traces"])
+    tab.page.locator(".filters-inline a", has_text="feature_lookup").click()  # rank by that stage instead
+    tab.page.wait_for_load_state("load")
+    assert "stage=feature_lookup" in tab.page.url
+    assert "ranked by feature_lookup" in tab.page.locator("main").inner_text()
+    assert "ml.feature_store" in tab.page.locator("section.cause").first.inner_text()
     assert tab.errors == []
 
 
