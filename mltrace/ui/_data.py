@@ -58,8 +58,8 @@ class CachedSource:
             return value
 
     def services(self) -> list[str]:
-        with self.lock:
-            return self.inner.services()
+        """The source's services (every page lists them; over HTTP that is a request each)."""
+        return self.memo(("services",), self.inner.services)
 
     def find_traces(
         self,
