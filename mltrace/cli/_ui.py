@@ -27,7 +27,8 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; anything else exposes your traces)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    p.add_argument("--service", "-s", help="the service pages show first (and the API's default service)")
+    p.add_argument("--service", "-s",
+                   help="the service pages show when the address names none (the API takes only its query)")
     p.add_argument("--profile", "-p", metavar="PROFILE",
                    help="a reference profile (mltrace profile build): /drift compares a feature's distribution with it")
     p.set_defaults(run=run)

@@ -80,7 +80,8 @@ def _status(exc: BaseException) -> int:
 
 
 class UI:
-    """The pages and API over ``source``; ``service`` is the default when a request names none."""
+    """The pages and API over ``source``; ``service`` is the service pages show when the query names
+    none (the API adds nothing to its query)."""
 
     def __init__(self, source: TraceSource, service: str | None = None, profile: Any = None) -> None:
         import jinja2
@@ -150,8 +151,9 @@ class UI:
         def endpoint(request: Request) -> Response:
             positional = request.path_params.get(path_param) if path_param else None
             query = list(request.query_params.multi_items())
-            defaults = self.defaults() if positional is None else {}
-            args = parse(command, query, positional=positional, defaults=defaults)
+            # The query is the whole command line: the server's --service is the pages' default,
+            # never added here, so /api/stats?since=1h is exactly `mltrace stats --since 1h --json`.
+            args = parse(command, query, positional=positional)
             if command == "lineage" and positional is None and not args.fingerprint:
                 raise ParameterError("give a trace id (/api/lineage/TRACE_ID) or ?fingerprint=F")
             return Response(json_text(answer(self.source, args)), media_type="application/json")
