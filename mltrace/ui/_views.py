@@ -163,9 +163,11 @@ _GROUPS = (
 )
 
 
-def _readable(value: Any) -> str:
-    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return " × ".join(f"{v:,}" for v in value)  # a shape
+def _readable(value: Any, key: str = "") -> str:
+    """A value for a reader: numbers rounded, a shape as ``81 × 30``, lists joined."""
+    ints = isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if ints and key.endswith("shape"):
+        return " × ".join(f"{v:,}" for v in value)
     if isinstance(value, list):
         return ", ".join(charts.number(v) for v in value)
     return charts.number(value)
@@ -185,9 +187,9 @@ def _attribute_groups(attributes: dict[str, Any]) -> list[dict[str, Any]]:
                 break
         if title in ("input", "output") and short.startswith("feature.") and short.count(".") >= 2:
             feature, _, stat = short[len("feature."):].rpartition(".")
-            tables.setdefault(title, {}).setdefault(feature, {})[stat] = _readable(value)
+            tables.setdefault(title, {}).setdefault(feature, {})[stat] = _readable(value, stat)
             continue
-        groups.setdefault(title, []).append((short, _readable(value)))
+        groups.setdefault(title, []).append((short, _readable(value, short)))
     out: list[dict[str, Any]] = []
     for title in [name for name, _ in _GROUPS] + ["other"]:
         if title in groups:
@@ -241,9 +243,9 @@ def lineage_page(source: TraceSource, trace_id: str) -> dict[str, Any]:
     return {
         "lineage": data, "same": same, "time": charts.stacked(data["stages"], colors),
         "input_groups": _attribute_groups({semconv.ML_INPUT_PREFIX + k: v for k, v in summary.items()}),
-        "output_rows": [(k, _readable(v)) for k, v in sorted(data["output"].items())],
-        "drift_rows": [(k, _readable(v)) for k, v in sorted(data["drift"].items())],
-        "model_rows": [(k, _readable(v)) for k, v in data["model"].items()],
+        "output_rows": [(k, _readable(v, k)) for k, v in sorted(data["output"].items())],
+        "drift_rows": [(k, _readable(v, k)) for k, v in sorted(data["drift"].items())],
+        "model_rows": [(k, _readable(v, k)) for k, v in data["model"].items()],
     }
 
 

@@ -61,3 +61,13 @@ def test_query_options_are_the_commands_own() -> None:
     for bad in ([("source", "jaeger://x")], [("profile", "/etc/passwd")], [("json", "1")], [("limit", "-")]):
         with pytest.raises(ParameterError):
             parse("slow" if bad[0][0] != "profile" else "drift", bad)
+
+
+def test_values_read_as_shapes_lists_and_rounded_numbers() -> None:
+    """Shapes as shapes, other integer lists as lists, floats rounded."""
+    from mltrace.ui._views import _readable
+
+    assert _readable([81, 30], "shape") == "81 × 30"
+    assert _readable([81, 30], "keys") == "81, 30"
+    assert _readable(["a", "b"], "top_features") == "a, b"
+    assert _readable(0.9999999999997873, "score") == "1.000"
