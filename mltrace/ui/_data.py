@@ -43,10 +43,18 @@ class CachedSource:
     def _fresh(self, stamp: float) -> bool:
         return time.monotonic() - stamp < self.ttl
 
+    def _purge(self) -> None:
+        """Drop what has gone stale, so 100,000 traces fetched once are not held until evicted."""
+        caches: tuple[OrderedDict[Any, tuple[float, Any]], ...] = (self._found, self._traces, self._derived)
+        for cache in caches:
+            for key in [k for k, (stamp, _) in cache.items() if not self._fresh(stamp)]:
+                del cache[key]
+
     def memo(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """``compute()``, or what it returned for ``key`` less than the cache's lifetime ago (an
         analysis of traces that are themselves still cached: the page and its API agree)."""
         with self.lock:
+            self._purge()
             hit = self._derived.get(key)
             if hit is not None and self._fresh(hit[0]):
                 self._derived.move_to_end(key)
@@ -72,6 +80,7 @@ class CachedSource:
     ) -> list[Trace]:
         key = (service, since, limit, min_duration)
         with self.lock:
+            self._purge()
             hit = self._found.get(key)
             if hit is not None and self._fresh(hit[0]):
                 self._found.move_to_end(key)

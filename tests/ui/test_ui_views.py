@@ -3,6 +3,9 @@ of concurrent spans, the condition a cause chart splits on, readable numbers, qu
 
 from __future__ import annotations
 
+from pathlib import Path
+from time import time_ns
+
 import pytest
 
 from mltrace.query import Span, Trace
@@ -71,3 +74,39 @@ def test_values_read_as_shapes_lists_and_rounded_numbers() -> None:
     assert _readable([81, 30], "keys") == "81, 30"
     assert _readable(["a", "b"], "top_features") == "a, b"
     assert _readable(0.9999999999997873, "score") == "1.000"
+
+
+def test_cached_source_forgets_stale_fetches(tmp_path: Path) -> None:
+    """A fetch is reused within the cache's lifetime and dropped after it, not held until evicted."""
+    import time
+
+    from mltrace.query import open_source
+    from mltrace.ui._data import CachedSource
+
+    _seed_local(tmp_path / "s.db")
+    source = CachedSource(open_source(f"local://{tmp_path / 's.db'}"), ttl=0.2)
+    try:
+        first = source.find_traces(None, None, 10)
+        assert first and source.find_traces(None, None, 10) is first
+        time.sleep(0.3)
+        source.services()  # any later call purges
+        assert (None, None, 10, None) not in source._found
+        assert source.find_traces(None, None, 10) is not first
+    finally:
+        source.close()
+
+
+def _seed_local(path: Path) -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+
+    from mltrace.export import LocalStore
+
+    store = LocalStore(path)
+    now = time_ns()
+    spans = [ReadableSpan(name="GET /", context=SpanContext(i + 1, i + 1, False, TraceFlags(1)), parent=None,
+                          resource=Resource.create({"service.name": "svc"}), kind=SpanKind.SERVER,
+                          start_time=now - 1_000_000, end_time=now) for i in range(3)]
+    store.write(spans)
+    store.close()
