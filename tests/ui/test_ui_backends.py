@@ -44,7 +44,7 @@ def test_ui_over_a_real_backend(
     port = free_port()
     argv = [str(VENV_BIN / "mltrace"), "ui", "--source", url, "--port", str(port), "--service", service]
     with ServerProcess(argv, port=port, env=server_env({}), log=tmp_path / "ui.log", ready_path="/static/ui.css") as ui:
-        r = httpx.get(f"{ui.url}/api/slow?since=15m&limit=5", timeout=120)
+        r = httpx.get(f"{ui.url}/api/slow?service={service}&since=15m&limit=5", timeout=120)
         assert r.status_code == 200, r.text
         assert main(["slow", "--source", url, "--service", service, "--since", "15m", "--limit", "5", "--json"]) == 0
         assert r.text == capsys.readouterr().out
