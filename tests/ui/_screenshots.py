@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).parent))
 from _servers import VENV_BIN, ServerProcess, free_port, server_env  # noqa: E402
-from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from _ui_shared import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 HEIGHT = {"overview": 1500, "slow": 1400, "trace": 1300, "drift": 1500, "lineage": 1100}
 

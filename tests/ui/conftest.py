@@ -14,28 +14,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _servers import VENV_BIN, ServerProcess, free_port, server_env
+from _ui_shared import CHROMIUM, CHROMIUM_ARGS, HOSTILE_SERVICE, Store, Tab
 
 HERE = Path(__file__).parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
-HOSTILE_SERVICE = "hostile"
-
-
-@dataclass
-class Store:
-    path: Path
-    url: str
-    demo: dict[str, Any]  # what `mltrace demo --json` found
-    profile: Path  # the reference profile the demo's drift monitor scored against
 
 
 @pytest.fixture(scope="session")
@@ -93,20 +79,6 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
-
-
-@dataclass
-class Tab:
-    """A browser page that records what would be a problem: console errors, page errors, dialogs."""
-
-    page: Any
-    errors: list[str]
-    dialogs: list[str]
-
-    def open(self, url: str) -> Any:
-        response = self.page.goto(url, wait_until="load")
-        assert response is not None
-        return response
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from _servers import VENV_BIN, ServerProcess, free_port, server_env
-from conftest import Store
+from _ui_shared import Store
 
 from mltrace.cli import main
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from _hostile import IMG, ONERROR, SCRIPT
-from conftest import HOSTILE_SERVICE, Store, Tab
+from _ui_shared import HOSTILE_SERVICE, Store, Tab
 
 WINDOW = "since=1d"
 
