@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command: the README and CI (.ci/run) run exactly this.
 #   .venv (created if missing) -> install mltrace[test] and every integrations/*/ distribution
-#   -> this run's own real backends, on free ports (scripts/backends.sh) -> ruff -> mypy
+#   -> Chromium (scripts/chromium.sh) -> this run's own real backends, on free ports
+#   (scripts/backends.sh) and the fleet's binaries (scripts/fleet.sh build) -> ruff -> mypy
 #   -> pytest with MLTRACE_E2E=1 -> the oldest FastAPI we support, in a second small venv
 #   -> this run's backends are stopped again.
 # Exit status: pytest's (5, "no tests collected", counts as a failure), else 1 if ruff, mypy or the
@@ -25,6 +26,7 @@ for dir in integrations/*/; do
         python -m pip install -q -e "${dir%/}[test]"
     fi
 done
+scripts/chromium.sh  # Debian's Chromium for the browser tests in tests/ui (idempotent; never `playwright install`)
 
 # The oldest FastAPI we claim (README "Supported versions"), with the Starlette it pins, in its own
 # venv: built now (pip's cache makes it quick), run after the main suite. FASTAPI_OLDEST there.
@@ -38,6 +40,9 @@ backends_state=$(mktemp -d -t mltrace-backends.XXXXXX)
 export MLTRACE_BACKENDS_STATE=$backends_state MLTRACE_BACKENDS_FREE_PORTS=1
 trap 'scripts/backends.sh down; rm -rf "$backends_state"' EXIT
 scripts/backends.sh up
+# Jaeger (shared with backends.sh) + Prometheus for tests/e2e/test_fleet.py, which starts and stops
+# its own fleet on free ports; ~4-5 min on a cold Go cache.
+scripts/fleet.sh build
 eval "$(scripts/backends.sh env | grep MLTRACE_E2E_)"
 export MLTRACE_E2E=1  # e2e tests fail, never skip, when a backend is missing
 

@@ -25,7 +25,7 @@ EXAMPLES = {
     "features": ("EXAMPLE_FEATURES_PORT", "examples/multiservice/features.py"),
     "model": ("EXAMPLE_MODEL_PORT", "examples/multiservice/model.py"),
 }
-# what an example installs beyond mltrace[serve] (httpx instrumentation, redis-py)
+# what an example installs beyond mltrace-serving[serve] (httpx instrumentation, redis-py)
 EXTRA_REQUIREMENTS = {
     "gateway": "examples/multiservice/requirements.txt",
     "features": "examples/multiservice/requirements.txt",

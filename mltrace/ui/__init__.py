@@ -11,7 +11,7 @@ Pages: ``/`` (overview of a service), ``/slow``, ``/traces/{trace_id}``, ``/drif
 ``/lineage/{trace_id}``; JSON: ``/api/slow``, ``/api/stats``, ``/api/traces/{trace_id}``,
 ``/api/lineage/{trace_id}``, ``/api/drift``, each exactly what the matching ``mltrace ... --json``
 prints for the same options given as query parameters. Needs Jinja2 and uvicorn
-(``pip install 'mltrace[ui]'``); importing :mod:`mltrace` does not import this package.
+(``pip install 'mltrace-serving[ui]'``); importing :mod:`mltrace` does not import this package.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _require() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise MLTraceError(f"mltrace ui needs {' and '.join(missing)}: pip install 'mltrace[ui]'")
+        raise MLTraceError(f"mltrace ui needs {' and '.join(missing)}: pip install 'mltrace-serving[ui]'")
 
 
 def create_app(
