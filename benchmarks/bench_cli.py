@@ -74,6 +74,75 @@ def synthetic_spans(n_traces: int, service: str, seed: int = 0) -> Iterator[list
         yield spans
 
 
+def seed_direct(path: str, n_traces: int, *, planted: bool = True, seed: int = 0, span_hours: float = 12.0) -> None:
+    """The same traces as :func:`synthetic_spans` (same attributes, same planted causes), written
+    straight into the store's table with ``executemany`` instead of through the SDK: a million
+    traces (five million rows) in about a minute rather than ten. ``planted=False`` keeps every
+    attribute but no attribute changes any stage's time (for the false-cause rate). Traces are
+    spread evenly over the last ``span_hours``."""
+    import json
+
+    import numpy as np
+
+    from mltrace.export import LocalStore
+
+    rng = np.random.default_rng(seed)
+    store = LocalStore(path)
+    resource = json.dumps({"service.name": "bench", "ml.model.name": "bench", "ml.model.version": "1"},
+                          separators=(",", ":"))
+    now = time.time_ns()
+    step = int(span_hours * 3600e9) // max(1, n_traces)
+    cols = ("trace_id, span_id, parent_span_id, name, kind, service_name, start_ns, end_ns, status_code, "
+            "status_message, attributes, events, links, resource")
+    sql = f"INSERT INTO spans ({cols}) VALUES ({','.join('?' * 14)})"
+    chunk = 50_000
+    conn = store._conn
+    for lo in range(0, n_traces, chunk):
+        n = min(chunk, n_traces - lo)
+        ids = rng.integers(0, 2**63, size=(n, 6), dtype=np.int64)
+        customer = rng.integers(0, 40, n)
+        large = rng.random(n) < 0.08
+        size = np.where(large, rng.choice((2048, 4096), n), rng.choice((30, 60, 120, 240), n))
+        miss = np.isin(customer, (3, 7))
+        slow_fl = miss if planted else np.zeros(n, dtype=bool)
+        slow_inf = large if planted else np.zeros(n, dtype=bool)
+        d_fl = np.where(slow_fl, 20_000_000, 300_000) + rng.integers(0, 100_000, n)
+        d_pre = 200_000 + rng.integers(0, 100_000, n)
+        d_inf = np.where(slow_inf, 40_000_000, 1_500_000) + rng.integers(0, 500_000, n)
+        d_post = 100_000 + rng.integers(0, 50_000, n)
+        version = rng.integers(1, 3, n)
+        mean, drift, conf, pred = rng.random(n), rng.random(n) * 0.3, rng.random(n), rng.random(n) < 0.5
+        rows = []
+        for j in range(n):
+            i = lo + j
+            tid = f"{int(ids[j, 0]):016x}{int(ids[j, 1]):016x}"
+            root = f"{int(ids[j, 2]):016x}"
+            t0 = now - (n_traces - i) * step
+            c, sz, m = int(customer[j]), int(size[j]), int(miss[j])
+            cur = t0 + 100_000
+            parts = (
+                ("feature_lookup", int(d_fl[j]), f'{{"ml.stage":"feature_lookup","ml.feature_store.name":"redis",'
+                 f'"ml.feature_store.hits":{1 - m},"ml.feature_store.misses":{m},"app.customer.id":"c-{c}"}}'),
+                ("preprocess", int(d_pre[j]), f'{{"ml.stage":"preprocess","ml.input.size":{sz},'
+                 f'"ml.input.mean":{float(mean[j])!r}}}'),
+                ("inference", int(d_inf[j]), f'{{"ml.stage":"inference","ml.model.name":"bench",'
+                 f'"ml.model.version":"{int(version[j])}","ml.input.size":{sz},"ml.drift.score":{float(drift[j])!r},'
+                 f'"ml.output.confidence":{float(conf[j])!r}}}'),
+                ("postprocess", int(d_post[j]), f'{{"ml.stage":"postprocess","ml.output.prediction":'
+                 f'"{"yes" if pred[j] else "no"}"}}'),
+            )
+            for k, (name, dur, attrs) in enumerate(parts):
+                rows.append((tid, f"{int(ids[j, 3 + k % 3]) + k:016x}", root, name, "INTERNAL", "bench", cur,
+                             cur + dur, "UNSET", None, attrs, "[]", "[]", resource))
+                cur += dur
+            rows.append((tid, root, None, "POST /predict", "SERVER", "bench", t0, cur + 150_000, "UNSET", None,
+                         '{"http.route":"/predict","http.response.status_code":200}', "[]", "[]", resource))
+        conn.execute("BEGIN")
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    store.close()
+
+
 def _batches(n_traces: int, service: str, size: int) -> Iterator[list[ReadableSpan]]:
     batch: list[ReadableSpan] = []
     for spans in synthetic_spans(n_traces, service):

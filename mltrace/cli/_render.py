@@ -28,8 +28,15 @@ def render_slow(out: Console, data: dict[str, Any]) -> None:
         return
     out.print(
         f"Slow = top tenth by {metric}: {data['slow_count']} traces ≥ {ms(data['slow_threshold_ms'])} "
-        f"(median {ms(data['median_ms'])})\n"
+        f"(median {ms(data['median_ms'])})"
+        + ("" if data.get("sampled") else "\n")
     )
+    if data.get("sampled"):
+        out.print(
+            f"[yellow]Stage shares and causes from a uniform sample of {data['analysed']:,} traces across the "
+            f"whole window (each stands for {data['sample_weight']:,.0f}); counts, threshold and the slowest "
+            f"traces from all {data['scanned']:,}. --scan N compares more.[/]\n"
+        )
     stages = list(data["stages"]) or list(data["traces"][0]["stages"])
     highlight = list(dict.fromkeys(k for t in data["traces"] for k in t["attributes"]))[:2]
     table = Table(box=None, header_style="bold", pad_edge=False)

