@@ -3,6 +3,7 @@
     python benchmarks/bench_cli.py local              # seeds a temporary store, times `slow`
     python benchmarks/bench_cli.py jaeger             # seeds Jaeger over OTLP (scripts/backends.sh up jaeger)
     python benchmarks/bench_cli.py local --traces 10000 --repeat 5
+    python benchmarks/bench_cli.py scale --sizes 10000 100000 1000000 --keep /tmp/mltrace-scale
 
 Traces are synthetic but shaped like the demo's (server span, feature_lookup, preprocess,
 inference, postprocess) with two planted causes: inference is slow for large inputs, feature
@@ -262,9 +263,82 @@ def bench_jaeger(n_traces: int, repeat: int, otlp: str, query: str, page_size: i
     print(f"  {_check(report)}")
 
 
+class _NewestOnly:
+    """A source without ``trace_window``: ``slow`` then takes the previous commit's path (the
+    newest ``--scan`` traces, each decoded into Python objects). For side-by-side runs only."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.url = inner.url
+
+    def find_traces(self, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.find_traces(*args, **kwargs)
+
+
+def _cli_slow(path: str, scan: int | None) -> tuple[float, float, dict[str, Any]]:
+    """``mltrace slow --json`` as a user runs it: wall seconds, peak RSS (MB), the report."""
+    import json
+    import subprocess
+
+    argv = [os.path.join(os.path.dirname(sys.executable), "mltrace"), "slow", "--source", f"local://{path}",
+            "--service", "bench", "--since", "24h", "--json"]
+    if scan is not None:
+        argv += ["--scan", str(scan)]
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    if status != 0:
+        raise SystemExit(f"mltrace slow failed: {proc.stderr.read() if proc.stderr else b''!r}")
+    return wall, usage.ru_maxrss / 1024, json.loads(out)
+
+
+def bench_scale(sizes: list[int], repeat: int, null_seeds: int, keep: str | None, old_up_to: int) -> None:
+    """`slow` end to end over 10k..1M traces written straight into SQLite (:func:`seed_direct`),
+    planted causes and no-cause data; the previous path beside it up to ``old_up_to`` traces."""
+    workdir = keep or tempfile.mkdtemp()
+    os.makedirs(workdir, exist_ok=True)
+    print(f"mltrace slow --since 24h --json, {repeat} runs each (load average {os.getloadavg()[0]:.1f}, "
+          f"{os.cpu_count()} CPUs); data in {workdir}")
+    for n in sizes:
+        path = os.path.join(workdir, f"planted-{n}.db")
+        if not os.path.exists(path):
+            t = time.perf_counter()
+            seed_direct(path, n)
+            print(f"  seeded {n:,} traces in {time.perf_counter() - t:.0f} s", flush=True)
+        runs = [_cli_slow(path, None) for _ in range(repeat)]
+        walls, rss = [r[0] for r in runs], max(r[1] for r in runs)
+        report = runs[-1][2]
+        print(f"  {n:>9,} traces: slow {statistics.median(walls):.2f} s median, {min(walls):.2f} s fastest, "
+              f"peak RSS {rss:.0f} MB; analysed {report['analysed']:,}; {_check(report)}", flush=True)
+        if n <= old_up_to:
+            source = open_source(f"local://{path}")
+            old_walls, old_report = _time(
+                lambda src=source, k=n: slow_traces(_NewestOnly(src), service="bench", since="24h", limit=10, scan=k),
+                1,
+            )
+            source.close()
+            print(f"  {n:>9,} traces, previous path (--scan {n}, in-process): {min(old_walls):.2f} s; "
+                  f"{_check(old_report)}", flush=True)
+        false = []
+        for seed in range(null_seeds):
+            null = os.path.join(workdir, f"null-{n}-{seed}.db")
+            if not os.path.exists(null):
+                seed_direct(null, n, planted=False, seed=100 + seed)
+            false.append(len(_cli_slow(null, None)[2]["causes"]))
+        if false:
+            print(f"  {n:>9,} traces, no planted cause: {sum(false)} causes named over {len(false)} data sets "
+                  f"({sum(1 for f in false if f)} of {len(false)} with any)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", choices=("local", "jaeger"))
+    parser.add_argument("target", choices=("local", "jaeger", "scale"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--null-seeds", type=int, default=3, help="scale: no-cause data sets per size")
+    parser.add_argument("--keep", help="scale: keep the generated stores in this folder (reused next run)")
+    parser.add_argument("--old-up-to", type=int, default=100_000, help="scale: time the previous path up to here")
     parser.add_argument("--traces", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--page-size", type=int, default=500)
@@ -273,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.target == "local":
         bench_local(args.traces, args.repeat)
+    elif args.target == "scale":
+        bench_scale(args.sizes, args.repeat, args.null_seeds, args.keep, args.old_up_to)
     else:
         bench_jaeger(args.traces, args.repeat, args.otlp, args.query, args.page_size)
     return 0

@@ -262,10 +262,7 @@ def _over_window(
     n = len(win)
     if n == 0:
         return analyze_slow([], limit=limit, stage=stage) | {"analysed": 0, "sampled": False, "sample_weight": 1.0}
-    if n <= scan:
-        chosen = np.arange(n)
-    else:
-        chosen = np.sort(np.random.default_rng(0).choice(n, size=scan, replace=False))
+    chosen = np.arange(n) if n <= scan else np.sort(np.random.default_rng(0).choice(n, size=scan, replace=False))
     sample_ids = [win.trace_ids[i] for i in chosen.tolist()]
     sampled = len(sample_ids) < n
     top = np.argsort(-win.duration_ms, kind="stable")[:limit] if stage is None else np.array([], dtype=np.int64)
