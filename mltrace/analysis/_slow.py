@@ -188,20 +188,7 @@ def _excess(pop: _Population, slow: np.ndarray) -> dict[str, Any]:
 
 
 def _trace_row(pop: _Population, i: int, highlight: list[str]) -> dict[str, Any]:
-    trace = pop.traces[i]
-    stages = {k: round(v, 3) for k, v in pop.stages[i].items()}
-    root = trace.root
-    return {
-        "trace_id": trace.trace_id,
-        "duration_ms": round(trace.duration_ms, 3),
-        "start_us": trace.start_us,
-        "name": root.name,
-        "service": root.service,
-        "error": trace.error,
-        "stages": stages,
-        "dominant_stage": dominant_stage(stages),
-        "attributes": {k: trace.attribute(k) for k in highlight if trace.attribute(k) is not None},
-    }
+    return _row_of(pop.traces[i], highlight, pop.stages[i])
 
 
 def analyze_slow(traces: list[Trace], *, limit: int = 10, stage: str | None = None) -> dict[str, Any]:
@@ -231,8 +218,9 @@ def analyze_slow(traces: list[Trace], *, limit: int = 10, stage: str | None = No
     }
 
 
-def _row_of(trace: Trace, highlight: list[str]) -> dict[str, Any]:
-    stages = {k: round(v, 3) for k, v in stage_breakdown(trace).items()}
+def _row_of(trace: Trace, highlight: list[str], stages: dict[str, float] | None = None) -> dict[str, Any]:
+    """One listed trace: its duration, self time per stage, dominant stage, highlighted attributes."""
+    rounded = {k: round(v, 3) for k, v in (stages if stages is not None else stage_breakdown(trace)).items()}
     root = trace.root
     return {
         "trace_id": trace.trace_id,
@@ -241,8 +229,8 @@ def _row_of(trace: Trace, highlight: list[str]) -> dict[str, Any]:
         "name": root.name,
         "service": root.service,
         "error": trace.error,
-        "stages": stages,
-        "dominant_stage": dominant_stage(stages),
+        "stages": rounded,
+        "dominant_stage": dominant_stage(rounded),
         "attributes": {k: trace.attribute(k) for k in highlight if trace.attribute(k) is not None},
     }
 
