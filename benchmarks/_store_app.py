@@ -80,8 +80,7 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.post("/predict")
-async def predict(body: dict[str, list[float]]) -> dict[str, float]:
+def _predict(body: dict[str, list[float]]) -> dict[str, float]:
     with mltrace.stage("preprocess"):
         values = [v * 2 for v in body["values"]]
     with mltrace.stage("inference"):
@@ -89,3 +88,15 @@ async def predict(body: dict[str, list[float]]) -> dict[str, float]:
         score = sum(values) / max(1, len(values))
     with mltrace.stage("postprocess"):
         return {"score": score}
+
+
+if os.environ.get("BENCH_SYNC"):
+    # A plain `def` endpoint: FastAPI runs it in its thread pool, so several requests' CPU work
+    # competes for the GIL with the exporter's thread at once.
+    @app.post("/predict")
+    def predict_sync(body: dict[str, list[float]]) -> dict[str, float]:
+        return _predict(body)
+else:
+    @app.post("/predict")
+    async def predict(body: dict[str, list[float]]) -> dict[str, float]:
+        return _predict(body)

@@ -216,7 +216,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_once(workers: int, seconds: float, clients: int, legacy: bool, tmp: Path) -> dict[str, Any]:
+def serve_once(
+    workers: int, seconds: float, clients: int, legacy: bool, tmp: Path, sync: bool = False
+) -> dict[str, Any]:
     """One uvicorn run at capacity; what was answered, stored and counted."""
     import httpx
 
@@ -228,6 +230,8 @@ def serve_once(workers: int, seconds: float, clients: int, legacy: bool, tmp: Pa
     env.update(BENCH_DB=str(db), BENCH_STATS_DIR=str(stats), PYTHONPATH=str(HERE))
     if legacy:
         env["BENCH_LEGACY"] = "1"
+    if sync:
+        env["BENCH_SYNC"] = "1"
     port = _free_port()
     argv = [sys.executable, "-m", "uvicorn", "_store_app:app", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
@@ -291,11 +295,11 @@ def serve_once(workers: int, seconds: float, clients: int, legacy: bool, tmp: Pa
     }
 
 
-def bench_serve(workers: int, seconds: float, clients: int, rounds: int) -> None:
+def bench_serve(workers: int, seconds: float, clients: int, rounds: int, sync: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
             for legacy in (True, False):
-                r = serve_once(workers, seconds, clients, legacy, Path(tmp))
+                r = serve_once(workers, seconds, clients, legacy, Path(tmp), sync)
                 lost = r["traces_missing"] / max(1, r["requests"])
                 print(f"  {r['writer']} writer, {workers} worker(s): {r['requests']:,} requests "
                       f"({r['req_per_s']:.0f}/s), traces missing {r['traces_missing']:,} ({lost:.1%}), "
@@ -314,11 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--sync", action="store_true", help="serve: a plain `def` endpoint (FastAPI's thread pool)")
     args = parser.parse_args(argv)
     if args.mode == "write":
         bench_write(args.rounds, args.spans, args.batch, args.budget)
     else:
-        bench_serve(args.workers, args.seconds, args.clients, args.rounds if args.rounds != 7 else 1)
+        bench_serve(args.workers, args.seconds, args.clients, args.rounds if args.rounds != 7 else 1, args.sync)
     return 0
 
 

@@ -197,7 +197,13 @@ class LocalStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
-            self._conn.execute(_ENTRY_INDEX)
+            try:
+                self._conn.execute(_ENTRY_INDEX)
+            except sqlite3.OperationalError:
+                # A store written by an older mltrace, the index being built by another worker past
+                # the busy timeout: serving must start anyway; the next open builds it (reads work
+                # without it, slower).
+                _log.info("mltrace: the local store's entry index is not built yet", exc_info=True)
             self._conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
