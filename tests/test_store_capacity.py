@@ -172,3 +172,33 @@ def test_a_batch_over_512_spans_is_one_transaction(tmp_path: Path) -> None:
     row = store.trace(format(spans[7].context.trace_id, "032x"))[0]
     assert row["attributes"]["i"] == 7 and row["attributes"]["t"] == [1, 2]
     assert row["attributes"]["nan"] != row["attributes"]["nan"]  # NaN survives, as before
+
+
+def test_the_store_is_pruned_to_its_bound_oldest_first_and_counted(tmp_path: Path) -> None:
+    """``max_spans`` holds: the oldest spans go (with their traces' payloads), in one transaction,
+    and every pruned span is counted."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("prune")
+    for i in range(3_000):
+        with tracer.start_as_current_span(f"s{i}"):
+            pass
+    spans = sorted(memory.get_finished_spans(), key=lambda s: s.start_time or 0)
+    exporter = LocalStoreExporter(tmp_path / "p.db", max_spans=1_000)
+    first = format(spans[0].context.trace_id, "032x")
+    exporter.store.put_payload(first, format(spans[0].context.span_id, "016x"), "input", "{}", 1)
+    before = COUNTERS.snapshot()["spans_pruned_local"]
+    for i in range(0, 3_000, 500):
+        exporter.export(spans[i : i + 500])
+    conn = exporter.store._conn
+    (rows,) = conn.execute("SELECT COUNT(*) FROM spans").fetchone()
+    (oldest,) = conn.execute("SELECT MIN(start_ns) FROM spans").fetchone()
+    assert rows == 1_000 and oldest == spans[2_000].start_time
+    assert COUNTERS.snapshot()["spans_pruned_local"] - before == 2_000
+    assert exporter.store.payloads(first) == []
+    assert not conn.in_transaction
+    exporter.shutdown()
