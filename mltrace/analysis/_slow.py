@@ -305,4 +305,6 @@ def slow_traces(
     with paused_gc():
         traces = source.find_traces(service, window, scan, parse_duration(min_duration), progress=progress)
         report = analyze_slow(without_feedback(traces), limit=limit, stage=stage)
+    # The newest `scan` traces, all analysed: the same fields as the whole-window answer.
+    report.update(analysed=report["scanned"], sampled=False, sample_weight=1.0)
     return {"source": source.url, "service": service, "since": since, **report}
