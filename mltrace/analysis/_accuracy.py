@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import semconv
+from .._errors import InvalidArgumentError
 from ..query import Span, Trace, TraceNotFound, TraceSource, UnknownService, parse_duration
 from ._attributes import attribute_value
 from ._effects import format_value
@@ -89,7 +90,7 @@ def _is_number(v: Any) -> bool:
 
 def _choose_metric(pairs: list[tuple[Any, Any]], metric: str) -> str:
     if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+        raise InvalidArgumentError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
     if metric != "auto":
         return metric
     numbers = [v for pair in pairs for v in pair]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import semconv
+from .._errors import InvalidArgumentError
 from ..query import Span, Trace, TraceSource, parse_duration
 from ._attributes import attribute_value
 from ._effects import format_value
@@ -151,7 +152,7 @@ def drift_history(
     ``groups`` (the same per value of ``by``).
     """
     if buckets < 1:
-        raise ValueError(f"buckets must be at least 1; got {buckets}")
+        raise InvalidArgumentError(f"buckets must be at least 1; got {buckets}")
     with paused_gc():
         traces = without_feedback(source.find_traces(service, parse_duration(since), scan, progress=progress))
         points = sorted((p for t in traces for p in _points(t, by)), key=lambda p: p.start_us)

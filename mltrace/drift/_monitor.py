@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import semconv
+from .._errors import InvalidArgumentError
 from . import _registry
 from ._group import GroupMonitor, WindowState
 from ._profile import ReferenceProfile
@@ -52,18 +53,18 @@ class DriftMonitor:
         if not isinstance(profile, ReferenceProfile):
             raise TypeError(f"profile must be a ReferenceProfile; got {type(profile).__name__}")
         if not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be a positive integer; got {window!r}")
+            raise InvalidArgumentError(f"window must be a positive integer; got {window!r}")
         if not isinstance(recompute_every, int) or recompute_every < 1:
-            raise ValueError(f"recompute_every must be a positive integer; got {recompute_every!r}")
+            raise InvalidArgumentError(f"recompute_every must be a positive integer; got {recompute_every!r}")
         if recompute_seconds is not None and not recompute_seconds > 0:
-            raise ValueError(f"recompute_seconds must be positive or None; got {recompute_seconds!r}")
+            raise InvalidArgumentError(f"recompute_seconds must be positive or None; got {recompute_seconds!r}")
         self.profile = profile
         self.model = model
         self.window = window
         self.recompute_every = recompute_every
         self.recompute_seconds = recompute_seconds
         if not isinstance(max_rows, int) or max_rows < 1:
-            raise ValueError(f"max_rows must be a positive integer; got {max_rows!r}")
+            raise InvalidArgumentError(f"max_rows must be a positive integer; got {max_rows!r}")
         self.thresholds = thresholds if thresholds is not None else DriftThresholds()
         self.strict = strict
         self.max_rows = max_rows
