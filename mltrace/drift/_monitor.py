@@ -272,6 +272,18 @@ class DriftMonitor:
         """Absent then missing names, an embedding's derived features named by the embedding."""
         return list(dict.fromkeys([*absent, *(self._owner.get(n, n) for n in missing)]))
 
+    def window_state(self) -> tuple[float | None, bool, dict[str, float]]:
+        """The cached state of the last window recompute, without recomputing (collecting metrics
+        costs the served path nothing): the window score (``None`` before ``min_samples``), whether
+        the window is in alert, and each ready input feature's PSI (empty while the score is ``None``)."""
+        score, alert, _ = self._window
+        state = self._inputs.state
+        psi: dict[str, float] = {}
+        if score is not None and state is not None:
+            names = self._inputs.g.names
+            psi = {names[i]: float(state.psi[i]) for i in range(len(names)) if state.ready[i]}
+        return score, alert, psi
+
     def _due(self, pending: int) -> bool:
         if pending >= self.recompute_every:
             return True

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .._errors import ConfigurationError
 from .._settings import ENV
@@ -87,6 +88,23 @@ SENSITIVE_HEADER_NAME = re.compile(r"(?i)auth|token|secret|passw|cookie|session|
 Replacement = str | Callable[[re.Match[str]], str]
 
 
+def match_segments(pat: tuple[str, ...], path: tuple[str, ...], i: int = 0, j: int = 0, prefix: bool = False) -> bool:
+    """Whether field-path rule ``pat`` matches key path ``path`` (or, with ``prefix``, some path that
+    starts with it); both lower-cased segments, ``*`` one segment, ``**`` any number."""
+    while True:
+        if j == len(path):
+            return prefix or all(p == "**" for p in pat[i:])
+        if i == len(pat):
+            return False
+        p = pat[i]
+        if p == "**":
+            return match_segments(pat, path, i + 1, j, prefix) or match_segments(pat, path, i, j + 1, prefix)
+        if p != "*" and p != path[j]:
+            return False
+        i += 1
+        j += 1
+
+
 def _segments(path: str) -> tuple[str, ...]:
     if not isinstance(path, str) or not path.strip():
         raise ConfigurationError(f"a field path must be a non-empty string; got {path!r}")
@@ -155,6 +173,37 @@ class CaptureRules:
         object.__setattr__(self, "_deny", tuple(_segments(p) for p in self.deny))
         object.__setattr__(self, "_deny_keys", frozenset(k.lower() for k in self.deny_keys))
         object.__setattr__(self, "_compiled", _patterns(self.redact_patterns))
+
+    def substitute(self, text: str) -> str:
+        """``text`` with every redact pattern applied, uncut (:func:`redact_text` also caps it)."""
+        for pattern, replacement in self._compiled:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def denies(
+        self, path: tuple[str, ...], covers: Callable[[tuple[str, ...], tuple[str, ...]], bool] | None = None
+    ) -> bool:
+        """Whether a lower-cased key path is denied: by its last key's name or by a :attr:`deny`
+        rule (``covers(rule, path)`` decides a rule's reach; default: :func:`match_segments`)."""
+        if path and path[-1] in self._deny_keys:
+            return True
+        covers = covers or match_segments
+        return any(covers(p, path) for p in self._deny)
+
+    def allow_state(
+        self, path: tuple[str, ...], covers: Callable[[tuple[str, ...], tuple[str, ...]], bool] | None = None
+    ) -> Literal["all", "some", "none"]:
+        """Whether :attr:`allow` keeps ``path``: ``all`` (no allow list, or a rule covers it), ``some``
+        (an allowed path lies below it) or ``none``."""
+        allow = self._allow
+        if not allow:
+            return "all"
+        covers = covers or match_segments
+        if any(covers(p, path) for p in allow):
+            return "all"
+        if any(match_segments(p, path, prefix=True) for p in allow):
+            return "some"
+        return "none"
 
     @classmethod
     def from_env(cls) -> CaptureRules:
