@@ -12,8 +12,17 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from ._rules import REDACTED, TRUNCATED, CaptureRules, _luhn_ok, match_segments
+from ._rules import (
+    REDACTED,
+    SENSITIVE_QUERY_PARAMS,
+    TRUNCATED,
+    URL_REDACTED,
+    CaptureRules,
+    _luhn_ok,
+    match_segments,
+)
 
 _SCAN_SLACK = 2048  # regexes see this much past max_string, so a secret cut in half is still caught
 
@@ -21,6 +30,15 @@ _SCAN_SLACK = 2048  # regexes see this much past max_string, so a secret cut in 
 def path_matches(pattern: str, path: str) -> bool:
     """Whether a field-path rule (``features.*.ssn``) covers a dotted path (``features.0.ssn``)."""
     return match_segments(tuple(pattern.lower().split(".")), tuple(path.lower().split(".")))
+
+
+def redact_query(query: bytes | str) -> str:
+    """A URL query string (raw bytes from the ASGI scope, or text) with the value of every
+    :data:`SENSITIVE_QUERY_PARAMS` parameter replaced by ``REDACTED``, keys kept, as OTel's
+    ``url.query`` convention asks (``q=cat&sig=REDACTED``)."""
+    text = query.decode("latin-1") if isinstance(query, bytes) else query
+    pairs = parse_qsl(text, keep_blank_values=True)
+    return urlencode([(k, URL_REDACTED if k.lower() in SENSITIVE_QUERY_PARAMS else v) for k, v in pairs])
 
 
 def redact_text(text: str, rules: CaptureRules) -> str:

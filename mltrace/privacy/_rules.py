@@ -16,7 +16,13 @@ from typing import Literal
 from .._errors import ConfigurationError
 from .._settings import ENV
 
+#: What a redacted value becomes in everything mltrace writes (captured payloads, ``feature.*``
+#: attributes, exception messages) -- except ``url.query``, below.
 REDACTED = "[REDACTED]"
+#: The placeholder of a redacted ``url.query`` value (``sig=REDACTED``): OTel's HTTP conventions
+#: prescribe this exact word, and OTel's own Python instrumentations write it, so a span's
+#: ``url.query`` reads the same whichever instrumentation made it. Nowhere else.
+URL_REDACTED = "REDACTED"
 TRUNCATED = "[TRUNCATED]"
 
 
@@ -74,6 +80,17 @@ DEFAULT_DENY_KEYS: tuple[str, ...] = (
     "set-cookie", "session", "sessionid", "session_id", "ssn", "social_security_number", "card_number",
     "cardnumber", "credit_card", "creditcard", "cc_number", "cvv", "cvc", "pin", "private_key", "otp",
 )
+
+# Query parameters that carry a credential in a URL, beyond DEFAULT_DENY_KEYS: OTel's url.query
+# list (AWSAccessKeyId, Signature, sig, X-Goog-Signature, X-Amz-*: presigned URLs) and `key`
+# (Google API keys). Lower case; matched case-insensitively.
+URL_CREDENTIAL_PARAMS: tuple[str, ...] = (
+    "sig", "signature", "key", "awsaccesskeyid", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+    "x-goog-signature",
+)
+#: The one list of sensitive key names for query strings (``url.query`` on spans, the query of a
+#: captured payload): every default deny key plus the URL credential parameters.
+SENSITIVE_QUERY_PARAMS: frozenset[str] = frozenset((*DEFAULT_DENY_KEYS, *URL_CREDENTIAL_PARAMS))
 
 # Headers never recorded, whatever the rules say; plus any header whose name matches this.
 SENSITIVE_HEADERS: frozenset[str] = frozenset(
