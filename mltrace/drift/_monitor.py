@@ -5,21 +5,20 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from .. import semconv
 from .._errors import InvalidArgumentError
+from .._types import AttrValue
 from . import _registry
 from ._group import GroupMonitor, WindowState
 from ._profile import ReferenceProfile
 from ._rows import RowReader
 from ._thresholds import DriftThresholds
 from ._window import VectorRing
-
-AttrValue = str | bool | int | float | Sequence[str] | Sequence[float] | Sequence[int] | Sequence[bool]
 
 #: ``ml.drift.method`` of a per-request score: reference-quantile tail p-values, Fisher-combined
 METHOD = "quantile-tail"
