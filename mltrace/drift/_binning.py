@@ -91,7 +91,6 @@ class NumericBinner:
         self.hi = np.array([s[1] for s in specs], dtype=np.float64)
         self.inv = np.array([inverse_span(s[0], s[1]) for s in specs], dtype=np.float64)
         self.offset = np.array([feature_offset(j) for j in range(n)], dtype=np.float64)
-        self.n_bins = np.array([len(s[2]) + 1 for s in specs], dtype=np.int64)
         pieces: list[FloatArray] = []
         base = np.zeros(n, dtype=np.int64)
         total = 0

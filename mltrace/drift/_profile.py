@@ -62,7 +62,7 @@ class ReferenceProfile:
         self.resolution = int(resolution)
         self.max_categories = int(max_categories)
         self.meta = dict(meta or {})
-        names = [f.name for f in self.features] + [e.name for e in self.embeddings]
+        names = [*self.feature_names, *self.embedding_names]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise InputDataError(f"duplicate feature names: {duplicates}")
@@ -77,6 +77,7 @@ class ReferenceProfile:
 
     @property
     def embedding_names(self) -> tuple[str, ...]:
+        """Names of the embeddings, in profile order (they share the feature namespace)."""
         return tuple(e.name for e in self.embeddings)
 
     @property
