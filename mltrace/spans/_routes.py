@@ -1,0 +1,66 @@
+"""The route template of a served request (``http.route`` and the server span's name), mounts included.
+
+Starlette's router keeps only the innermost matched route in ``scope["route"]``: behind
+``Mount("/v1", routes=[Route("/predict", f)])`` that is ``/predict``, and the same sub-app under
+``/v2`` gave the same name. When the request went through a mount (``root_path`` grew), the
+template is rebuilt from the outermost router down, matching each mount as the router did, so
+the result is ``/v1/predict`` (``/users/{uid}/predict`` for a mount with parameters: templates,
+never the concrete path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.routing import Match
+from starlette.types import Scope
+
+_MAX_DEPTH = 8  # mounts inside mounts; deeper than any app seen, and bounds the walk
+
+
+def _template(route: Any) -> str | None:
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) else None
+
+
+def route_template(scope: Scope) -> str | None:
+    """The full route template of the request in ``scope`` after the app handled it, or ``None``."""
+    route = scope.get("route")
+    top_root = scope.get("app_root_path", scope.get("root_path", ""))
+    if scope.get("root_path", "") == top_root:  # no mount on the way: the route knows it all
+        return _template(route)
+    router = scope.get("router")
+    routes = getattr(router, "routes", None)
+    if not routes:
+        return _template(route)
+    view = {"type": scope["type"], "path": scope.get("path", ""), "root_path": top_root,
+            "method": scope.get("method", "GET"), "path_params": {}}
+    try:
+        found = _walk(routes, view, route, 0)
+    except Exception:  # a custom route whose matches() fails: the innermost template still names it
+        found = None
+    return found or _template(route)
+
+
+def _walk(routes: Sequence[Any], view: dict[str, Any], target: Any, depth: int) -> str | None:
+    """The template of ``target`` below ``routes``: mounts are matched like the router matches them
+    (the same sub-app mounted twice is told apart by its prefix), the leaf by identity."""
+    for candidate in routes:
+        if candidate is target:
+            return _template(candidate)
+    if depth >= _MAX_DEPTH:
+        return None
+    for candidate in routes:
+        children = getattr(candidate, "routes", None)
+        if not children:
+            continue
+        match, child_scope = candidate.matches(view)
+        if match is not Match.FULL:
+            continue
+        inner = _walk(children, {**view, **child_scope}, target, depth + 1)
+        if inner is not None:
+            prefix = getattr(candidate, "path", "")  # a Mount's own template; a Host route has none
+            return (prefix if isinstance(prefix, str) else "") + inner
+        return None  # the router took the first full match too
+    return None
