@@ -38,10 +38,10 @@ def _redact_query(raw: bytes) -> str:
 
 
 def _port(text: str) -> int | None:
-    """A TCP port, or ``None``: only ASCII digits (``"²".isdigit()`` is true), at most 65535."""
+    """A TCP port (1-65535), or ``None``: only ASCII digits count (``"²".isdigit()`` is true)."""
     if 0 < len(text) <= 5 and text.isascii() and text.isdigit():
         port = int(text)
-        return port if port <= 65535 else None
+        return port if 0 < port <= 65535 else None
     return None
 
 

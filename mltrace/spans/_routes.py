@@ -28,14 +28,15 @@ def route_template(scope: Scope) -> str | None:
     """The full route template of the request in ``scope`` after the app handled it, or ``None``."""
     route = scope.get("route")
     top_root = scope.get("app_root_path", scope.get("root_path", ""))
-    if scope.get("root_path", "") == top_root:  # no mount on the way: the route knows it all
-        return _template(route)
-    router = scope.get("router")
-    routes = getattr(router, "routes", None)
+    if route is not None and scope.get("root_path", "") == top_root:
+        return _template(route)  # no mount on the way: the route knows it all
+    # Through a mount, or no ``scope["route"]`` at all (FastAPI's router sets it only for its own
+    # APIRoutes, not for Starlette routes and mounts; old Starlette never did): ask the routers.
+    routes = getattr(scope.get("router"), "routes", None)
     if not routes:
         return _template(route)
     view = {"type": scope["type"], "path": scope.get("path", ""), "root_path": top_root,
-            "method": scope.get("method", "GET"), "path_params": {}}
+            "method": scope.get("method", "GET"), "headers": scope.get("headers", []), "path_params": {}}
     try:
         found = _walk(routes, view, route, 0)
     except Exception:  # a custom route whose matches() fails: the innermost template still names it
@@ -44,23 +45,27 @@ def route_template(scope: Scope) -> str | None:
 
 
 def _walk(routes: Sequence[Any], view: dict[str, Any], target: Any, depth: int) -> str | None:
-    """The template of ``target`` below ``routes``: mounts are matched like the router matches them
-    (the same sub-app mounted twice is told apart by its prefix), the leaf by identity."""
-    for candidate in routes:
-        if candidate is target:
-            return _template(candidate)
+    """The template of the route handling ``view`` below ``routes``, matched as the router matches:
+    the first full match (a mount is descended into: the same sub-app mounted twice is told apart
+    by its prefix), else the first partial one. A known ``target`` is found by identity."""
+    if target is not None and any(candidate is target for candidate in routes):
+        return _template(target)
     if depth >= _MAX_DEPTH:
         return None
+    partial = None
     for candidate in routes:
         children = getattr(candidate, "routes", None)
-        if not children:
-            continue
+        if target is not None and not children:
+            continue  # not the target, and nothing below it
         match, child_scope = candidate.matches(view)
-        if match is not Match.FULL:
-            continue
-        inner = _walk(children, {**view, **child_scope}, target, depth + 1)
-        if inner is not None:
+        if match is Match.FULL:
+            if not children:
+                return _template(candidate)
+            inner = _walk(children, {**view, **child_scope}, target, depth + 1)
             prefix = getattr(candidate, "path", "")  # a Mount's own template; a Host route has none
+            if inner is None:
+                return _template(candidate) if target is None or candidate is target else None
             return (prefix if isinstance(prefix, str) else "") + inner
-        return None  # the router took the first full match too
-    return None
+        if match is Match.PARTIAL and partial is None and not children:
+            partial = candidate
+    return _template(partial) if partial is not None and target is None else None
