@@ -28,7 +28,12 @@ def serve(http: str, tmp: Path, *, traced: bool = True, otlp: str | None = None,
     """``with serve("h11", tmp_path) as server:`` — ``server.url``, ``server.port``, and
     ``server.db`` (the span store; absent when not traced)."""
     port = free_port()
-    env = {"SERVING_TRACED": "1" if traced else "0", "SERVING_DB": str(tmp / f"{name}.db")}
+    env = {
+        "SERVING_TRACED": "1" if traced else "0",
+        "SERVING_DB": str(tmp / f"{name}.db"),
+        # Starlette's 405 lists a route's methods from a set: the same order in every process
+        "PYTHONHASHSEED": "0",
+    }
     if otlp:
         env["SERVING_OTLP"] = otlp
     argv = [
