@@ -169,9 +169,13 @@ class _Exchange:
         """``http.request.body.size`` (bytes the app read) and ``http.response.body.size`` (bytes sent)."""
         if not span.is_recording():
             return
-        if self.reads:
+        if self.reads and self.status is not None:
+            span.set_attributes(
+                {semconv.HTTP_REQUEST_BODY_SIZE: self.received, semconv.HTTP_RESPONSE_BODY_SIZE: self.sent}
+            )
+        elif self.reads:
             span.set_attribute(semconv.HTTP_REQUEST_BODY_SIZE, self.received)
-        if self.status is not None:
+        elif self.status is not None:
             span.set_attribute(semconv.HTTP_RESPONSE_BODY_SIZE, self.sent)
 
 
@@ -313,9 +317,9 @@ class MLTraceMiddleware:
                         res_tap.record(span, semconv.ML_RESPONSE_BODY_PREFIX)
                     seen.record_sizes(span)  # before the send: an outer instrumentation ends its span then
             try:
-                if entry is None:
+                if entry is None or not seen.complete:
                     await send(message)
-                else:
+                else:  # the last message: uvicorn starts a pipelined request's task from inside it
                     token = otel_context.attach(entry)
                     try:
                         await send(message)
