@@ -355,6 +355,7 @@ class MLTraceMiddleware:
         headers = Headers(scope=scope)
         parent = propagate.extract(headers, context=entry)
         method = scope.get("method", "HTTP")
+        where = (scope.get("path", ""), scope.get("root_path", ""))  # before routing rewrites them
         attributes = request_attributes(scope, headers)
         if SETTINGS.force_trace_header and _forced(headers):
             attributes[FORCE_ATTRIBUTE] = True  # a start attribute, so ForceTraceSampler sees it
@@ -387,16 +388,16 @@ class MLTraceMiddleware:
                     scope.pop(_FASTAPI_KEY, None)
                 if payload is not None:
                     payload.finish()
-                self._finish(span, scope, method, seen)
+                self._finish(span, scope, method, seen, where)
             finally:
                 span.end()
                 otel_context.detach(token)
 
     @staticmethod
-    def _finish(span: Span, scope: Scope, method: str, seen: _Exchange) -> None:
+    def _finish(span: Span, scope: Scope, method: str, seen: _Exchange, where: tuple[str, str]) -> None:
         if not span.is_recording():
             return
-        route = route_template(scope)
+        route = route_template(scope, *where)
         if route:
             span.set_attribute("http.route", route)
             span.update_name(f"{method} {route}")

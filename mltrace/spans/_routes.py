@@ -24,10 +24,13 @@ def _template(route: Any) -> str | None:
     return path if isinstance(path, str) else None
 
 
-def route_template(scope: Scope) -> str | None:
-    """The full route template of the request in ``scope`` after the app handled it, or ``None``."""
+def route_template(scope: Scope, path: str, root_path: str) -> str | None:
+    """The full route template of the request in ``scope`` after the app handled it, or ``None``.
+
+    ``path``/``root_path``: the scope's as the middleware was entered (Starlette before 0.33
+    rewrote ``scope["path"]`` to what was left below a mount)."""
     route = scope.get("route")
-    top_root = scope.get("app_root_path", scope.get("root_path", ""))
+    top_root = scope.get("app_root_path", root_path)
     if route is not None and scope.get("root_path", "") == top_root:
         return _template(route)  # no mount on the way: the route knows it all
     # Through a mount, or no ``scope["route"]`` at all (FastAPI's router sets it only for its own
@@ -35,7 +38,7 @@ def route_template(scope: Scope) -> str | None:
     routes = getattr(scope.get("router"), "routes", None)
     if not routes:
         return _template(route)
-    view = {"type": scope["type"], "path": scope.get("path", ""), "root_path": top_root,
+    view = {"type": scope["type"], "path": path, "root_path": top_root,
             "method": scope.get("method", "GET"), "headers": scope.get("headers", []), "path_params": {}}
     try:
         found = _walk(routes, view, route, 0)

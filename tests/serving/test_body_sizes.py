@@ -10,11 +10,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from _servers import ServerProcess
-from _serving import spans_of
+from _serving import serve, spans_of
 from _wire import Wire, request
 
 SIZES = [0, 1, 65_535, 65_536, 200_000, 1 << 20]
@@ -52,27 +54,30 @@ def test_body_sizes_on_the_server_span(traced: ServerProcess, app: str) -> None:
         assert attrs["http.response.body.size"] == received
 
 
-def test_slow_names_a_slow_large_upload(traced: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Large uploads trickled in slowly: ``mltrace slow --json`` names ``http.request.body.size``
-    among the causes instead of leaving the time unexplained."""
-    service_traces = []
-    with httpx.Client(base_url=traced.url, headers={"x-app": "starlette"}, timeout=30) as client:
+def test_slow_names_a_slow_large_upload(tmp_path: Path) -> None:
+    """Large uploads trickled in slowly among quick small requests, on a server of their own:
+    ``mltrace slow --json`` names ``http.request.body.size`` among the causes instead of leaving
+    the time unexplained."""
+
+    def trickle() -> Iterator[bytes]:
+        for _ in range(8):
+            time.sleep(0.03)
+            yield b"u" * 64_000
+
+    trace_ids = []
+    with serve("h11", tmp_path) as server, httpx.Client(
+        base_url=server.url, headers={"x-app": "starlette"}, timeout=30
+    ) as client:
         for i in range(60):
-            if i % 10 == 3:  # 6 slow large uploads among 54 small quick requests
-                def trickle() -> object:
-                    for _ in range(8):
-                        time.sleep(0.03)
-                        yield b"u" * 64_000
-                r = client.post("/echo", content=trickle())
-            else:
-                r = client.post("/echo", content=b"s" * (100 + i))
-            service_traces.append(r.headers["x-trace-id"])
-    spans_of(traced.db, service_traces)  # type: ignore[attr-defined]
-    out = subprocess.run(
-        [sys.executable, "-m", "mltrace.cli", "slow", "--json", "--source", f"local://{traced.db}",  # type: ignore[attr-defined]
-         "--service", "serving-test", "--since", "1h", "--scan", "10000"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+            # 6 slow large uploads among 54 small quick requests
+            r = client.post("/echo", content=trickle() if i % 10 == 3 else b"s" * (100 + i))
+            trace_ids.append(r.headers["x-trace-id"])
+        spans_of(server.db, trace_ids)  # type: ignore[attr-defined]
+        out = subprocess.run(
+            [sys.executable, "-m", "mltrace.cli", "slow", "--json", "--source", f"local://{server.db}",  # type: ignore[attr-defined]
+             "--service", "serving-test", "--since", "1h"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
     assert out.returncode == 0, out.stderr
     causes = json.loads(out.stdout)["causes"]
     assert any(c["attribute"] == "http.request.body.size" for c in causes), json.dumps(causes)[:3000]
