@@ -130,7 +130,7 @@ async def stream_sync(request: Request) -> Response:
 
 
 async def url(request: Request) -> Response:
-    return PlainTextResponse(f"{request.url.path} {request.headers.get('host', '')!r}")
+    return PlainTextResponse(f"{request.scope['path']} {request.headers.get('host', '')!r}")
 
 
 async def ws(websocket: WebSocket) -> None:
