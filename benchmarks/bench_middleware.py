@@ -29,10 +29,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import _app
 from _asgi import bodies, call
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from overhead import Discard, Toggle
 
 import mltrace
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 BODIES = bodies()
 

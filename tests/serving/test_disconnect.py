@@ -69,3 +69,23 @@ def test_async_generator_stage_closed_by_a_disconnect_is_not_an_error(traced: Se
     (stage,) = stages
     assert stage["status_code"] != "ERROR", stage
     assert stage["attributes"].get("ml.output.stream.closed_early") is True
+
+
+@pytest.mark.parametrize("app", ["starlette", "fastapi-off"])
+def test_disconnect_mid_upload_is_marked_not_an_error(traced: ServerProcess, app: str) -> None:
+    """A client that promises 1 MiB, sends 100 KB and leaves: the app's ``ClientDisconnect`` is not
+    recorded as an error of the service; the span says the client went away."""
+    tag = f"up{time.monotonic_ns()}"
+    with Wire(traced.port) as wire:
+        head = request("POST", f"/echo?tag={tag}", [(b"x-app", app.encode())])
+        wire.send(head.replace(b"content-length: 0", b"content-length: 1048576") + b"p" * 100_000)
+        time.sleep(0.2)
+
+    def mine(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [r for r in rows if r["kind"] == "SERVER" and tag in str(r["attributes"].get("url.query"))]  # type: ignore[attr-defined]
+
+    (server,) = mine(stored_spans(traced.db, lambda rows: bool(mine(rows))))  # type: ignore[attr-defined]
+    attrs = server["attributes"]
+    assert server["status_code"] != "ERROR" and "error.type" not in attrs, server  # type: ignore[operator]
+    assert attrs[semconv.ML_CLIENT_DISCONNECTED] is True  # type: ignore[index]
+    assert 0 < attrs["http.request.body.size"] <= 100_000  # type: ignore[index]
