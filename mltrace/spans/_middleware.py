@@ -18,6 +18,7 @@ and ignored.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import semconv
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
     from ..privacy import HttpTap
 
 _SERVED_KEY = otel_context.create_key("mltrace-served-request")
+# What an app raises because its client went away (Starlette's ClientDisconnect, an ASGI 2.4
+# server's OSError, a cancelled stream): after a disconnect was seen, not an error of the service.
+_GONE = (ClientDisconnect, OSError, asyncio.CancelledError)
 _SCOPE_KEY = "mltrace.served"  # set on the scope: a nested MLTraceMiddleware (a mounted sub-app's) passes through
 _FASTAPI_KEY = "fastapi.telemetry"  # present in the scope: a mounted FastAPI app adds no telemetry of its own
 
@@ -378,7 +383,7 @@ class MLTraceMiddleware:
         try:
             await self.app(scope, app_receive, app_send)
         except BaseException as exc:
-            if not seen.disconnected:
+            if not (seen.disconnected and isinstance(exc, _GONE)):
                 record_error(span, exc)
             raise
         finally:
