@@ -19,7 +19,6 @@ and ignored.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -35,8 +34,9 @@ from .. import semconv
 from .._lifespan import run_lifespan
 from .._settings import SETTINGS
 from ..sampling._force import FORCE_ATTRIBUTE, force_requested
+from ._bodies import BodyTap, Exchange
 from ._inbound import cap_propagator_logs, request_attributes
-from ._record import note_failure, record_error, record_summary
+from ._record import note_failure, record_error
 from ._routes import route_template
 from ._tracer import TRACER
 
@@ -115,73 +115,6 @@ def _mark_disconnected(span: Span, sent: int) -> None:
     if span.is_recording():
         span.set_attribute(semconv.ML_CLIENT_DISCONNECTED, True)
         span.add_event(semconv.ML_CLIENT_DISCONNECTED, {semconv.HTTP_RESPONSE_BODY_SIZE: sent})
-
-
-class _BodyTap:
-    """Collects up to ``limit`` bytes of a body passing through, then summarises it."""
-
-    __slots__ = ("chunks", "limit", "size", "truncated")
-
-    def __init__(self, limit: int) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.limit = limit
-        self.truncated = False
-
-    def feed(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > self.limit:
-            self.truncated = True
-            self.chunks.clear()
-        elif not self.truncated:
-            self.chunks.append(body)
-
-    def record(self, span: Span, prefix: str) -> None:
-        if not span.is_recording():
-            return
-        try:
-            span.set_attribute(prefix + "bytes", self.size)
-            if self.truncated:
-                span.set_attribute(prefix + "truncated", True)
-                return
-            raw = b"".join(self.chunks)
-            if not raw:
-                return
-            try:
-                obj: object = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                span.set_attribute(prefix + "kind", "unparsed")
-                return
-            record_summary(span, prefix, obj)
-        except Exception as exc:
-            note_failure(span, "body summary", exc)
-
-
-class _Exchange:
-    """What passed between client and app: body bytes each way, the status, a disconnect."""
-
-    __slots__ = ("complete", "disconnected", "reads", "received", "sent", "status")
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.reads = 0
-        self.sent = 0
-        self.status: int | None = None
-        self.complete = False
-        self.disconnected = False
-
-    def record_sizes(self, span: Span) -> None:
-        """``http.request.body.size`` (bytes the app read) and ``http.response.body.size`` (bytes sent)."""
-        if not span.is_recording():
-            return
-        if self.reads and self.status is not None:
-            span.set_attributes(
-                {semconv.HTTP_REQUEST_BODY_SIZE: self.received, semconv.HTTP_RESPONSE_BODY_SIZE: self.sent}
-            )
-        elif self.reads:
-            span.set_attribute(semconv.HTTP_REQUEST_BODY_SIZE, self.received)
-        elif self.status is not None:
-            span.set_attribute(semconv.HTTP_RESPONSE_BODY_SIZE, self.sent)
 
 
 class MLTraceMiddleware:
@@ -264,7 +197,7 @@ class MLTraceMiddleware:
 
         return send_with_headers
 
-    def _taps(self, span: Span) -> tuple[_BodyTap | None, _BodyTap | None]:
+    def _taps(self, span: Span) -> tuple[BodyTap | None, BodyTap | None]:
         if not span.is_recording():
             return None, None
         req = self.capture_request_body
@@ -272,16 +205,16 @@ class MLTraceMiddleware:
         req = SETTINGS.capture_request_body if req is None else req
         res = SETTINGS.capture_response_body if res is None else res
         limit = SETTINGS.max_body_bytes
-        return (_BodyTap(limit) if req else None), (_BodyTap(limit) if res else None)
+        return (BodyTap(limit) if req else None), (BodyTap(limit) if res else None)
 
     def _observe(
         self, span: Span, receive: Receive, send: Send, entry: Context | None
-    ) -> tuple[Receive, Send, _Exchange]:
+    ) -> tuple[Receive, Send, Exchange]:
         """``receive``/``send`` for the app that count body bytes, notice a disconnect, feed the
         body taps, add the trace headers; and, given ``entry``, call the server's own
         ``receive``/``send`` in that context rather than the request's (see the module docstring)."""
         req_tap, res_tap = self._taps(span)
-        seen = _Exchange()
+        seen = Exchange()
 
         async def observed_receive() -> Message:
             if entry is None:
@@ -399,7 +332,7 @@ class MLTraceMiddleware:
                 otel_context.detach(token)
 
     @staticmethod
-    def _finish(span: Span, scope: Scope, method: str, seen: _Exchange, where: tuple[str, str]) -> None:
+    def _finish(span: Span, scope: Scope, method: str, seen: Exchange, where: tuple[str, str]) -> None:
         if not span.is_recording():
             return
         route = route_template(scope, *where)
