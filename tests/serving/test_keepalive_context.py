@@ -8,12 +8,13 @@ ids for 6 requests, and the later requests had no server span at all.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from _servers import ServerProcess
-from _serving import spans_of
+from _servers import ServerProcess, free_port, server_env
+from _serving import HERE, spans_of
 from _wire import Wire, request
 
 BODIES = (10, 10, 200_000, 10, 10, 10)
@@ -68,3 +69,17 @@ def test_stage_spans_stay_in_their_request(traced: ServerProcess) -> None:
         stages = [s for s in spans if s["kind"] != "SERVER"]
         assert sorted(s["name"] for s in stages) == ["inference", "postprocess", "preprocess"]
         assert all(s["parent_span_id"] == server["span_id"] for s in stages)
+
+
+def test_gunicorn_uvicorn_worker_keeps_requests_apart(tmp_path: Path) -> None:
+    """The same under gunicorn with uvicorn's worker class (how many deploy it)."""
+    port = free_port()
+    env = {"SERVING_TRACED": "1", "SERVING_DB": str(tmp_path / "g.db")}
+    argv = ["gunicorn", "-k", "uvicorn_worker.UvicornWorker", "-w", "1", "-b", f"127.0.0.1:{port}",
+            "--control-socket", str(tmp_path / "g.ctl"), "serving_app:app"]
+    with ServerProcess(argv, port=port, env=server_env(env, [HERE]), log=tmp_path / "g.log",
+                       ready_path="/items/ready") as server:
+        server.db = tmp_path / "g.db"  # type: ignore[attr-defined]
+        with httpx.Client(base_url=server.url, headers={"x-app": "starlette"}, timeout=30) as client:
+            responses = [client.post("/echo", content=b"x" * n) for n in BODIES]
+        _one_trace_each(server, [r.headers.get("x-trace-id") for r in responses])
