@@ -38,7 +38,7 @@ def serve(http: str, tmp: Path, *, traced: bool = True, otlp: str | None = None,
         env["SERVING_OTLP"] = otlp
     argv = [
         sys.executable, "-m", "uvicorn", "serving_app:app", "--host", "127.0.0.1", "--port", str(port),
-        "--http", http, "--lifespan", "off", "--no-access-log", "--ws", "websockets",
+        "--http", http, "--lifespan", "off", "--no-access-log", "--ws", "auto",
     ]
     server = ServerProcess(
         argv, port=port, env=server_env(env, [HERE]), log=tmp / f"{name}.log", ready_path="/items/ready"
