@@ -205,5 +205,7 @@ def test_with_and_without_mltrace_answer_alike(traced: ServerProcess, plain: Ser
     for trace_id in trace_ids:
         servers = [s for s in by_trace[trace_id] if s["kind"] == "SERVER"]
         assert len(servers) == 1, (seed, trace_id, [(s["name"], s["kind"]) for s in by_trace[trace_id]])
+        port = servers[0]["attributes"].get("server.port")
+        assert port is None or 0 <= port <= 65535, (seed, servers[0]["attributes"])
     log = Path(traced.log).read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
