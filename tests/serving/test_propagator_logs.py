@@ -23,7 +23,7 @@ def _log_size(server: ServerProcess) -> int:
 @pytest.mark.parametrize("app", ["starlette", "fastapi"])
 def test_hostile_baggage_cannot_flood_the_log(traced: ServerProcess, app: str) -> None:
     """20 requests with 12 KiB of baggage and 20 with 4,000 non-ASCII members: every response 200,
-    and the log grows by a few KiB at most (it was ~250 KiB and ~80,000 lines)."""
+    and the log grows by a few KiB (two rate windows at most); it grew by 525 KB before."""
     huge = b"k=" + b"v" * 12_000
     many = b",".join([b"\xc3\xa9=1"] * 2_000)  # "é=1" as UTF-8, read as latin-1: not ASCII
     tracestate = b",".join(b"k%d=v" % i for i in range(40))  # over 32 members
@@ -36,5 +36,5 @@ def test_hostile_baggage_cannot_flood_the_log(traced: ServerProcess, app: str) -
                 wire.send(request("GET", "/items/1", headers))
                 assert wire.response().status == 200
     grown = _log_size(traced) - before
-    assert grown < 16_000, traced.output()[-500:]
+    assert grown < 32_000, traced.output()[-500:]  # two windows of capped records at most; was 525 KB
     assert max(len(line) for line in traced.output().splitlines()) < 1_000
