@@ -21,7 +21,7 @@ calls the chosen app, nothing else: each app sees exactly what uvicorn hands it)
 
 Every app answers ``POST /echo`` (size and SHA-256 of the body), ``POST /predict`` (a JSON list
 through preprocess/inference/postprocess stages), ``GET /items/{item_id}``, ``GET /stream?n=&delay=``
-(chunked, an async-generator stage), ``GET /stream-sync?n=`` (a sync-generator stage),
+(chunked, an async-generator stage), ``GET /stream-sync?n=&delay_ms=`` (a sync-generator stage),
 ``GET /url`` (what the app makes of the request's URL: a hostile Host reaches the app unchanged)
 and the websocket ``/ws`` (echo).
 """
@@ -32,6 +32,7 @@ import asyncio
 import hashlib
 import inspect
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -93,8 +94,10 @@ async def tokens(n: int, delay: float) -> AsyncIterator[bytes]:
 
 
 @inference
-def tokens_sync(n: int) -> Iterator[bytes]:
+def tokens_sync(n: int, delay: float) -> Iterator[bytes]:
     for i in range(n):
+        if delay:
+            time.sleep(delay)  # Starlette runs a sync iterator in its thread pool
         yield f"line {i}\n".encode()
 
 
@@ -126,7 +129,8 @@ async def stream(request: Request) -> Response:
 
 
 async def stream_sync(request: Request) -> Response:
-    return StreamingResponse(tokens_sync(_int(request, "n", 5)), media_type="text/plain")
+    delay = _int(request, "delay_ms", 0) / 1000
+    return StreamingResponse(tokens_sync(_int(request, "n", 5), delay), media_type="text/plain")
 
 
 async def url(request: Request) -> Response:
