@@ -69,8 +69,9 @@ def test_slow_names_a_slow_large_upload(tmp_path: Path) -> None:
         base_url=server.url, headers={"x-app": "starlette"}, timeout=30
     ) as client:
         for i in range(60):
-            # 6 slow large uploads among 54 small quick requests
-            r = client.post("/echo", content=trickle() if i % 10 == 3 else b"s" * (100 + i))
+            # 6 slow large uploads (512,000 bytes) among 54 quick ones of ~100,000: the echoed length has
+            # as many digits either way, so the response size does not separate them too
+            r = client.post("/echo", content=trickle() if i % 10 == 3 else b"s" * (100_000 + i))
             trace_ids.append(r.headers["x-trace-id"])
         spans_of(server.db, trace_ids)  # type: ignore[attr-defined]
         out = subprocess.run(
