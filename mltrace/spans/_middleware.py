@@ -23,6 +23,7 @@ from .. import semconv
 from .._lifespan import run_lifespan
 from .._settings import SETTINGS
 from ..sampling._force import FORCE_ATTRIBUTE, force_requested
+from . import _deferred
 from ._record import note_failure, record_error, record_summary
 from ._tracer import TRACER
 
@@ -267,13 +268,19 @@ class MLTraceMiddleware:
             await send(message)
 
         wrapped_receive = self._wrap_receive(receive, span, req_tap)
-        if payload is None:
-            await self.app(scope, wrapped_receive, enriched_send)
-            return
+        # Deferred: the stages under that span are handed over when the app is done.
+        deferred = _deferred.begin_enriched() if _deferred._enabled else None
         try:
-            await self.app(scope, payload.wrap_receive(wrapped_receive), payload.wrap_send(enriched_send))
+            if payload is None:
+                await self.app(scope, wrapped_receive, enriched_send)
+                return
+            try:
+                await self.app(scope, payload.wrap_receive(wrapped_receive), payload.wrap_send(enriched_send))
+            finally:
+                payload.finish()
         finally:
-            payload.finish()
+            if deferred is not None:
+                _deferred.leave(*deferred)
 
     # -- no server span yet: make one ---------------------------------------------------------
     async def _own(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -283,13 +290,18 @@ class MLTraceMiddleware:
         attributes = _request_attributes(scope, headers)
         if SETTINGS.force_trace_header and _forced(headers):
             attributes[FORCE_ATTRIBUTE] = True  # a start attribute, so ForceTraceSampler sees it
-        span = TRACER.start_span(
-            method,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-        )
+        deferred = None
+        if _deferred._enabled:  # light spans now, SDK spans after the response (see _deferred.py)
+            span, deferred = _deferred.start_request_span(method, parent, SpanKind.SERVER, attributes)
+        else:
+            span = TRACER.start_span(
+                method,
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+            )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
+        deferred_token = _deferred.enter(deferred) if deferred is not None else None
         req_tap, res_tap = self._taps(span)
         payload = _payload_tap(span, scope)
         status: list[int] = []
@@ -321,6 +333,8 @@ class MLTraceMiddleware:
             finally:
                 span.end()
                 otel_context.detach(token)
+                if deferred is not None and deferred_token is not None:
+                    _deferred.leave(deferred, deferred_token)
 
     @staticmethod
     def _finish(span: Span, scope: Scope, method: str, status: list[int]) -> None:

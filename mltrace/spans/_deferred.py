@@ -1,0 +1,470 @@
+"""Deferred spans: record a request's spans in light objects, hand them to the SDK after the response.
+
+With ``MLTRACE_DEFERRED_SPANS=1`` (or :func:`set_deferred`), the spans mltrace makes for a request
+(its server span and every stage under it) are :class:`DeferredSpan` objects: the sampler is asked
+and ids are allocated up front with the provider's own sampler and id generator, so the span
+context is real and current (another library's span, an httpx or redis client span, parents
+under it exactly as before), but attributes, events and status go into plain dicts and lists.
+No SDK span object, lock or attribute validation exists while the request runs.
+
+When the request's root ends (the middleware's ``finally``, after the response's last body
+message was sent), every span that has ended is built into the SDK's own objects and handed to
+the provider's span processors, in the order the spans ended, with their true timestamps:
+
+- fast path, when no processor does anything in ``on_start`` (the SDK's batch/simple processors,
+  mltrace's counting processor, tail sampler and test capture): a ``ReadableSpan`` is built
+  directly, attributes still pass through the SDK's ``BoundedAttributes`` (same limits, same
+  cleaning), and ``on_end`` is called;
+- otherwise a real SDK span is built, started (``on_start``: late, with the span already holding
+  all of its attributes) and ended (``_on_ending``, ``on_end``), so such processors see every
+  span, in order, just after the request instead of during it.
+
+A span still open when the root ends (a stage in a task that outlives the request) is handed
+over when it ends. What is exported is the same as without deferral; tests/golden/ checks that.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from time import time_ns
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util import types
+
+_log = logging.getLogger("mltrace")
+
+_ENV = "MLTRACE_DEFERRED_SPANS"
+
+
+def _env_on() -> bool:
+    return os.environ.get(_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+_enabled = _env_on()
+
+
+def set_deferred(on: bool | None) -> None:
+    """Switch deferred spans on or off for the process (``None``: back to ``MLTRACE_DEFERRED_SPANS``)."""
+    global _enabled
+    _enabled = _env_on() if on is None else bool(on)
+
+
+def deferred_enabled() -> bool:
+    return _enabled
+
+
+# The request being recorded, set by the middleware for the request's duration (reset in its
+# finally, so nothing outlives the request on a keep-alive connection's context).
+_CURRENT: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("mltrace.deferred", default=None)
+
+
+class _Request:
+    """One request's spans: the ones ended, waiting to be handed to the processors."""
+
+    __slots__ = ("ended", "flushed", "tracer")
+
+    def __init__(self, tracer: sdk_trace.Tracer) -> None:
+        self.tracer = tracer
+        self.ended: list[DeferredSpan] = []
+        self.flushed = False
+
+    def span_ended(self, span: DeferredSpan) -> None:
+        if self.flushed:
+            _hand_over(self.tracer, (span,))
+        else:
+            self.ended.append(span)
+
+    def flush(self) -> None:
+        """Hand every ended span to the processors (after the response); later ends go one by one."""
+        if self.flushed:
+            return
+        self.flushed = True
+        spans, self.ended = self.ended, []
+        if spans:
+            _hand_over(self.tracer, spans)
+
+
+class DeferredSpan(trace.Span):
+    """A recording span held in plain Python objects until its request is over.
+
+    It is a full ``opentelemetry.trace.Span``: ``set_attribute(s)``, ``add_event``,
+    ``add_link``, ``record_exception``, ``set_status``, ``update_name`` and ``end`` behave as the
+    SDK's (attribute values are cleaned and limited when the span is handed over).
+    """
+
+    __slots__ = (
+        "_attributes", "_context", "_end_time", "_events", "_kind", "_links", "_name", "_parent",
+        "_parent_context", "_record_end_metrics", "_request", "_start_time", "_status",
+    )
+
+    def __init__(
+        self,
+        request: _Request,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        kind: SpanKind,
+        attributes: types.Attributes,
+        links: Sequence[Link],
+        start_time: int | None,
+        record_end_metrics: Any = None,
+    ) -> None:
+        self._request = request
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._parent_context = parent_context
+        self._kind = kind
+        self._attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        self._events: list[tuple[str, types.Attributes, int]] = []
+        self._links: list[Link] = list(links) if links else []
+        self._status = Status(StatusCode.UNSET)
+        self._start_time = start_time if start_time is not None else time_ns()
+        self._end_time: int | None = None
+        self._record_end_metrics = record_end_metrics
+
+    # -- read side (what other code asks of a live span) ----------------------------------------
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def kind(self) -> SpanKind:
+        return self._kind
+
+    @property
+    def parent(self) -> SpanContext | None:
+        return self._parent
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def start_time(self) -> int:
+        return self._start_time
+
+    @property
+    def end_time(self) -> int | None:
+        return self._end_time
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        return self._attributes
+
+    # -- write side -----------------------------------------------------------------------------
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        if self._end_time is None:
+            self._attributes.update(attributes)
+        else:
+            _log.warning("Setting attribute on ended span.")
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        if self._end_time is None:
+            self._attributes[key] = value
+        else:
+            _log.warning("Setting attribute on ended span.")
+
+    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+        if self._end_time is None:
+            self._events.append((name, attributes, timestamp if timestamp is not None else time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        if self._end_time is None and sdk_trace._is_valid_link(context, attributes):
+            self._links.append(Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        # The SDK's rules: OK is final, UNSET is ignored.
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            if status.status_code is not StatusCode.UNSET:
+                self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        # The SDK's event, formatted now (the traceback is the one in flight at this moment).
+        module = type(exception).__module__
+        qualname = type(exception).__qualname__
+        attrs: dict[str, Any] = {
+            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            attrs.update(attributes)
+        self.add_event("exception", attrs, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            _log.warning("Calling end() on an ended span.")
+            return
+        self._end_time = end_time if end_time is not None else time_ns()
+        if self._record_end_metrics is not None:
+            self._record_end_metrics()
+        self._request.span_ended(self)
+
+    def child(
+        self,
+        name: str,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+    ) -> trace.Span:
+        """A span under this one, made the way the SDK's tracer would (sampler asked, ids now)."""
+        return _start(self._request, name, None, kind, attributes, links, start_time)
+
+    def __repr__(self) -> str:
+        return f'DeferredSpan(name="{self._name}", context={self._context})'
+
+
+def _start(
+    request: _Request,
+    name: str,
+    context: Context | None,
+    kind: SpanKind,
+    attributes: types.Attributes,
+    links: Sequence[Link] | None,
+    start_time: int | None,
+) -> trace.Span:
+    """``Tracer.start_span`` of the SDK, step for step, ending in a DeferredSpan instead of a span."""
+    tracer = request.tracer
+    links = links or ()
+    parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+    if not tracer._is_enabled():
+        return NonRecordingSpan(parent)  # type: ignore[arg-type]  # as the SDK does
+    if parent is None or not parent.is_valid:
+        parent = None
+        trace_id = tracer.id_generator.generate_trace_id()
+    else:
+        trace_id = parent.trace_id
+    result = tracer.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+    decision = result.decision
+    flags = TraceFlags(TraceFlags.SAMPLED) if decision is Decision.RECORD_AND_SAMPLE else TraceFlags(TraceFlags.DEFAULT)
+    random_id = tracer.id_generator.is_trace_id_random() if parent is None else parent.trace_flags.random_trace_id
+    if random_id:
+        flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
+    span_context = SpanContext(
+        trace_id, tracer.id_generator.generate_span_id(), is_remote=False, trace_flags=flags,
+        trace_state=result.trace_state,
+    )
+    record_end = tracer._tracer_metrics.start_span(parent, decision)
+    if decision is Decision.DROP:
+        return NonRecordingSpan(span_context)
+    if context is None:
+        context = otel_context.get_current()
+    return DeferredSpan(
+        request, name, span_context, parent, context, kind, result.attributes, links, start_time, record_end
+    )
+
+
+def start_request_span(
+    name: str, context: Context, kind: SpanKind, attributes: types.Attributes
+) -> tuple[trace.Span, _Request | None]:
+    """The request's root span (the middleware's server span), deferred when the switch is on and
+    the provider is the SDK's; ``(span, request)``, request None when not deferred (the caller
+    then has an ordinary span)."""
+    from ._tracer import TRACER
+
+    tracer = TRACER.get()
+    if not isinstance(tracer, sdk_trace.Tracer):
+        return tracer.start_span(name, context=context, kind=kind, attributes=attributes), None
+    request = _Request(tracer)
+    return _start(request, name, context, kind, attributes, None, None), request
+
+
+def enter(request: _Request) -> contextvars.Token[_Request | None]:
+    return _CURRENT.set(request)
+
+
+def leave(request: _Request, token: contextvars.Token[_Request | None]) -> None:
+    """The request is over: reset the variable, hand the ended spans over (never raises)."""
+    _CURRENT.reset(token)
+    try:
+        request.flush()
+    except Exception:  # never into the request
+        _log.debug("mltrace: handing deferred spans over failed", exc_info=True)
+
+
+def begin_enriched() -> tuple[_Request, contextvars.Token[_Request | None]] | None:
+    """For a request whose server span another instrumentation made: defer the stages under it."""
+    from ._tracer import TRACER
+
+    tracer = TRACER.get()
+    if not isinstance(tracer, sdk_trace.Tracer):
+        return None
+    request = _Request(tracer)
+    return request, _CURRENT.set(request)
+
+
+def start_child(
+    name: str,
+    kind: SpanKind,
+    attributes: types.Attributes,
+    links: Sequence[Link] | None,
+    start_time: int | None,
+) -> trace.Span | None:
+    """A deferred span under the current span when a deferred request is running, else None."""
+    request = _CURRENT.get()
+    if request is None or request.flushed:
+        return None
+    return _start(request, name, None, kind, attributes, links, start_time)
+
+
+# -- handing spans over ---------------------------------------------------------------------------
+def _quiet_on_start(processor: object) -> bool:
+    """True when ``processor.on_start`` does nothing (so a ReadableSpan and on_end suffice)."""
+    cls = type(processor)
+    known = _QUIET.get(cls)
+    if known is not None:
+        return known
+    on_start = getattr(cls, "on_start", None)
+    on_ending = getattr(cls, "_on_ending", sdk_trace.SpanProcessor._on_ending)
+    quiet = on_ending is sdk_trace.SpanProcessor._on_ending and on_start in _quiet_functions()
+    if len(_QUIET) < 64:
+        _QUIET[cls] = quiet
+    return quiet
+
+
+_QUIET: dict[type, bool] = {}
+_QUIET_FUNCS: set[object] = set()
+
+
+def _quiet_functions() -> set[object]:
+    if not _QUIET_FUNCS:
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        from ..export._counting import CountingBatchSpanProcessor
+        from ..testing import _Fanout
+
+        for cls in (sdk_trace.SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor,
+                    CountingBatchSpanProcessor, _Fanout):
+            _QUIET_FUNCS.add(cls.on_start)
+    return _QUIET_FUNCS
+
+
+def _all_quiet(processor: object) -> bool:
+    """Whether no processor reachable from the provider's needs ``on_start`` or ``_on_ending``."""
+    if isinstance(processor, sdk_trace.SynchronousMultiSpanProcessor | sdk_trace.ConcurrentMultiSpanProcessor):
+        return all(_all_quiet(p) for p in processor._span_processors)
+    from ..sampling._tail import TailSampler
+
+    if type(processor) is TailSampler:  # forwards on_start/_on_ending to its downstream only
+        return _all_quiet(processor.downstream)
+    return _quiet_on_start(processor)
+
+
+def _hand_over(tracer: sdk_trace.Tracer, spans: Sequence[DeferredSpan]) -> None:
+    processor = tracer.span_processor
+    limits = tracer._span_limits
+    if _all_quiet(processor):
+        for span in spans:
+            try:
+                processor.on_end(_readable(tracer, limits, span))
+            except Exception:
+                _log.debug("mltrace: a span processor failed on a deferred span", exc_info=True)
+        return
+    for span in spans:
+        try:
+            _replay(tracer, limits, span)
+        except Exception:
+            _log.debug("mltrace: a span processor failed on a deferred span", exc_info=True)
+
+
+def _bounded_events(limits: sdk_trace.SpanLimits, span: DeferredSpan) -> Iterator[sdk_trace.Event]:
+    for name, attributes, timestamp in span._events:
+        yield sdk_trace.Event(
+            name,
+            BoundedAttributes(limits.max_event_attributes, attributes,
+                              max_value_len=limits.max_attribute_length, immutable=True),
+            timestamp,
+        )
+
+
+def _bounded_links(limits: sdk_trace.SpanLimits, span: DeferredSpan) -> list[Link]:
+    out = []
+    for link in span._links:
+        if link and sdk_trace._is_valid_link(link.context, link.attributes):
+            out.append(Link(link.context, BoundedAttributes(
+                limits.max_link_attributes, link.attributes,
+                max_value_len=limits.max_attribute_length, immutable=True)))
+    return out
+
+
+def _readable(tracer: sdk_trace.Tracer, limits: sdk_trace.SpanLimits, span: DeferredSpan) -> sdk_trace.ReadableSpan:
+    attributes = BoundedAttributes(
+        limits.max_span_attributes, span._attributes, immutable=True, max_value_len=limits.max_span_attribute_length
+    )
+    events: Any = BoundedList.from_seq(limits.max_events, _bounded_events(limits, span))
+    links: Any = BoundedList.from_seq(limits.max_links, _bounded_links(limits, span))
+    return sdk_trace.ReadableSpan(
+        name=span._name,
+        context=span._context,
+        parent=span._parent,
+        resource=tracer.resource,
+        attributes=attributes,
+        events=events,
+        links=links,
+        kind=span._kind,
+        status=span._status,
+        start_time=span._start_time,
+        end_time=span._end_time,
+        instrumentation_info=tracer.instrumentation_info,
+        instrumentation_scope=tracer._instrumentation_scope,
+    )
+
+
+def _replay(tracer: sdk_trace.Tracer, limits: sdk_trace.SpanLimits, span: DeferredSpan) -> None:
+    """A real SDK span, started and ended with the recorded times: every processor hook runs."""
+    real = sdk_trace._Span(
+        name=span._name,
+        context=span._context,
+        parent=span._parent,
+        sampler=tracer.sampler,
+        resource=tracer.resource,
+        attributes=span._attributes,
+        span_processor=tracer.span_processor,
+        kind=span._kind,
+        links=span._links,
+        instrumentation_info=tracer.instrumentation_info,
+        limits=limits,
+        instrumentation_scope=tracer._instrumentation_scope,
+    )
+    real.start(start_time=span._start_time, parent_context=span._parent_context)
+    for name, attributes, timestamp in span._events:
+        real.add_event(name, attributes, timestamp)
+    real._status = span._status
+    assert span._end_time is not None
+    real.end(end_time=span._end_time)
