@@ -8,7 +8,7 @@ input/output summaries and drift scores, exported through OpenTelemetry.
 from __future__ import annotations
 
 from ._concurrency import ContextThreadPoolExecutor, run_in_executor, wrap_executor
-from ._configure import MLTrace, configure
+from ._configure import ConfigurationWarning, MLTrace, configure
 from ._current import current_stage, current_trace_id, record_lookup
 from ._errors import ConfigurationError, MLTraceError
 from ._feedback import feedback
@@ -33,6 +33,7 @@ from .summaries import summarize
 __all__ = [
     "CaptureRules",
     "ConfigurationError",
+    "ConfigurationWarning",
     "ContextThreadPoolExecutor",
     "DriftMonitor",
     "DriftThresholds",

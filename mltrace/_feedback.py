@@ -17,7 +17,7 @@ from opentelemetry.trace import INVALID_SPAN_ID, Link, SpanContext, TraceFlags
 from . import semconv
 from .spans._tracer import TRACER
 
-#: ``traceparent`` (request) and ``traceresponse`` (W3C Trace Context Level 2 response) share a format
+#: ``traceparent`` (request) and ``traceresponse`` (response; a W3C Trace Context Level 3 draft) share a format
 _CONTEXT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID = re.compile(r"^[0-9a-f]{16}$")

@@ -32,7 +32,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
-from ._settings import env_bool
+from ._settings import ENV
 from .spans import MLTraceMiddleware
 
 _log = logging.getLogger("mltrace.instrumentation")
@@ -99,7 +99,7 @@ def _app_classes() -> list[type[Starlette]]:
     classes: list[type[Starlette]] = [Starlette]
     try:
         from fastapi.applications import FastAPI  # overrides build_middleware_stack
-    except ImportError:  # pragma: no cover - fastapi is a core dependency
+    except ImportError:  # FastAPI is optional (the `fastapi` extra): Starlette apps only
         return classes
     classes.append(FastAPI)
     return classes
@@ -115,12 +115,12 @@ class MLTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("starlette >= 0.40",)
+        return ("starlette >= 0.35",)  # the Starlette of FastAPI 0.109, the oldest supported
 
     def _instrument(self, **kwargs: Any) -> None:
         configure = kwargs.pop("configure", None)
         _state.options = {k: v for k, v in kwargs.items() if k not in ("tracer_provider", "meter_provider")}
-        _state.configure = env_bool("MLTRACE_AUTO_CONFIGURE", True) if configure is None else bool(configure)
+        _state.configure = ENV.AUTO_CONFIGURE.get() if configure is None else bool(configure)
         _state.configured = False
         for cls in _app_classes():
             current = cls.__dict__["build_middleware_stack"]

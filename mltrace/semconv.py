@@ -43,6 +43,8 @@ ML_DRIFT_TOP_FEATURES: Final = "ml.drift.top_features"
 ML_DRIFT_ALERT: Final = "ml.drift.alert"
 ML_DRIFT_REFERENCE: Final = "ml.drift.reference"
 ML_DRIFT_WINDOW_FEATURES: Final = "ml.drift.window.top_features"
+ML_DRIFT_MAX_SCORE: Final = "ml.drift.max_score"  # a batch: its most unusual row's score
+ML_DRIFT_UNUSUAL_SHARE: Final = "ml.drift.unusual_share"  # a batch: share of rows scoring >= 0.99
 ML_DRIFT_FEATURE: Final = "ml.drift.feature"  # metric attribute: the feature of a per-feature gauge
 ML_DRIFT_BIN: Final = "ml.drift.bin"  # metric attribute: the reference bin code of a bin count
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The real tracing backends on loopback, for the e2e tests and for developers:
-# Jaeger v2 (built from source), Zipkin server (Maven Central jar) and Redis (Debian package).
+# Jaeger v2 (built from source with `go`), Zipkin server (the exec jar, fetched with `mvn`) and
+# Redis (Debian package). Everything is fetched through the ordinary clients (go, mvn, apt-get),
+# never from a hard-coded registry URL.
 #
 #   scripts/backends.sh build  [NAME...]   install/build what is missing into the cache
 #   scripts/backends.sh up     [NAME...]   build if needed, start, wait until healthy (idempotent)
@@ -8,23 +10,32 @@
 #   scripts/backends.sh status [NAME...]   up/down with ports; non-zero exit if any is down
 #   scripts/backends.sh env                export lines for the endpoints (eval "$(... env)")
 #
-# NAME is jaeger, zipkin or redis (default: all three). Versions and ports: scripts/backends.env.
-# State (pid files, logs): .backends/. Cache: $MLTRACE_BACKENDS_CACHE or ~/.cache/mltrace-backends.
+# NAME is jaeger, zipkin or redis (default: all three). Versions and default ports: scripts/backends.env.
+# State (pid files, logs, chosen ports): $MLTRACE_BACKENDS_STATE, default .backends/.
+# Cache: $MLTRACE_BACKENDS_CACHE or ~/.cache/mltrace-backends.
 # MLTRACE_BACKENDS_TIMEOUT: seconds to wait for health (default 120).
+# MLTRACE_BACKENDS_FREE_PORTS=1: `up` picks free ports (the OS's choice) instead of the defaults,
+#   once per state directory, and records them in $STATE/ports.env; every later command with the
+#   same state directory (status, env, down, up again after a down) uses them. scripts/test.sh runs
+#   its own set this way, so a Jaeger or Redis already on the default ports is no obstacle.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/backends.env
 source "$ROOT/scripts/backends.env"
 
-STATE="$ROOT/.backends"
+STATE="${MLTRACE_BACKENDS_STATE:-$ROOT/.backends}"
+PORT_VARS=(JAEGER_OTLP_GRPC_PORT JAEGER_OTLP_HTTP_PORT JAEGER_QUERY_HTTP_PORT JAEGER_QUERY_GRPC_PORT
+    JAEGER_HEALTH_PORT ZIPKIN_PORT REDIS_PORT)
+# shellcheck source=/dev/null
+if [[ -f "$STATE/ports.env" ]]; then source "$STATE/ports.env"; fi
 CACHE="${MLTRACE_BACKENDS_CACHE:-$HOME/.cache/mltrace-backends}"
 TIMEOUT="${MLTRACE_BACKENDS_TIMEOUT:-120}"
 ALL=(jaeger zipkin redis)
 
 JAEGER_MODULE=github.com/jaegertracing/jaeger
 JAEGER_BIN="$CACHE/jaeger-$JAEGER_MODULE_VERSION"
-ZIPKIN_URL="https://repo1.maven.org/maven2/io/zipkin/zipkin-server/$ZIPKIN_VERSION/zipkin-server-$ZIPKIN_VERSION-exec.jar"
+ZIPKIN_ARTIFACT="io.zipkin:zipkin-server:$ZIPKIN_VERSION:jar:exec"
 ZIPKIN_JAR="$CACHE/zipkin-server-$ZIPKIN_VERSION-exec.jar"
 
 say() { echo "backends: $*" >&2; }
@@ -75,15 +86,24 @@ build_jaeger() {
 
 build_zipkin() {
     command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    command -v curl >/dev/null || apt_install curl ca-certificates  # the health checks use it
     [[ -s "$ZIPKIN_JAR" ]] && return
-    command -v curl >/dev/null || apt_install curl ca-certificates
+    command -v mvn >/dev/null || apt_install maven
     mkdir -p "$CACHE"
-    say "downloading $ZIPKIN_URL"
-    curl -fsSL -o "$ZIPKIN_JAR.part" "$ZIPKIN_URL"
-    local want got
-    want=$(curl -fsSL "$ZIPKIN_URL.sha1" | cut -c1-40)
-    got=$(sha1sum "$ZIPKIN_JAR.part" | cut -c1-40)
-    [[ "$want" == "$got" ]] || die "zipkin jar checksum mismatch ($got, Maven Central says $want)"
+    local work
+    work=$(mktemp -d)
+    # Maven resolves the artifact from the repositories it is configured with (a mirror in
+    # ~/.m2/settings.xml works too) and, with --strict-checksums, refuses a download whose checksum
+    # does not match the one the repository publishes. dependency:copy needs no pom.
+    say "fetching $ZIPKIN_ARTIFACT with mvn"
+    if ! mvn -B -q --strict-checksums dependency:copy -Dartifact="$ZIPKIN_ARTIFACT" \
+        -DoutputDirectory="$work" >"$work/mvn.log" 2>&1; then
+        tail -n 30 "$work/mvn.log" >&2
+        rm -rf "$work"
+        die "mvn could not fetch $ZIPKIN_ARTIFACT (log above)"
+    fi
+    mv "$work/zipkin-server-$ZIPKIN_VERSION-exec.jar" "$ZIPKIN_JAR.part"
+    rm -rf "$work"
     mv "$ZIPKIN_JAR.part" "$ZIPKIN_JAR"
 }
 
@@ -133,7 +153,9 @@ healthy() {
 launch() {
     local h=$LISTEN_HOST
     case $1 in
-        jaeger) exec setsid env JAEGER_LISTEN_HOST="$h" \
+        jaeger) exec setsid env JAEGER_LISTEN_HOST="$h" JAEGER_OTLP_GRPC_PORT="$JAEGER_OTLP_GRPC_PORT" \
+            JAEGER_OTLP_HTTP_PORT="$JAEGER_OTLP_HTTP_PORT" JAEGER_QUERY_HTTP_PORT="$JAEGER_QUERY_HTTP_PORT" \
+            JAEGER_QUERY_GRPC_PORT="$JAEGER_QUERY_GRPC_PORT" JAEGER_HEALTH_PORT="$JAEGER_HEALTH_PORT" \
             "$JAEGER_BIN" --config "file:$ROOT/scripts/jaeger-config.yaml" ;;
         # Armeria's port list is replaced as a whole, so the IP needs the port and protocol too.
         zipkin) exec setsid env STORAGE_TYPE=mem QUERY_PORT="$ZIPKIN_PORT" \
@@ -155,6 +177,30 @@ pid_of() {  # prints the pid if this checkout's process for $1 is alive (and not
 }
 
 port_taken() { (exec 3<>"/dev/tcp/$LISTEN_HOST/$1") 2>/dev/null; }
+
+choose_free_ports() {  # once per state directory: ports the OS hands out for port 0, kept in ports.env
+    [[ -f "$STATE/ports.env" ]] && return
+    local ports i=0 var
+    # All sockets stay bound until every port is chosen, so no port is handed out twice.
+    read -r -a ports < <(python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[2]))]
+for s in socks:
+    s.bind((sys.argv[1], 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+' "$LISTEN_HOST" "${#PORT_VARS[@]}")
+    {
+        echo "# Ports chosen by scripts/backends.sh (MLTRACE_BACKENDS_FREE_PORTS=1) for this state directory."
+        for var in "${PORT_VARS[@]}"; do
+            echo "$var=${ports[$i]}"
+            i=$((i + 1))
+        done
+    } >"$STATE/ports.env.part"
+    mv "$STATE/ports.env.part" "$STATE/ports.env"
+    # shellcheck source=/dev/null
+    source "$STATE/ports.env"
+    say "free ports chosen: $(grep -v '^#' "$STATE/ports.env" | tr '\n' ' ')"
+}
 
 start() {
     local name=$1 port
@@ -210,6 +256,7 @@ cmd_up() {
     t0=$(now)
     cmd_build "$@"
     mkdir -p "$STATE"
+    if [[ "${MLTRACE_BACKENDS_FREE_PORTS:-}" == 1 ]]; then choose_free_ports; fi
     for name in "$@"; do start "$name"; done  # all start together, then each is waited for
     for name in "$@"; do wait_healthy "$name"; done
     say "up in $(since "$t0"): $*"
@@ -233,15 +280,16 @@ cmd_status() {
     return "$bad"
 }
 
-cmd_env() {
+cmd_env() {  # from the ports in use: the defaults, or those ports.env recorded
+    local h=$LISTEN_HOST
     cat <<EOF
-export MLTRACE_E2E_OTLP_ENDPOINT=$MLTRACE_E2E_OTLP_ENDPOINT
-export MLTRACE_E2E_OTLP_HTTP_ENDPOINT=$MLTRACE_E2E_OTLP_HTTP_ENDPOINT
-export MLTRACE_E2E_JAEGER_QUERY_URL=$MLTRACE_E2E_JAEGER_QUERY_URL
-export MLTRACE_E2E_ZIPKIN_URL=$MLTRACE_E2E_ZIPKIN_URL
-export MLTRACE_E2E_REDIS_URL=$MLTRACE_E2E_REDIS_URL
-export OTEL_EXPORTER_OTLP_ENDPOINT=$MLTRACE_E2E_OTLP_ENDPOINT
-export OTEL_EXPORTER_ZIPKIN_ENDPOINT=$MLTRACE_E2E_ZIPKIN_URL/api/v2/spans
+export MLTRACE_E2E_OTLP_ENDPOINT=http://$h:$JAEGER_OTLP_GRPC_PORT
+export MLTRACE_E2E_OTLP_HTTP_ENDPOINT=http://$h:$JAEGER_OTLP_HTTP_PORT
+export MLTRACE_E2E_JAEGER_QUERY_URL=http://$h:$JAEGER_QUERY_HTTP_PORT
+export MLTRACE_E2E_ZIPKIN_URL=http://$h:$ZIPKIN_PORT
+export MLTRACE_E2E_REDIS_URL=redis://$h:$REDIS_PORT/0
+export OTEL_EXPORTER_OTLP_ENDPOINT=http://$h:$JAEGER_OTLP_GRPC_PORT
+export OTEL_EXPORTER_ZIPKIN_ENDPOINT=http://$h:$ZIPKIN_PORT/api/v2/spans
 EOF
 }
 

@@ -133,7 +133,11 @@ def test_lineage_by_fingerprint(capsys: pytest.CaptureFixture[str], store: tuple
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["show", "0" * 32], "error: trace 00000000000000000000000000000000 is not in the local store"),
+        (["show", "ab" * 16], "error: trace abababababababababababababababab is not in the local store"),
+        (["show", "0" * 32], "error: '00000000000000000000000000000000' is not a trace id (all zeros, an invalid id)"),
+        (["show", "15ab3c4d"], "error: '15ab3c4d' is not a trace id (8 hex characters, not 32: a shortened id?); "
+         "a trace id is 32 hex characters"),
+        (["lineage", "not-an-id"], "error: 'not-an-id' is not a trace id (not hexadecimal)"),
         (["slow", "--service", "nope"], "error: unknown service 'nope'; known services: toy-server"),
         (["slow", "--service", SERVICE, "--stage", "training"], "error: no 'training' stage in these traces"),
         (["slow", "--service", SERVICE, "--since", "soon"], "error: not a duration: 'soon'"),
@@ -159,8 +163,10 @@ def test_unreachable_backend_is_a_clear_error(capsys: pytest.CaptureFixture[str]
 
 def test_missing_local_store_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A local store that does not exist suggests `mltrace demo`."""
-    code, _, err = run(capsys, "show", "0" * 32, "--source", f"local://{tmp_path / 'none.db'}")
+    code, _, err = run(capsys, "show", "ab" * 16, "--source", f"local://{tmp_path / 'none.db'}")
     assert code == 1 and "no local trace store" in err and "mltrace demo" in " ".join(err.split())
+    where = str(tmp_path / "none.db")
+    assert " ".join(err.split()).count(where) == 1  # said once, not "at X (no local trace store at X)"
 
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -203,3 +209,19 @@ def test_demo_prints_findings_then_each_command(tmp_path: Path) -> None:
                     "mltrace lineage ", "try it yourself"):
         assert heading in out
     assert "Traceback" not in done.stderr
+
+
+def test_a_second_demo_counts_its_own_run(tmp_path: Path) -> None:
+    """Run twice into one store: the second run's findings count its own traces and say what earlier runs left."""
+    first = _demo(tmp_path, "--requests", "60", "--json")
+    assert first.returncode == 0, first.stderr
+    done = _demo(tmp_path, "--requests", "60", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["traces_read"] == 60 and data["slow"]["scanned"] == 60
+    same = data["same_input"]
+    assert same["count"] == 3 and same["earlier"] == 3 and len(same["predictions"]) == 3
+    text = _demo(tmp_path, "--requests", "60")
+    assert text.returncode == 0, text.stderr
+    flat = " ".join(text.stdout.split())
+    assert "was predicted 3 times in this run (6 more in the store from earlier runs, not counted)" in flat

@@ -25,7 +25,7 @@ EXAMPLES = {
     "features": ("EXAMPLE_FEATURES_PORT", "examples/multiservice/features.py"),
     "model": ("EXAMPLE_MODEL_PORT", "examples/multiservice/model.py"),
 }
-# what an example installs beyond mltrace[serve] (httpx instrumentation, redis-py)
+# what an example installs beyond mltrace-serving[serve] (httpx instrumentation, redis-py)
 EXTRA_REQUIREMENTS = {
     "gateway": "examples/multiservice/requirements.txt",
     "features": "examples/multiservice/requirements.txt",
@@ -156,11 +156,12 @@ def test_jaeger_listens_on_all_interfaces_in_its_container() -> None:
     ],
 )
 def test_jaeger_config_endpoints(path: tuple[str, ...], key: str) -> None:
-    """Each Jaeger endpoint binds JAEGER_LISTEN_HOST (default 127.0.0.1) at the canonical port."""
+    """Each Jaeger endpoint binds JAEGER_LISTEN_HOST (default 127.0.0.1) at its port variable, which
+    backends.sh sets (free ports under scripts/test.sh) and which defaults to the canonical port."""
     node: Any = jaeger_config()
     for part in path:
         node = node[part]
-    assert node["endpoint"] == f"{LISTEN}:{port(key)}"
+    assert node["endpoint"] == f"{LISTEN}:${{env:{key}:-{port(key)}}}"
 
 
 def test_jaeger_config_takes_only_otlp() -> None:
@@ -172,7 +173,9 @@ def test_jaeger_config_takes_only_otlp() -> None:
 
 def test_jaeger_config_opens_only_jaeger_ports() -> None:
     """Every endpoint in the Jaeger config is one of backends.env's JAEGER_* ports, all on loopback."""
-    jaeger_ports = {f"{LISTEN}:{v}" for k, v in env().items() if k.startswith("JAEGER_") and k.endswith("_PORT")}
+    jaeger_ports = {
+        f"{LISTEN}:${{env:{k}:-{v}}}" for k, v in env().items() if k.startswith("JAEGER_") and k.endswith("_PORT")
+    }
     found = endpoints(jaeger_config())
     assert len(found) == len(jaeger_ports)
     assert set(found) == jaeger_ports
@@ -293,3 +296,73 @@ def test_depends_on_names_services() -> None:
         assert set(s.get("depends_on", [])) <= set(services) - {name}
     for name in EXAMPLES:
         assert set(BACKENDS) <= set(services[name]["depends_on"])
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_free_port_backends_run_beside_something_on_the_default_port(tmp_path: Path) -> None:
+    """scripts/test.sh's mode (MLTRACE_BACKENDS_FREE_PORTS=1, a private state dir) starts Redis on a port
+    the OS chose while another process listens on the default 6379, reports that port in `env`, answers
+    PING there, and `down` stops only what it started (the other listener stays)."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    if shutil.which("redis-server") is None:
+        if os.environ.get("MLTRACE_E2E") == "1":
+            pytest.fail("redis-server is missing (scripts/backends.sh build redis installs it)")
+        pytest.skip("redis-server is not installed")
+    default = port("REDIS_PORT")
+    blocker = None
+    if not _listening(default):  # nobody there (CI): a dummy listener takes the default port
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", default))
+        blocker.listen()
+    env = {**os.environ, "MLTRACE_BACKENDS_STATE": str(tmp_path / "state"), "MLTRACE_BACKENDS_FREE_PORTS": "1"}
+
+    def sh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(ROOT / "scripts/backends.sh"), *args], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    try:
+        up = sh("up", "redis")
+        assert up.returncode == 0, up.stderr
+        url = dict(re.findall(r"^export (\w+)=(\S+)$", sh("env").stdout, re.M))["MLTRACE_E2E_REDIS_URL"]
+        chosen = int(url.rsplit(":", 1)[1].split("/")[0])
+        assert chosen != default
+        with socket.create_connection(("127.0.0.1", chosen), timeout=5) as s:
+            s.sendall(b"PING\r\n")
+            assert s.recv(16).startswith(b"+PONG")
+        assert sh("status", "redis").returncode == 0
+        assert sh("up", "redis").returncode == 0  # idempotent, same port
+        assert f":{chosen}/" in sh("env").stdout
+    finally:
+        down = sh("down", "redis")
+    assert down.returncode == 0 and not _listening(chosen)
+    assert _listening(default)  # the other process on the default port was left alone
+    if blocker is not None:
+        blocker.close()
+
+
+def test_no_registry_host_is_named_in_the_repository() -> None:
+    """Packages, modules and jars come through their clients (pip, go, mvn, apt-get), configured where
+    the machine says; no file of the repository names a registry host or URL."""
+    import subprocess
+
+    hosts = ["maven" + ".org", "pypi" + ".org", "proxy" + ".golang", "npm" + "js"]
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    named = [
+        f"{name}: {host}"
+        for name in files
+        if (ROOT / name).is_file()
+        for host in hosts
+        if host in (ROOT / name).read_text(errors="replace")
+    ]
+    assert named == []

@@ -256,7 +256,7 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path: Path) -> None:
         import pyarrow  # noqa: F401
     except ImportError:
         path.write_bytes(b"PAR1")
-        with pytest.raises(ImportError, match=r"pip install mltrace\[parquet\]"):
+        with pytest.raises(ImportError, match=r"pip install .mltrace-serving\[parquet\]."):
             ReferenceProfile.from_file(path)
         return
     _frame().to_parquet(path)

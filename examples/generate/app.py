@@ -2,7 +2,7 @@
 
 Run it::
 
-    pip install "mltrace[serve]" fastapi
+    pip install "mltrace-serving[serve]"
     MLTRACE_EXPORTER=local uvicorn app:app --app-dir examples/generate --port 8000
 
 then stream from it with any OpenAI client (``base_url="http://127.0.0.1:8000/v1"``) or curl::

@@ -99,7 +99,24 @@ def _drift(trace: Trace) -> dict[str, Any]:
     return out
 
 
+def _outputs(trace: Trace) -> list[dict[str, Any]]:
+    """Each stage's output as its own object, the final one first (postprocess, then inference).
+
+    A postprocess that returns a pydantic result and an inference that returns an array are two
+    objects: one dict merging them put the result's fields and the array's statistics on one line.
+    """
+    out = []
+    for stage in (semconv.STAGE_POSTPROCESS, semconv.STAGE_INFERENCE):
+        for span in trace.spans:
+            if span.stage == stage and (summary := _prefixed(span, semconv.ML_OUTPUT_PREFIX)):
+                out.append({"stage": stage, "span_id": span.span_id, "summary": summary})
+    return out
+
+
 def _output(trace: Trace) -> dict[str, Any]:
+    """Every output key of postprocess and inference merged (the first wins): kept for ``--json``
+    readers of ``output`` and for ``prediction``/``confidence`` wherever a stage set them;
+    ``outputs`` holds each object apart."""
     out: dict[str, Any] = {}
     for stage in (semconv.STAGE_POSTPROCESS, semconv.STAGE_INFERENCE):
         for span in trace.spans:
@@ -153,6 +170,7 @@ def trace_lineage(source: TraceSource, trace: Trace) -> dict[str, Any]:
         "model": _model(trace),
         "drift": _drift(trace),
         "output": _output(trace),
+        "outputs": _outputs(trace),
         "stages": stage_breakdown(trace),
         "payloads": _payloads(source, trace),
     }

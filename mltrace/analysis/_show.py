@@ -7,6 +7,7 @@ from typing import Any
 
 from ..query import Span, Trace, TraceSource
 from ._breakdown import dominant_stage, self_time_us, span_stages, stage_breakdown
+from ._status import http_status
 
 
 def _walk(trace: Trace) -> list[tuple[Span, int]]:
@@ -42,6 +43,7 @@ def trace_tree(trace: Trace) -> dict[str, Any]:
         "start_us": start,
         "duration_ms": round(trace.duration_ms, 3),
         "error": trace.error,
+        "status": http_status(trace),
         "stages": {k: round(v, 3) for k, v in stages.items()},
         "dominant_stage": dominant_stage(stages),
         "spans": spans,

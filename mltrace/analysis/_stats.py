@@ -1,4 +1,5 @@
-"""``stats``: latency percentiles per stage and per operation, error rates, and ``--by`` slices.
+"""``stats``: latency percentiles per stage and per operation, error rates, HTTP statuses by
+class (4xx and 5xx apart), and ``--by`` slices.
 
 Slicing by an attribute groups traces by its value (numeric attributes with many values fall
 into quartile ranges) and reports, per group, latency, error rate, the mix of predictions and
@@ -19,6 +20,7 @@ from ._breakdown import stage_breakdown, stage_order
 from ._effects import format_value
 from ._feedback import without_feedback
 from ._gc import paused_gc
+from ._status import http_status, status_counts
 from ._weights import trace_weights, weighted_quantile
 
 PERCENTILES = (50, 95, 99)
@@ -123,6 +125,7 @@ def _slice(traces: list[Trace], breakdowns: list[dict[str, float]], attribute: s
             format_value(p) for t in members if (p := t.attribute(semconv.ML_OUTPUT_PREDICTION)) is not None
         )
         alerts = sum(1 for t in members if t.attribute(semconv.ML_DRIFT_ALERT) is True)
+        statuses = [http_status(t) for t in members]
         stage_p50 = {}
         for name in stage_order({k for i in idx for k in breakdowns[i]}):
             stage_p50[name] = round(float(np.median([breakdowns[i].get(name, 0.0) for i in idx])), 3)
@@ -132,6 +135,8 @@ def _slice(traces: list[Trace], breakdowns: list[dict[str, float]], attribute: s
                 "count": len(idx),
                 "errors": errors,
                 "error_rate": round(errors / len(idx), 4),
+                "status_4xx": sum(1 for c in statuses if c is not None and 400 <= c < 500),
+                "status_5xx": sum(1 for c in statuses if c is not None and c >= 500),
                 "duration_ms": percentiles([t.duration_ms for t in members]),
                 "stages_p50_ms": stage_p50,
                 "predictions": {k: round(v / len(idx), 4) for k, v in predictions.most_common(5)},
@@ -161,6 +166,7 @@ def summarize_traces(traces: list[Trace], *, by: str | None = None) -> dict[str,
         "requests": round(requests, 1),
         "errors": errors,
         "error_rate": round(weighted_errors / requests, 4) if traces else 0.0,
+        "status": status_counts(traces),
         "duration_ms": percentiles([t.duration_ms for t in traces], weights),
         "stages": _stage_rows(traces, breakdowns),
         "operations": _operation_rows(traces),

@@ -24,6 +24,7 @@ from ._profile import add as add_profile
 from ._show import add as add_show
 from ._slow import add as add_slow
 from ._stats import add as add_stats
+from ._ui import add as add_ui
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mltrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parent = common_options()
-    for add in (add_demo, add_slow, add_stats, add_show, add_lineage, add_drift, add_accuracy, add_profile):
+    for add in (add_demo, add_slow, add_stats, add_show, add_lineage, add_drift, add_accuracy, add_profile, add_ui):
         add(sub, parent)
     return parser
 

@@ -102,3 +102,40 @@ def progress(err: Console, what: str, *, quiet: bool = False) -> Iterator[Callab
             status.update(f"{what}… {n:,} traces ({time.monotonic() - t0:.1f} s)")
 
         yield update
+
+
+TRACE_ID_HELP = (
+    "a trace id is 32 hex characters (16 bytes), e.g. 4bf92f3577b34da6a3ce929d0e0e4736: the X-Trace-Id "
+    "response header, the first column of `mltrace slow`, or the middle of a traceparent header"
+)
+_HEX = frozenset("0123456789abcdef")
+
+
+def trace_id(text: str) -> str:
+    """A trace id as given, made canonical: surrounding space and quotes dropped, lower case, and a
+    whole ``traceparent`` value (``00-<trace id>-<span id>-01``) accepted. 16 hex characters (a
+    64-bit Zipkin/Jaeger id) pass as they are; anything else is refused with what an id looks like."""
+    raw = text.strip().strip("'\"").strip().lower()
+    parts = raw.split("-")
+    if len(parts) == 4 and len(parts[1]) == 32:  # a traceparent value pasted whole
+        raw = parts[1]
+    hexadecimal = bool(raw) and set(raw) <= _HEX
+    if hexadecimal and len(raw) in (16, 32) and raw.strip("0"):
+        return raw
+    if not raw:
+        why = "empty"
+    elif not hexadecimal:
+        why = "not hexadecimal"
+    elif not raw.strip("0"):
+        why = "all zeros, an invalid id"
+    else:
+        why = f"{len(raw)} hex characters, not 32: a shortened id?"
+    raise CommandError(f"{text!r} is not a trace id ({why}); {TRACE_ID_HELP}")
+
+
+def not_found(exc: BaseException) -> CommandError:
+    """The source's "not found", and where to find ids that exist."""
+    return CommandError(
+        f"{CommandError.of(exc)}. Recent trace ids: `mltrace slow --since 1h` (first column), or the "
+        "X-Trace-Id header of a response"
+    )

@@ -13,6 +13,8 @@ from rich.rule import Rule
 from ._common import print_json
 from ._format import esc, ms, value
 from ._render import bullets, render_fingerprint, render_lineage, render_show, render_slow
+from ._ui import add_demo_flags as add_ui_flags
+from ._ui import serve_demo
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
@@ -30,6 +32,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
     p.add_argument("--endpoint", help="where to send spans when not the source's host on the default port "
                    "(Jaeger: OTLP gRPC, e.g. http://collector:4317; Zipkin: http://host:9411/api/v2/spans)")
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a backend to show the traces")
+    add_ui_flags(p)
     p.set_defaults(run=run)
 
 
@@ -61,13 +64,18 @@ def _findings(out: Console, data: dict[str, Any]) -> None:
     if lin and lin["drift"]:
         rows.append(
             f"Most unusual input: drift score {esc(value(lin['drift'].get('score')))} in trace {lin['trace_id']} "
-            f"(top features {esc(value(lin['drift'].get('top_features'), 60))})"
+            f"(top features {esc(value(lin['drift'].get('top_features'), 60))}). The score rates one request "
+            f"against the training data; the alert (now {esc(value(lin['drift'].get('alert')))}) judges the recent "
+            "window of requests, so one odd request does not raise it."
         )
     elif not data["drift_monitor"]:
         rows.append("Drift: mltrace.drift is not available here, so requests carry no drift scores.")
     same = data["same_input"]
     if same and same["count"] > 1:
-        rows.append(f"The same input ({esc(same['fingerprint'])}) was predicted {same['count']} times.")
+        earlier = same.get("earlier") or 0
+        also = f" ({earlier} more in the store from earlier runs, not counted)" if earlier else ""
+        fingerprint = esc(same["fingerprint"])
+        rows.append(f"The same input ({fingerprint}) was predicted {same['count']} times in this run{also}.")
     bullets(out, [("•", row) for row in rows])
 
 
@@ -99,7 +107,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
                         endpoint=args.endpoint, wait_s=args.wait)
     if args.json:
         print_json(data)
-        return 0
+        return serve_demo(args, data, out) if args.ui else 0
     where = f" --source {data['source']}"
     _findings(out, data)
     out.print()
@@ -110,4 +118,4 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     out.print(f"  mltrace slow --service {service}{where} --since 1h")
     out.print(f"  mltrace stats --service {service}{where} --since 1h --by ml.model.version")
     out.print(f"  mltrace slow --service {service}{where} --since 1h --stage feature_lookup --json")
-    return 0
+    return serve_demo(args, data, out) if args.ui else 0

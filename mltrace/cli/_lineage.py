@@ -8,7 +8,8 @@ import argparse
 from rich.console import Console
 
 from ..analysis import lineage, predictions_for_input
-from ._common import emit, from_source
+from ..query import TraceNotFound
+from ._common import emit, from_source, not_found, trace_id
 from ._render import render_fingerprint, render_lineage
 
 
@@ -34,5 +35,9 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.fingerprint:
         data = from_source(args, lambda source: predictions_for_input(source, args.fingerprint, limit=args.limit))
         return emit(args, out, data, render_fingerprint)
-    data = from_source(args, lambda source: lineage(source, args.trace_id))
+    wanted = trace_id(args.trace_id)
+    try:
+        data = from_source(args, lambda source: lineage(source, wanted))
+    except TraceNotFound as exc:
+        raise not_found(exc) from None
     return emit(args, out, data, render_lineage)

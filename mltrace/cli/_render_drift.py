@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._format import esc, percent, value, when
+from ._render import fit_columns
 
 BAND_STYLE = {"ok": "green", "warn": "yellow", "alert": "bold red", "insufficient": "bright_black"}
 BAR = 16
@@ -75,6 +76,13 @@ def _features(rows: list[dict[str, Any]], n: int = 3) -> str:
     return ", ".join(f"{r['feature']} {percent(r['share']) if r['share'] >= 0.01 else '<1%'}" for r in rows[:n]) or "-"
 
 
+SCORE_NOTE = (
+    "request: one request against the reference (about 0.5 for reference-like requests, a batch as its mean "
+    "row; 0.99 = more unusual than 99% of reference rows). window: the recent window's distribution "
+    "(0.5 or more exactly when it alerts). One odd request scores high without an alert."
+)
+
+
 def render_drift_history(out: Console, data: dict[str, Any]) -> None:
     scope = f"service {esc(data['service'])}" if data.get("service") else "all services"
     refs = ", ".join(data["references"]) or "-"
@@ -101,16 +109,27 @@ def render_drift_history(out: Console, data: dict[str, Any]) -> None:
     )
     buckets = data["buckets"]
     span_days = (buckets[-1]["end_us"] - buckets[0]["start_us"]) > 86_400e6 if buckets else False
+    columns: list[tuple[str, str, list[str]]] = [
+        ("from", "", [_clock(b["start_us"], b["end_us"] - b["start_us"], span_days) for b in buckets]),
+        ("requests", "", [f"{b['count']:,}" for b in buckets]),
+        ("request p50", "", [_score(b["score_p50"]) for b in buckets]),
+        ("window mean", "", [_score(b["window_score_mean"]) for b in buckets]),
+        ("window max", "", [_score(b["window_score_max"]) for b in buckets]),
+        ("alerts", "", [str(b["alerts"]) for b in buckets]),
+        ("", "", [_bar(b["window_score_max"]).plain for b in buckets]),
+    ]
+    # narrow terminals lose the bar, then the window mean and the request count: never a cut number
+    kept, dropped = fit_columns(columns, out.width, [6, 3, 1])
     table = Table(title="window score over time", title_justify="left", box=None, header_style="bold")
-    for col in ("from", "requests", "request p50", "window mean", "window max", "alerts", ""):
-        table.add_column(col, justify="left" if col in ("from", "") else "right", no_wrap=True)
-    for b in buckets:
-        table.add_row(
-            _clock(b["start_us"], b["end_us"] - b["start_us"], span_days), f"{b['count']:,}", _score(b["score_p50"]),
-            _score(b["window_score_mean"]), _score(b["window_score_max"]), str(b["alerts"]),
-            _bar(b["window_score_max"]),
-        )
+    for header, _, _ in kept:
+        table.add_column(header, justify="left" if header in ("from", "") else "right", no_wrap=True, overflow="fold")
+    for i, b in enumerate(buckets):
+        table.add_row(*(_bar(b["window_score_max"]) if h == "" else cells[i] for h, _, cells in kept))
     out.print(table)
+    if dropped:
+        names = ", ".join(h or "bar" for h, _, _ in dropped)
+        out.print(f"[bright_black]left out at {out.width} columns: {esc(names)} (widen the terminal, or --json)[/]")
+    out.print(f"[bright_black]{esc(SCORE_NOTE)}[/]")
     _render_groups(out, data)
 
 

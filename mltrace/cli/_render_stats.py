@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ._format import esc, num, percent, style_of, value
 from ._generation import render_generation_stats
+from ._render import fit_columns
 
 
 def _latency_columns(table: Table) -> None:
@@ -25,6 +26,8 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
     )
     if not data["count"]:
         return
+    if data.get("status"):
+        out.print(status_line(data["status"], data["count"]))
     out.print(f"end to end (ms): p50 {num(d['p50'])}  p95 {num(d['p95'])}  p99 {num(d['p99'])}  max {num(d['max'])}\n")
     stages = Table(title="self time per stage (ms)", title_justify="left", box=None, header_style="bold")
     stages.add_column("stage")
@@ -55,25 +58,57 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
         render_slices(out, data["by"])
 
 
+def status_line(status: dict[str, Any], count: int) -> str:
+    """``HTTP status: 2xx 35 · 4xx 57 (422 ×57) · 5xx 0``: client and server errors apart."""
+    codes = status.get("codes", {})
+
+    def detail(cls: str) -> str:
+        listed = [f"{c} ×{n:,}" for c, n in codes.items() if c.startswith(cls[0])][:4]
+        return f" ({', '.join(listed)})" if listed else ""
+
+    parts = [f"{cls} {status.get(cls, 0):,}" for cls in ("2xx", "3xx") if status.get(cls) or cls == "2xx"]
+    parts.append(f"[{'yellow' if status.get('4xx') else 'default'}]4xx {status.get('4xx', 0):,}{detail('4xx')}[/]")
+    parts.append(f"[{'red' if status.get('5xx') else 'default'}]5xx {status.get('5xx', 0):,}{detail('5xx')}[/]")
+    if status.get("none"):
+        parts.append(f"no status {status['none']:,}")
+    note = "   [bright_black](4xx: the request was refused; 5xx: the server failed)[/]"
+    if status.get("none", 0) == count:
+        note = ""
+    return "HTTP status: " + " · ".join(parts) + note
+
+
 def render_slices(out: Console, by: dict[str, Any]) -> None:
+    groups = by["groups"]
+
+    def slowest(g: dict[str, Any]) -> str:
+        p50 = g["stages_p50_ms"]
+        stage = max(p50, key=lambda k: p50[k]) if p50 else None
+        return f"{stage} {num(p50[stage])}" if stage else "-"
+
+    columns: list[tuple[str, str, list[str]]] = [
+        (by["attribute"].rsplit(".", 1)[-1], "", [value(g["value"], 24) for g in groups]),
+        ("count", "", [f"{g['count']:,}" for g in groups]),
+        ("p50", "", [num(g["duration_ms"].get("p50")) for g in groups]),
+        ("p95", "", [num(g["duration_ms"].get("p95")) for g in groups]),
+        ("p99", "", [num(g["duration_ms"].get("p99")) for g in groups]),
+        ("errors", "", [percent(g["error_rate"]) for g in groups]),
+        ("4xx", "", [f"{g.get('status_4xx', 0):,}" for g in groups]),
+        ("5xx", "", [f"{g.get('status_5xx', 0):,}" for g in groups]),
+        ("slowest stage (p50 ms)", "", [slowest(g) for g in groups]),
+        ("predictions", "", ["\n".join(f"{k} {percent(v)}" for k, v in list(g["predictions"].items())[:3]) or "-"
+                             for g in groups]),
+        ("drift p50", "", [value(g["drift_score"].get("p50") if g["drift_score"] else None) for g in groups]),
+        ("alerts", "", [str(g["drift_alerts"]) for g in groups]),
+    ]
+    # narrow terminals lose the prediction mix, the slowest stage, p99, then p95: never a cut number
+    kept, dropped = fit_columns(columns, out.width - 2, [9, 8, 4, 3])
     table = Table(title=f"\nby {esc(by['attribute'])}", title_justify="left", box=None, header_style="bold")
-    table.add_column(esc(by["attribute"].rsplit(".", 1)[-1]))
-    table.add_column("count", justify="right")
-    _latency_columns(table)
-    table.add_column("errors", justify="right")
-    table.add_column("slowest stage (p50 ms)")
-    table.add_column("predictions")
-    table.add_column("drift p50", justify="right")
-    table.add_column("alerts", justify="right")
-    for g in by["groups"]:
-        d = g["duration_ms"]
-        stage = max(g["stages_p50_ms"], key=lambda k: g["stages_p50_ms"][k]) if g["stages_p50_ms"] else None
-        mix = esc(" ".join(f"{k} {percent(v)}" for k, v in list(g["predictions"].items())[:3]) or "-")
-        drift = g["drift_score"].get("p50") if g["drift_score"] else None
-        table.add_row(
-            esc(value(g["value"], 24)), f"{g['count']:,}", num(d.get("p50")), num(d.get("p95")), num(d.get("p99")),
-            percent(g["error_rate"]),
-            f"[{style_of(stage)}]{esc(stage)}[/] {num(g['stages_p50_ms'][stage])}" if stage else "-",
-            mix, value(drift), str(g["drift_alerts"]),
-        )
+    for i, (header, _, _) in enumerate(kept):
+        table.add_column(esc(header), justify="left" if i == 0 or header in ("slowest stage (p50 ms)", "predictions")
+                         else "right", no_wrap=True, overflow="fold")
+    for i in range(len(groups)):
+        table.add_row(*(esc(cells[i]) for _, _, cells in kept))
     out.print(table)
+    if dropped:
+        names = ", ".join(h for h, _, _ in dropped)
+        out.print(f"[bright_black]left out at {out.width} columns: {esc(names)} (widen the terminal, or --json)[/]")

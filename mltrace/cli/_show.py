@@ -7,7 +7,8 @@ import argparse
 from rich.console import Console
 
 from ..analysis import show_trace
-from ._common import emit, from_source
+from ..query import TraceNotFound
+from ._common import emit, from_source, not_found, trace_id
 from ._render import render_show
 
 
@@ -24,5 +25,9 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    data = from_source(args, lambda source: show_trace(source, args.trace_id))
+    wanted = trace_id(args.trace_id)
+    try:
+        data = from_source(args, lambda source: show_trace(source, wanted))
+    except TraceNotFound as exc:
+        raise not_found(exc) from None
     return emit(args, out, data, lambda console, found: render_show(console, found, everything=args.all))

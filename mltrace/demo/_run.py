@@ -116,7 +116,9 @@ def run_demo(
     reader = open_source(url)
     try:
         since = time.time() - started + 5.0
-        traces = _wait_for(reader, service, since, len(sent.trace_ids), wait_s)
+        ours = set(sent.trace_ids)
+        # only this run's traces: an earlier demo run into the same store is not counted again
+        traces = [t for t in _wait_for(reader, service, since, len(ours), wait_s) if t.trace_id in ours]
         if len(traces) < len(sent.trace_ids):
             where = export.get("endpoint") or export.get("local_path")
             raise SourceUnavailable(
@@ -147,7 +149,11 @@ def run_demo(
             first = lineage(reader, sent.repeated[0])
             fingerprint = first["fingerprint"] or fingerprint
         if fingerprint:
-            findings["same_input"] = predictions_for_input(reader, str(fingerprint))
+            same = predictions_for_input(reader, str(fingerprint))
+            mine = [p for p in same["predictions"] if p["trace_id"] in ours]
+            # what it counts: this run's predictions on that input; earlier runs' apart
+            same.update(predictions=mine, count=len(mine), earlier=same["count"] - len(mine))
+            findings["same_input"] = same
         return findings
     finally:
         reader.close()

@@ -32,7 +32,7 @@ def _read_parquet(path: Path) -> dict[str, Any]:
         import pyarrow  # noqa: F401  (pandas needs it to read Parquet)
     except ImportError as exc:
         raise ImportError(
-            f"reading Parquet needs pandas and pyarrow ({exc.name} is missing): pip install mltrace[parquet]"
+            f"reading Parquet needs pandas and pyarrow ({exc.name} is missing): pip install 'mltrace-serving[parquet]'"
         ) from exc
     frame = pd.read_parquet(path)
     return {str(c): frame[c].to_numpy() for c in frame.columns}

@@ -298,7 +298,7 @@ class ReferenceProfile:
     ) -> ReferenceProfile:
         """Profile a CSV or Parquet file; ``target`` names a column profiled as the output distribution.
 
-        Parquet needs pandas and pyarrow (``pip install mltrace[parquet]``). CSV uses pandas when it
+        Parquet needs pandas and pyarrow (``pip install 'mltrace-serving[parquet]'``). CSV uses pandas when it
         is installed, else the standard library (text columns whose values all read as numbers
         are numerical).
         """

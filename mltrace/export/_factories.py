@@ -8,15 +8,18 @@ current OpenTelemetry, so it is not used.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
 from .._errors import ConfigurationError
+from .._settings import ENV, EXPORTER_NAMES, parse_exporters
 
 ExporterName = Literal["jaeger", "zipkin", "otlp", "console", "local", "none"]
-EXPORTERS: tuple[str, ...] = ("jaeger", "zipkin", "otlp", "console", "local", "none")
+EXPORTERS: tuple[str, ...] = EXPORTER_NAMES
 
 # OTEL_TRACES_EXPORTER values (the SDK's names) mapped onto ours.
 _OTEL_NAMES = {
@@ -33,27 +36,42 @@ _OTEL_NAMES = {
 DEFAULT_ZIPKIN_ENDPOINT = "http://localhost:9411/api/v2/spans"
 
 
-def choose_exporter(explicit: str | None) -> str:
-    """The exporter name: the argument, else ``MLTRACE_EXPORTER``, else ``OTEL_TRACES_EXPORTER``,
-    else ``otlp`` when an OTLP endpoint is configured, else ``local``."""
+def choose_exporters(explicit: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The exporter names, in order: the argument (a name, ``"local,console"`` or a list), else
+    ``MLTRACE_EXPORTER``, else ``OTEL_TRACES_EXPORTER`` (comma form too), else ``otlp`` when an OTLP
+    endpoint is configured, else ``local``. Raises :class:`ConfigurationError` naming the bad one."""
     if explicit is not None:
-        name = explicit.strip().lower()
-    elif os.environ.get("MLTRACE_EXPORTER"):
-        name = os.environ["MLTRACE_EXPORTER"].strip().lower()
-    elif os.environ.get("OTEL_TRACES_EXPORTER"):
-        first = os.environ["OTEL_TRACES_EXPORTER"].split(",")[0].strip().lower()
-        if first not in _OTEL_NAMES:
-            raise ConfigurationError(f"OTEL_TRACES_EXPORTER={first!r} is not supported by mltrace")
-        name = _OTEL_NAMES[first]
-    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
-        name = "otlp"
-    else:
-        name = "local"
-    if name not in EXPORTERS:
-        raise ConfigurationError(f"exporter must be one of {', '.join(EXPORTERS)}; got {name!r}")
-    return name
+        raw = explicit if isinstance(explicit, str) else ",".join(str(n) for n in explicit)
+        try:
+            names = parse_exporters(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"exporter={explicit!r}: {exc}") from None
+        if not names:
+            raise ConfigurationError(f"exporter={explicit!r}: name at least one of {', '.join(EXPORTERS)}")
+        return names
+    if ENV.EXPORTER.is_set():
+        return ENV.EXPORTER.get()
+    otel = os.environ.get("OTEL_TRACES_EXPORTER", "").strip()
+    if otel:
+        given = [n.strip().lower() for n in otel.split(",") if n.strip()]
+        bad = [n for n in given if n not in _OTEL_NAMES]
+        if bad:
+            raise ConfigurationError(
+                f"OTEL_TRACES_EXPORTER={otel!r}: {', '.join(map(repr, bad))} not supported by mltrace "
+                f"(use {', '.join(sorted(_OTEL_NAMES))})"
+            )
+        try:
+            return parse_exporters(",".join(_OTEL_NAMES[n] for n in given))
+        except ValueError as exc:
+            raise ConfigurationError(f"OTEL_TRACES_EXPORTER={otel!r}: {exc}") from None
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return ("otlp",)
+    return ("local",)
+
+
+def choose_exporter(explicit: str | None) -> str:
+    """The first of :func:`choose_exporters` (where the CLI reads traces back from)."""
+    return choose_exporters(explicit)[0]
 
 
 def otlp_protocol(explicit: str | None) -> str:
@@ -109,7 +127,7 @@ def build_exporter(
     """The exporter for ``name`` (see :data:`EXPORTERS`); ``None`` for ``none``."""
     if name in ("jaeger", "otlp"):
         if name == "jaeger" and endpoint is None:
-            endpoint = os.environ.get("MLTRACE_JAEGER_ENDPOINT") or None
+            endpoint = ENV.JAEGER_ENDPOINT.get() or None
         return otlp_exporter(endpoint, protocol, headers)
     if name == "zipkin":
         return zipkin_exporter(endpoint)
@@ -122,3 +140,46 @@ def build_exporter(
     if name == "none":
         return None
     raise ConfigurationError(f"exporter must be one of {', '.join(EXPORTERS)}; got {name!r}")
+
+
+def _normal_url(url: str, *, suffix: str, default_scheme: str = "http") -> str:
+    """``HTTP://Host:4318/v1/traces/`` and ``http://host:4318`` compare equal (scheme, host lower-cased)."""
+    url = url.strip()
+    if "//" not in url:
+        url = f"{default_scheme}://{url}"
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if suffix and path.endswith(suffix):
+        path = path[: -len(suffix)].rstrip("/")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
+
+
+def destination(
+    name: str,
+    *,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    local_path: str | os.PathLike[str] | None = None,
+) -> str:
+    """Where exporter ``name`` with these settings sends spans, normalised so that equivalent spellings
+    (a trailing ``/``, an explicit ``/v1/traces`` or ``/api/v2/spans``, ``./x.db`` vs its absolute path)
+    give the same string. ``configure()`` keys its exporters by it: one exporter per destination."""
+    if name in ("jaeger", "otlp"):
+        proto = otlp_protocol(protocol)
+        if endpoint is None and name == "jaeger":
+            endpoint = ENV.JAEGER_ENDPOINT.get() or None
+        if endpoint is None:
+            endpoint = (
+                os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                or ("http://localhost:4317" if proto == "grpc" else "http://localhost:4318")
+            )
+        return f"otlp {proto} {_normal_url(endpoint, suffix='/v1/traces')}"
+    if name == "zipkin":
+        url = endpoint or os.environ.get("OTEL_EXPORTER_ZIPKIN_ENDPOINT") or DEFAULT_ZIPKIN_ENDPOINT
+        return f"zipkin {_normal_url(url, suffix='/api/v2/spans')}"
+    if name == "local":
+        from ._local_store import resolve_path
+
+        return f"local {resolve_path(local_path).expanduser().resolve()}"
+    return name

@@ -18,6 +18,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .._settings import ENV
 from ._counters import COUNTERS
 
 _log = logging.getLogger("mltrace.export")
@@ -67,7 +68,7 @@ def resolve_path(path: str | os.PathLike[str] | None) -> Path:
     """``configure(local_path=...)``, else ``$MLTRACE_LOCAL_PATH``, else ``./mltrace-traces.db``."""
     if path is not None:
         return Path(path)
-    return Path(os.environ.get("MLTRACE_LOCAL_PATH") or DEFAULT_PATH)
+    return Path(ENV.LOCAL_PATH.get() or DEFAULT_PATH)
 
 
 def _json_value(value: Any) -> Any:
@@ -309,8 +310,7 @@ class LocalStoreExporter(SpanExporter):
         max_spans: int | None = None,
     ) -> None:
         self.store = LocalStore(path)
-        env_max = os.environ.get("MLTRACE_LOCAL_MAX_SPANS")
-        self.max_spans = max_spans or (int(env_max) if env_max else DEFAULT_MAX_SPANS)
+        self.max_spans = max_spans or ENV.LOCAL_MAX_SPANS.get()
         self._since_prune = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:

@@ -7,6 +7,7 @@ docs/privacy.md.
 
 from __future__ import annotations
 
+from ._attributes import feature_values_recorded, record_feature_values, span_safe
 from ._capture import HttpTap, PayloadCapture, body_document, capture_payload
 from ._redact import path_matches, redact, redact_text
 from ._rules import (
@@ -36,9 +37,12 @@ __all__ = [
     "PayloadSink",
     "body_document",
     "capture_payload",
+    "feature_values_recorded",
     "header_allowed",
     "path_matches",
+    "record_feature_values",
     "redact",
     "redact_text",
     "sink_from_env",
+    "span_safe",
 ]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .._errors import ConfigurationError
-from .._settings import env_bool, env_int
+from .._settings import ENV
 
 REDACTED = "[REDACTED]"
 TRUNCATED = "[TRUNCATED]"
@@ -164,10 +164,10 @@ class CaptureRules:
             return tuple(p.strip() for p in os.environ.get(name, "").split(",") if p.strip())
 
         return cls(
-            allow=paths("MLTRACE_PAYLOAD_ALLOW"),
-            deny=paths("MLTRACE_PAYLOAD_DENY"),
-            max_bytes=env_int("MLTRACE_PAYLOAD_MAX_BYTES", cls.max_bytes),
-            headers=env_bool("MLTRACE_PAYLOAD_HEADERS", True),
+            allow=ENV.PAYLOAD_ALLOW.get(),
+            deny=ENV.PAYLOAD_DENY.get(),
+            max_bytes=ENV.PAYLOAD_MAX_BYTES.get(),
+            headers=ENV.PAYLOAD_HEADERS.get(),
         )
 
 

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from .._settings import ENV
+
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
 _KIND = re.compile(r"^[a-z0-9_.-]{1,64}$")
 
@@ -94,7 +96,7 @@ class FileSink:
 
 def sink_from_env(local_path: str | os.PathLike[str] | None = None) -> PayloadSink:
     """``MLTRACE_PAYLOAD_SINK``: ``local`` (default) or ``file:<dir>``."""
-    raw = os.environ.get("MLTRACE_PAYLOAD_SINK", "local").strip()
+    raw = ENV.PAYLOAD_SINK.get()
     if raw.startswith("file:"):
         target = raw[len("file:") :]
         if target.startswith("//"):

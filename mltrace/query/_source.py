@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from .._errors import ConfigurationError
+from .._settings import ENV
 from ._model import Trace
 
 Progress = Callable[[int], None]
@@ -82,9 +83,9 @@ def _host_port(endpoint: str | None, default_port: int) -> str:
 
 def _from_exporter(name: str, endpoint: str | None, local_path: str | None) -> str | None:
     if name == "local":
-        return "local://" + (local_path or os.environ.get("MLTRACE_LOCAL_PATH") or DEFAULT_LOCAL)
+        return "local://" + (local_path or ENV.LOCAL_PATH.get() or DEFAULT_LOCAL)
     if name == "jaeger":
-        endpoint = endpoint or os.environ.get("MLTRACE_JAEGER_ENDPOINT")
+        endpoint = endpoint or ENV.JAEGER_ENDPOINT.get()
         return "jaeger://" + _host_port(endpoint, DEFAULT_JAEGER_PORT)
     if name == "zipkin":
         endpoint = endpoint or os.environ.get("OTEL_EXPORTER_ZIPKIN_ENDPOINT")
@@ -95,7 +96,7 @@ def _from_exporter(name: str, endpoint: str | None, local_path: str | None) -> s
 
 def default_source_url() -> str:
     """The source to read when none is given (see the module docstring for the order)."""
-    explicit = os.environ.get("MLTRACE_SOURCE")
+    explicit = ENV.SOURCE.get()
     if explicit:
         return explicit
     from .._configure import current
@@ -111,7 +112,7 @@ def default_source_url() -> str:
         name = choose_exporter(None)
     except ConfigurationError:
         name = "local"
-    return _from_exporter(name, None, None) or "local://" + (os.environ.get("MLTRACE_LOCAL_PATH") or DEFAULT_LOCAL)
+    return _from_exporter(name, None, None) or "local://" + (ENV.LOCAL_PATH.get() or DEFAULT_LOCAL)
 
 
 def _http_base(url: str, scheme: str, default_port: int) -> str:

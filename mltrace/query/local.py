@@ -61,8 +61,9 @@ class LocalSource:
         try:
             self.store = LocalStore(self.path, readonly=True)
         except (FileNotFoundError, sqlite3.Error) as exc:
+            why = "" if isinstance(exc, FileNotFoundError) else f" ({exc})"  # the former says just that again
             raise SourceUnavailable(
-                f"no local trace store at {self.path} ({exc}); run a traced app with "
+                f"no local trace store at {self.path}{why}; run a traced app with "
                 "mltrace.configure(exporter='local'), or try `mltrace demo`"
             ) from None
 

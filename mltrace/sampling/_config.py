@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from .._errors import ConfigurationError
-from .._settings import env_bool
-
-
-def _env_float(name: str) -> float | None:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number; got {raw!r}") from None
+from .._settings import ENV
 
 
 @dataclass(frozen=True)
@@ -62,17 +51,17 @@ class TailSamplingConfig:
 
         Enabled by ``MLTRACE_TAIL_SAMPLING=true`` or by setting ``MLTRACE_TAIL_SAMPLE_RATIO``.
         """
-        ratio = _env_float("MLTRACE_TAIL_SAMPLE_RATIO")
-        if not env_bool("MLTRACE_TAIL_SAMPLING", ratio is not None):
+        ratio = ENV.TAIL_SAMPLE_RATIO.get()
+        if not (ratio is not None if ENV.TAIL_SAMPLING.get() is None else ENV.TAIL_SAMPLING.get()):
             return None
         defaults = cls()
-        max_traces = _env_float("MLTRACE_TAIL_MAX_TRACES")
-        max_spans = _env_float("MLTRACE_TAIL_MAX_SPANS")
-        max_wait = _env_float("MLTRACE_TAIL_MAX_WAIT_S")
+        max_traces = ENV.TAIL_MAX_TRACES.get()
+        max_spans = ENV.TAIL_MAX_SPANS.get()
+        max_wait = ENV.TAIL_MAX_WAIT_S.get()
         return cls(
             ratio=defaults.ratio if ratio is None else ratio,
-            slow_ms=_env_float("MLTRACE_TAIL_SLOW_MS"),
-            keep_p99=env_bool("MLTRACE_TAIL_KEEP_P99", defaults.keep_p99),
+            slow_ms=ENV.TAIL_SLOW_MS.get(),
+            keep_p99=defaults.keep_p99 if ENV.TAIL_KEEP_P99.get() is None else bool(ENV.TAIL_KEEP_P99.get()),
             max_traces=defaults.max_traces if max_traces is None else int(max_traces),
             max_spans_per_trace=defaults.max_spans_per_trace if max_spans is None else int(max_spans),
             max_wait_s=defaults.max_wait_s if max_wait is None else max_wait,

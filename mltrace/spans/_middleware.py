@@ -159,7 +159,7 @@ class MLTraceMiddleware:
     """One server span per HTTP request, the trace id in the response, ml.* on the span.
 
     ``app.add_middleware(mltrace.MLTraceMiddleware)``. Response headers: ``traceresponse``
-    (W3C Trace Context Level 2) and ``X-Trace-Id`` (name configurable). Websocket and lifespan
+    (W3C Trace Context Level 3 draft) and ``X-Trace-Id`` (name configurable). Websocket and lifespan
     scopes pass straight through (lifespan messages too; span export is flushed before shutdown
     completes). Body summaries (never raw bodies) are opt-in.
     """

@@ -12,6 +12,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from .. import semconv
 from .._settings import SETTINGS
 from ..export import COUNTERS
+from ..privacy._attributes import exception_attributes, safe_text, span_safe
 from ..summaries import summarize
 from ..summaries._keys import TOP_LEVEL
 
@@ -48,7 +49,7 @@ def summary_attributes(prefix: str, obj: object) -> dict[str, Any]:
     if not SETTINGS.summaries:
         return {}
     summary = summarize(obj, max_features=SETTINGS.max_features, sample_size=SETTINGS.sample_size)
-    summary = _within_budget(summary, SETTINGS.summary_max_attributes)
+    summary = _within_budget(span_safe(summary), SETTINGS.summary_max_attributes)  # privacy rules first
     keys = _PREFIXED.get(prefix)
     if keys is None:
         keys = {k: prefix + k for k in TOP_LEVEL}
@@ -121,10 +122,13 @@ def record_error(span: Span, exc: BaseException, *, repeat_stack: bool = True) -
         return
     try:
         if _first_record(exc) or repeat_stack:
-            span.record_exception(exc)
-        else:
-            span.add_event("exception", {"exception.type": type(exc).__name__, "exception.message": str(exc)[:1024]})
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256]))
+            redacted = exception_attributes(exc)  # the redact patterns apply to messages too (an email in a ValueError)
+            span.record_exception(exc, attributes=redacted)
+            message = redacted["exception.message"]
+        else:  # an outer stage of the same exception: the stack was formatted once, on the innermost
+            message = safe_text(str(exc)[:1024])
+            span.add_event("exception", {"exception.type": type(exc).__name__, "exception.message": message})
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"[:256]))
         span.set_attribute("error.type", _error_type(exc))
     except Exception as inner:  # pragma: no cover
         note_failure(span, "record_error", inner)

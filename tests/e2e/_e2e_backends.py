@@ -1,7 +1,7 @@
 """The real backends as the e2e tests see them: endpoints, health, and traces read back.
 
-- :func:`endpoint`: an ``MLTRACE_E2E_*`` URL from the environment (scripts/test.sh exports them),
-  else its value in scripts/backends.env.
+- :func:`endpoint`: an ``MLTRACE_E2E_*`` URL from the environment (scripts/test.sh exports them,
+  for the backends it started on free ports), else its value in scripts/backends.env.
 - :class:`Jaeger`, :class:`Zipkin`: health checks and ``trace(id)`` through their query APIs,
   as :class:`SpanView` rows (one shape for both, so tests compare like with like).
 - :func:`traced_call`: send a request, then poll (bounded) until its trace is complete; send
@@ -58,9 +58,16 @@ def backends_env() -> dict[str, str]:
 
 
 def endpoint(key: str) -> str:
-    """``MLTRACE_E2E_<key>`` from the environment, else from scripts/backends.env."""
+    """``MLTRACE_E2E_<key>`` from the environment, else (outside scripts/test.sh) from scripts/backends.env.
+
+    Under ``MLTRACE_E2E=1`` the variable must be set: scripts/test.sh runs its backends on free ports,
+    so the default port in backends.env may be someone else's Jaeger or Redis.
+    """
     name = f"MLTRACE_E2E_{key}"
-    return (os.environ.get(name) or backends_env()[name]).rstrip("/")
+    value = os.environ.get(name)
+    if not value and os.environ.get("MLTRACE_E2E") == "1":
+        raise RuntimeError(f"{name} is not set: under MLTRACE_E2E=1 endpoints come only from the environment")
+    return (value or backends_env()[name]).rstrip("/")
 
 
 @dataclass(frozen=True)
