@@ -46,6 +46,9 @@ from opentelemetry.util import types
 _log = logging.getLogger("mltrace")
 
 _ENV = "MLTRACE_DEFERRED_SPANS"
+_UNSET = Status(StatusCode.UNSET)
+_NO_EVENTS: tuple[sdk_trace.Event, ...] = ()
+_NO_LINKS: tuple[Link, ...] = ()
 
 
 def _env_on() -> bool:
@@ -132,7 +135,7 @@ class DeferredSpan(trace.Span):
         self._has_later = False
         self._events: list[tuple[str, types.Attributes, int]] = []
         self._links: list[Link] = list(links) if links else []
-        self._status = Status(StatusCode.UNSET)
+        self._status = _UNSET  # Status is never changed in place, so one object serves all
         self._start_time = start_time if start_time is not None else time_ns()
         self._end_time: int | None = None
         self._record_end_metrics = record_end_metrics
@@ -360,6 +363,8 @@ def _start(
     """``Tracer.start_span`` of the SDK, step for step, ending in a DeferredSpan instead of a span."""
     tracer = request.tracer
     links = links or ()
+    if context is None:  # looked up once, for the parent, the sampler and on_start
+        context = otel_context.get_current()
     parent: SpanContext | None = trace.get_current_span(context).get_span_context()
     if not tracer._is_enabled():
         return NonRecordingSpan(parent)  # type: ignore[arg-type]  # as the SDK does
@@ -381,8 +386,6 @@ def _start(
     record_end = tracer._tracer_metrics.start_span(parent, decision)
     if decision is Decision.DROP:
         return NonRecordingSpan(span_context)
-    if context is None:
-        context = otel_context.get_current()
     return DeferredSpan(
         request, name, span_context, parent, context, kind, result.attributes, links, start_time, record_end
     )
@@ -476,13 +479,31 @@ def _quiet_functions() -> tuple[set[object], set[object]]:
 
 
 def _all_quiet(processor: object) -> bool:
-    """Whether no processor reachable from the provider's needs ``on_start`` or ``_on_ending``."""
+    """Whether no processor reachable from the provider's needs ``on_start`` or ``_on_ending``
+    (remembered for the provider's current tuple of processors)."""
+    processors = getattr(processor, "_span_processors", None)
+    if processors is None:
+        return _quiet_tree(processor)
+    known = _QUIET_TREES.get(id(processor))
+    if known is not None and known[0] is processors:
+        return known[1]
+    quiet = _quiet_tree(processor)
+    if len(_QUIET_TREES) >= 64:
+        _QUIET_TREES.clear()
+    _QUIET_TREES[id(processor)] = (processors, quiet)
+    return quiet
+
+
+_QUIET_TREES: dict[int, tuple[object, bool]] = {}
+
+
+def _quiet_tree(processor: object) -> bool:
     if isinstance(processor, sdk_trace.SynchronousMultiSpanProcessor | sdk_trace.ConcurrentMultiSpanProcessor):
-        return all(_all_quiet(p) for p in processor._span_processors)
+        return all(_quiet_tree(p) for p in processor._span_processors)
     from ..sampling._tail import TailSampler
 
     if type(processor) is TailSampler:  # forwards on_start/_on_ending to its downstream only
-        return _all_quiet(processor.downstream)
+        return _quiet_tree(processor.downstream)
     return _quiet_on_start(processor)
 
 
@@ -554,8 +575,10 @@ def _span_attributes(limits: sdk_trace.SpanLimits, attributes: dict[str, Any]) -
 
 def _readable(tracer: sdk_trace.Tracer, limits: sdk_trace.SpanLimits, span: DeferredSpan) -> sdk_trace.ReadableSpan:
     attributes = _span_attributes(limits, _expanded(span))
-    events: Any = BoundedList.from_seq(limits.max_events, _bounded_events(limits, span))
-    links: Any = BoundedList.from_seq(limits.max_links, _bounded_links(limits, span))
+    # No events or links (most spans): an empty tuple reads the same to exporters as an empty
+    # BoundedList (nothing, none dropped) and costs nothing to build.
+    events: Any = BoundedList.from_seq(limits.max_events, _bounded_events(limits, span)) if span._events else _NO_EVENTS
+    links: Any = BoundedList.from_seq(limits.max_links, _bounded_links(limits, span)) if span._links else _NO_LINKS
     return sdk_trace.ReadableSpan(
         name=span._name,
         context=span._context,
