@@ -52,7 +52,8 @@ _NO_LINKS: tuple[Link, ...] = ()
 
 
 def _env_on() -> bool:
-    return os.environ.get(_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    """On unless ``MLTRACE_DEFERRED_SPANS`` says off (0/false/no/off)."""
+    return os.environ.get(_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 _enabled = _env_on()
