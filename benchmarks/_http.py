@@ -15,7 +15,15 @@ from pathlib import Path
 
 from _asgi import bodies
 
-CASES = ("a_none", "b_otel_fastapi", "c_mltrace", "d_mltrace_sampled_out")
+CASES = ("a_none", "b_otel_fastapi", "c_mltrace", "d_mltrace_sampled_out", "e_mltrace_deferred",
+         "e0_mltrace_deferred_sampled_out")
+CPU: dict[str, list[float]] = {}  # per round: the server process's CPU µs per request (/proc)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 HERE = Path(__file__).parent
 
 CLIENT = r"""
@@ -76,7 +84,8 @@ def http_cases(rounds: int = 5, n: int = 1000) -> dict[str, list[float]]:
         for p in ports.values():  # warm up
             subprocess.run([sys.executable, "-c", CLIENT, str(p), "200", body], check=True, capture_output=True)
         for _ in range(rounds):
-            for c, p in ports.items():
+            for (c, p), proc in zip(ports.items(), procs, strict=True):
+                cpu0 = _cpu_seconds(proc.pid)
                 if use_wrk:
                     results[c].append(_wrk(p, 3))
                 else:
@@ -84,6 +93,8 @@ def http_cases(rounds: int = 5, n: int = 1000) -> dict[str, list[float]]:
                         [sys.executable, "-c", CLIENT, str(p), str(n), body], check=True, capture_output=True, text=True
                     ).stdout
                     results[c].append(float(out.strip()))
+                if not use_wrk:
+                    CPU.setdefault(c, []).append((_cpu_seconds(proc.pid) - cpu0) / n * 1e6)
     finally:
         for proc in procs:
             proc.terminate()

@@ -16,6 +16,9 @@ Cases (ratios are to (a), measured interleaved in the same process):
   (e) mltrace deferred             (c) with deferred spans (MLTRACE_DEFERRED_SPANS=1) and FastAPI's
                                    tracing off: mltrace makes the one server span (docs/performance.md)
   (e0) mltrace deferred, sampled out
+  (g) mltrace deferred under FastAPI's native server span (its telemetry left on: mltrace enriches
+      that span and defers the stages)
+(a)-(f0) run with deferred spans off (MLTRACE_DEFERRED_SPANS=0): (c) is mltrace before.
 Per case: mean µs per request (everything, the spans handed to the processors included), the
 latency to the response's last body message (p50, p99 over every request of every round), and
 CPU per request (``time.process_time``, all threads: the export thread too).
@@ -149,10 +152,11 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
         "f0_floor_sampled_out": _app.build_floor(),
         "e_mltrace_deferred": _app.build(True, fastapi_telemetry=False),
         "e0_mltrace_deferred_sampled_out": _app.build(True, fastapi_telemetry=False),
+        "g_mltrace_deferred_native": _app.build(True, fastapi_telemetry=True),
     }
     FastAPIInstrumentor.instrument_app(apps["b_otel_fastapi"], tracer_provider=handle.provider)
     for name, app in apps.items():  # warm up (route compilation, first-call imports)
-        set_deferred(name.startswith("e"))
+        set_deferred(name[0] in "eg")
         for _ in range(200):
             assert await call(app) == 200
     results: dict[str, list[float]] = {k: [] for k in apps}
@@ -163,7 +167,7 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
         for name, app in order:
             sampler.on = "sampled_out" not in name
             SETTINGS.summaries = name != "c0_mltrace_no_summaries"
-            set_deferred(name.startswith("e"))
+            set_deferred(name[0] in "eg")
             results[name].append(await time_case(app, n, name))
     SETTINGS.summaries = True
     set_deferred(None)
@@ -249,11 +253,18 @@ def main() -> None:
     for k, v in costs.items():
         print(f"{k}: {v:.1f}")
     if args.http:
+        from _http import CPU as HTTP_CPU
         from _http import http_cases
 
         http = http_cases()
         print("\nover HTTP (uvicorn, loopback, load generator in a separate process)")
         report(http)
+        if HTTP_CPU:
+            print("server CPU µs per request (median round; added; added / (b)'s added):")
+            cpu = {k: statistics.median(v) for k, v in HTTP_CPU.items()}
+            for k, v in cpu.items():
+                added, contrib = v - cpu["a_none"], cpu["b_otel_fastapi"] - cpu["a_none"]
+                print(f"  {k:<32}{v:>8.1f}{added:>8.1f}{added / contrib:>6.2f}")
     if args.json:
         print(json.dumps({"in_process": results, **costs}))
 
