@@ -3,6 +3,7 @@
     python benchmarks/bench_cli.py local              # seeds a temporary store, times `slow`
     python benchmarks/bench_cli.py jaeger             # seeds Jaeger over OTLP (scripts/backends.sh up jaeger)
     python benchmarks/bench_cli.py local --traces 10000 --repeat 5
+    python benchmarks/bench_cli.py scale --sizes 10000 100000 1000000 --keep /tmp/mltrace-scale
 
 Traces are synthetic but shaped like the demo's (server span, feature_lookup, preprocess,
 inference, postprocess) with two planted causes: inference is slow for large inputs, feature
@@ -72,6 +73,75 @@ def synthetic_spans(n_traces: int, service: str, seed: int = 0) -> Iterator[list
                                   kind=SpanKind.SERVER, status=Status(StatusCode.UNSET), start_time=t0,
                                   end_time=cursor + 150_000))
         yield spans
+
+
+def seed_direct(path: str, n_traces: int, *, planted: bool = True, seed: int = 0, span_hours: float = 12.0) -> None:
+    """The same traces as :func:`synthetic_spans` (same attributes, same planted causes), written
+    straight into the store's table with ``executemany`` instead of through the SDK: a million
+    traces (five million rows) in about a minute rather than ten. ``planted=False`` keeps every
+    attribute but no attribute changes any stage's time (for the false-cause rate). Traces are
+    spread evenly over the last ``span_hours``."""
+    import json
+
+    import numpy as np
+
+    from mltrace.export import LocalStore
+
+    rng = np.random.default_rng(seed)
+    store = LocalStore(path)
+    resource = json.dumps({"service.name": "bench", "ml.model.name": "bench", "ml.model.version": "1"},
+                          separators=(",", ":"))
+    now = time.time_ns()
+    step = int(span_hours * 3600e9) // max(1, n_traces)
+    cols = ("trace_id, span_id, parent_span_id, name, kind, service_name, start_ns, end_ns, status_code, "
+            "status_message, attributes, events, links, resource")
+    sql = f"INSERT INTO spans ({cols}) VALUES ({','.join('?' * 14)})"
+    chunk = 50_000
+    conn = store._conn
+    for lo in range(0, n_traces, chunk):
+        n = min(chunk, n_traces - lo)
+        ids = rng.integers(0, 2**63, size=(n, 6), dtype=np.int64)
+        customer = rng.integers(0, 40, n)
+        large = rng.random(n) < 0.08
+        size = np.where(large, rng.choice((2048, 4096), n), rng.choice((30, 60, 120, 240), n))
+        miss = np.isin(customer, (3, 7))
+        slow_fl = miss if planted else np.zeros(n, dtype=bool)
+        slow_inf = large if planted else np.zeros(n, dtype=bool)
+        d_fl = np.where(slow_fl, 20_000_000, 300_000) + rng.integers(0, 100_000, n)
+        d_pre = 200_000 + rng.integers(0, 100_000, n)
+        d_inf = np.where(slow_inf, 40_000_000, 1_500_000) + rng.integers(0, 500_000, n)
+        d_post = 100_000 + rng.integers(0, 50_000, n)
+        version = rng.integers(1, 3, n)
+        mean, drift, conf, pred = rng.random(n), rng.random(n) * 0.3, rng.random(n), rng.random(n) < 0.5
+        rows = []
+        for j in range(n):
+            i = lo + j
+            tid = f"{int(ids[j, 0]):016x}{int(ids[j, 1]):016x}"
+            root = f"{int(ids[j, 2]):016x}"
+            t0 = now - (n_traces - i) * step
+            c, sz, m = int(customer[j]), int(size[j]), int(miss[j])
+            cur = t0 + 100_000
+            parts = (
+                ("feature_lookup", int(d_fl[j]), f'{{"ml.stage":"feature_lookup","ml.feature_store.name":"redis",'
+                 f'"ml.feature_store.hits":{1 - m},"ml.feature_store.misses":{m},"app.customer.id":"c-{c}"}}'),
+                ("preprocess", int(d_pre[j]), f'{{"ml.stage":"preprocess","ml.input.size":{sz},'
+                 f'"ml.input.mean":{float(mean[j])!r}}}'),
+                ("inference", int(d_inf[j]), f'{{"ml.stage":"inference","ml.model.name":"bench",'
+                 f'"ml.model.version":"{int(version[j])}","ml.input.size":{sz},"ml.drift.score":{float(drift[j])!r},'
+                 f'"ml.output.confidence":{float(conf[j])!r}}}'),
+                ("postprocess", int(d_post[j]), f'{{"ml.stage":"postprocess","ml.output.prediction":'
+                 f'"{"yes" if pred[j] else "no"}"}}'),
+            )
+            for k, (name, dur, attrs) in enumerate(parts):
+                rows.append((tid, f"{int(ids[j, 3 + k % 3]) + k:016x}", root, name, "INTERNAL", "bench", cur,
+                             cur + dur, "UNSET", None, attrs, "[]", "[]", resource))
+                cur += dur
+            rows.append((tid, root, None, "POST /predict", "SERVER", "bench", t0, cur + 150_000, "UNSET", None,
+                         '{"http.route":"/predict","http.response.status_code":200}', "[]", "[]", resource))
+        conn.execute("BEGIN")
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    store.close()
 
 
 def _batches(n_traces: int, service: str, size: int) -> Iterator[list[ReadableSpan]]:
@@ -169,33 +239,110 @@ def bench_jaeger(n_traces: int, repeat: int, otlp: str, query: str, page_size: i
             http[0] += time.perf_counter() - t0
 
     source.api.client.get = timed_get  # type: ignore[method-assign]
-    fetch, analysis, requests, wire = [], [], [], []
-    report: dict[str, Any] = {}
-    for _ in range(repeat):
-        http[0] = 0.0
-        before = source.api.requests
-        t0 = time.perf_counter()
-        traces = source.find_traces(service, 3600.0, n_traces)
-        t1 = time.perf_counter()
-        report = analyze_slow(traces, limit=10)
-        t2 = time.perf_counter()
-        fetch.append(t1 - t0)
-        analysis.append(t2 - t1)
-        wire.append(http[0])
-        requests.append(source.api.requests - before)
+    for api in ("api_v3", "v1"):
+        fetch, analysis, requests, wire = [], [], [], []
+        report: dict[str, Any] = {}
+        for _ in range(repeat):
+            source._v3 = None if api == "api_v3" else False  # v1: the path before api_v3
+            http[0] = 0.0
+            before = source.api.requests
+            t0 = time.perf_counter()
+            traces = source.find_traces(service, 3600.0, n_traces)
+            t1 = time.perf_counter()
+            report = analyze_slow(traces, limit=10)
+            t2 = time.perf_counter()
+            fetch.append(t1 - t0)
+            analysis.append(t2 - t1)
+            wire.append(http[0])
+            requests.append(source.api.requests - before)
+        best = fetch.index(min(fetch))
+        print(f"Jaeger {api}, {len(traces):,} traces, best of {repeat} "
+              f"(median fetch {statistics.median(fetch):.3f} s):")
+        print(f"  fetch (find_traces)         {fetch[best]:.3f} s  in {requests[best]} requests")
+        print(f"    HTTP round trips + body    {wire[best]:.3f} s  (Jaeger serialising, transfer)")
+        print(f"    JSON decode + model        {fetch[best] - wire[best]:.3f} s")
+        print(f"  analysis (analyze_slow)     {min(analysis):.3f} s")
+        print(f"  fetch + analysis            {fetch[best] + min(analysis):.3f} s")
+        print(f"  {_check(report)}")
     source.close()
-    best = fetch.index(min(fetch))
-    print(f"Jaeger API, {len(traces):,} traces, page size {page_size}, best of {repeat}:")
-    print(f"  fetch (find_traces)         {fetch[best]:.3f} s  in {requests[best]} requests")
-    print(f"    HTTP round trips + body    {wire[best]:.3f} s  (Jaeger serialising, transfer)")
-    print(f"    JSON decode + model        {fetch[best] - wire[best]:.3f} s")
-    print(f"  analysis (analyze_slow)     {min(analysis):.3f} s")
-    print(f"  {_check(report)}")
+
+
+class _NewestOnly:
+    """A source without ``trace_window``: ``slow`` then takes the previous commit's path (the
+    newest ``--scan`` traces, each decoded into Python objects). For side-by-side runs only."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.url = inner.url
+
+    def find_traces(self, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.find_traces(*args, **kwargs)
+
+
+def _cli_slow(path: str, scan: int | None) -> tuple[float, float, dict[str, Any]]:
+    """``mltrace slow --json`` as a user runs it: wall seconds, peak RSS (MB), the report."""
+    import json
+    import subprocess
+
+    argv = [os.path.join(os.path.dirname(sys.executable), "mltrace"), "slow", "--source", f"local://{path}",
+            "--service", "bench", "--since", "24h", "--json"]
+    if scan is not None:
+        argv += ["--scan", str(scan)]
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    if status != 0:
+        raise SystemExit(f"mltrace slow failed: {proc.stderr.read() if proc.stderr else b''!r}")
+    return wall, usage.ru_maxrss / 1024, json.loads(out)
+
+
+def bench_scale(sizes: list[int], repeat: int, null_seeds: int, keep: str | None, old_up_to: int) -> None:
+    """`slow` end to end over 10k..1M traces written straight into SQLite (:func:`seed_direct`),
+    planted causes and no-cause data; the previous path beside it up to ``old_up_to`` traces."""
+    workdir = keep or tempfile.mkdtemp()
+    os.makedirs(workdir, exist_ok=True)
+    print(f"mltrace slow --since 24h --json, {repeat} runs each (load average {os.getloadavg()[0]:.1f}, "
+          f"{os.cpu_count()} CPUs); data in {workdir}")
+    for n in sizes:
+        path = os.path.join(workdir, f"planted-{n}.db")
+        if not os.path.exists(path):
+            t = time.perf_counter()
+            seed_direct(path, n)
+            print(f"  seeded {n:,} traces in {time.perf_counter() - t:.0f} s", flush=True)
+        runs = [_cli_slow(path, None) for _ in range(repeat)]
+        walls, rss = [r[0] for r in runs], max(r[1] for r in runs)
+        report = runs[-1][2]
+        print(f"  {n:>9,} traces: slow {statistics.median(walls):.2f} s median, {min(walls):.2f} s fastest, "
+              f"peak RSS {rss:.0f} MB; analysed {report['analysed']:,}; {_check(report)}", flush=True)
+        if n <= old_up_to:
+            source = open_source(f"local://{path}")
+            old_walls, old_report = _time(
+                lambda src=source, k=n: slow_traces(_NewestOnly(src), service="bench", since="24h", limit=10, scan=k),
+                1,
+            )
+            source.close()
+            print(f"  {n:>9,} traces, previous path (--scan {n}, in-process): {min(old_walls):.2f} s; "
+                  f"{_check(old_report)}", flush=True)
+        false = []
+        for seed in range(null_seeds):
+            null = os.path.join(workdir, f"null-{n}-{seed}.db")
+            if not os.path.exists(null):
+                seed_direct(null, n, planted=False, seed=100 + seed)
+            false.append(len(_cli_slow(null, None)[2]["causes"]))
+        if false:
+            print(f"  {n:>9,} traces, no planted cause: {sum(false)} causes named over {len(false)} data sets "
+                  f"({sum(1 for f in false if f)} of {len(false)} with any)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", choices=("local", "jaeger"))
+    parser.add_argument("target", choices=("local", "jaeger", "scale"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--null-seeds", type=int, default=3, help="scale: no-cause data sets per size")
+    parser.add_argument("--keep", help="scale: keep the generated stores in this folder (reused next run)")
+    parser.add_argument("--old-up-to", type=int, default=100_000, help="scale: time the previous path up to here")
     parser.add_argument("--traces", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--page-size", type=int, default=500)
@@ -204,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.target == "local":
         bench_local(args.traces, args.repeat)
+    elif args.target == "scale":
+        bench_scale(args.sizes, args.repeat, args.null_seeds, args.keep, args.old_up_to)
     else:
         bench_jaeger(args.traces, args.repeat, args.otlp, args.query, args.page_size)
     return 0

@@ -258,6 +258,8 @@ def _fake_jaeger(starts: list[int], pages: list[int], order: str) -> httpx.MockT
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/api/services":
             return httpx.Response(200, json={"data": ["svc"]})
+        if request.url.path.startswith("/api/v3/"):  # a Jaeger without api_v3: the v1 API is used
+            return httpx.Response(404, text="404 page not found")
         lo, hi = int(request.url.params["start"]), int(request.url.params["end"])
         inside = sorted(s for s in starts if lo <= s <= hi)
         if order == "random":
@@ -285,6 +287,7 @@ def test_jaeger_paging_finds_the_newest_traces_in_any_order(order: str) -> None:
     everything = source.find_traces("svc", since=3600, limit=10_000)
     assert len(everything) == len(set(starts))  # (the three sharing a start are one trace id here)
     assert len(pages) < 200
+    assert source._v3 is False  # asked once, then v1
 
 
 def test_unreachable_backend_is_source_unavailable() -> None:
@@ -303,3 +306,69 @@ def test_non_api_answer_is_source_unavailable() -> None:
     )
     with pytest.raises(SourceUnavailable, match="did not answer with JSON; is this really Jaeger"):
         source.services()
+
+
+def _fake_jaeger_v3(starts: list[int], requests: list[dict[str, str]]) -> httpx.MockTransport:
+    """A stand-in for Jaeger's api_v3: OTLP JSON of up to num_traces traces in the window."""
+    import base64
+    from datetime import datetime
+
+    def us(text: str) -> int:
+        head, frac = text.rstrip("Z").split(".")
+        return int(datetime.fromisoformat(head + "+00:00").timestamp()) * 1_000_000 + int(frac.ljust(6, "0")[:6])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/services":
+            return httpx.Response(200, json={"data": ["svc"]})
+        params = dict(request.url.params)
+        requests.append(params)
+        lo, hi = us(params["query.start_time_min"]), us(params["query.start_time_max"])
+        chosen = sorted(s for s in starts if lo <= s <= hi)[: int(params["query.num_traces"])]
+        if not chosen:
+            return httpx.Response(404, json={"error": {"httpCode": 404, "message": "No traces found"}})
+        spans = []
+        for s in chosen:
+            tid = base64.b64encode(bytes.fromhex(f"{s:032x}")).decode()  # bytes as base64, as proto3 JSON does
+            spans.append({"traceId": tid, "spanId": "AAAAAAAAAAE=", "name": "POST /p", "kind": 2,
+                          "startTimeUnixNano": str(s * 1000), "endTimeUnixNano": str(s * 1000 + 5_000_000),
+                          "status": {"code": "STATUS_CODE_ERROR", "message": "boom"},
+                          "attributes": [{"key": "ml.input.size", "value": {"intValue": "512"}},
+                                         {"key": "ml.output.max", "value": {"doubleValue": 1.0}},
+                                         {"key": "ml.input.shape", "value": {"arrayValue": {"values": [
+                                             {"intValue": "2"}, {"intValue": "3"}]}}}],
+                          "events": [{"name": "exception", "timeUnixNano": str(s * 1000 + 1000),
+                                      "attributes": [{"key": "exception.type", "value": {"stringValue": "E"}}]}]})
+            spans.append({"traceId": tid, "spanId": "AAAAAAAAAAI=", "parentSpanId": "AAAAAAAAAAE=",
+                          "name": "inference", "kind": "SPAN_KIND_INTERNAL",
+                          "startTimeUnixNano": str(s * 1000 + 1_000_000), "endTimeUnixNano": str(s * 1000 + 3_000_000),
+                          "attributes": [{"key": "ml.stage", "value": {"stringValue": "inference"}}]})
+        body = {"result": {"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "svc"}}]}, "scopeSpans": [{"spans": spans}]}]}}
+        return httpx.Response(200, json=body)
+
+    return httpx.MockTransport(handler)
+
+
+def test_jaeger_api_v3_otlp_json_becomes_the_model() -> None:
+    """api_v3's OTLP JSON (base64 or hex ids, enum names or numbers, typed values, events) reads into
+    the same model; the window is one request when it fits, split when a page comes back full."""
+    now = int(time.time() * 1e6)
+    starts = [now - 500_000_000 + i * 100_000 for i in range(300)]
+    requests: list[dict[str, str]] = []
+    source = JaegerSource("http://jaeger.test", page_size=100)
+    source.api.client = httpx.Client(base_url="http://jaeger.test", transport=_fake_jaeger_v3(starts, requests))
+    found = source.find_traces("svc", since=3600, limit=300)
+    assert source._v3 is True and len(requests) == 1 and requests[0]["query.num_traces"] == "301"
+    assert [t.start_us for t in found] == sorted(starts, reverse=True)
+    trace = found[0]
+    root, inference = trace.spans
+    assert trace.trace_id == f"{starts[-1]:032x}" and root.span_id == "0000000000000001"
+    assert inference.parent_id == root.span_id and inference.kind == "INTERNAL" and inference.stage == "inference"
+    assert root.kind == "SERVER" and root.error and root.status_message == "boom" and root.duration_us == 5000
+    assert root.attributes == {"ml.input.size": 512, "ml.output.max": 1.0, "ml.input.shape": [2, 3]}
+    assert isinstance(root.attributes["ml.output.max"], float)
+    assert root.events[0]["name"] == "exception" and root.events[0]["attributes"] == {"exception.type": "E"}
+    requests.clear()
+    newest = source.find_traces("svc", since=3600, limit=50)  # a page of 100, 300 in the window: split
+    assert [t.start_us for t in newest] == sorted(starts, reverse=True)[:50] and len(requests) > 1
+    source.close()

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..query import Span, Trace, TraceSource
 from ._breakdown import dominant_stage, self_time_us, span_stages, stage_breakdown
+from ._critical_path import critical_path, path_by_stage
 from ._status import http_status
 
 
@@ -36,6 +37,7 @@ def trace_tree(trace: Trace) -> dict[str, Any]:
         )
         spans.append(row)
     stages = stage_breakdown(trace)
+    path = critical_path(trace)
     return {
         "trace_id": trace.trace_id,
         "name": trace.root.name,
@@ -47,6 +49,8 @@ def trace_tree(trace: Trace) -> dict[str, Any]:
         "stages": {k: round(v, 3) for k, v in stages.items()},
         "dominant_stage": dominant_stage(stages),
         "spans": spans,
+        "critical_path": path,
+        "critical_path_by_stage": path_by_stage(path),
     }
 
 

@@ -18,6 +18,7 @@ from .._version import __version__
 from ._accuracy import add as add_accuracy
 from ._common import common_options, consoles
 from ._demo import add as add_demo
+from ._diff import add as add_diff
 from ._drift import add as add_drift
 from ._lineage import add as add_lineage
 from ._profile import add as add_profile
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mltrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parent = common_options()
-    for add in (add_demo, add_slow, add_stats, add_show, add_lineage, add_drift, add_accuracy, add_profile, add_ui):
+    for add in (add_demo, add_slow, add_stats, add_show, add_lineage, add_drift, add_accuracy, add_profile,
+                add_diff, add_ui):
         add(sub, parent)
     return parser
 

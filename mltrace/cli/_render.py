@@ -28,8 +28,15 @@ def render_slow(out: Console, data: dict[str, Any]) -> None:
         return
     out.print(
         f"Slow = top tenth by {metric}: {data['slow_count']} traces ≥ {ms(data['slow_threshold_ms'])} "
-        f"(median {ms(data['median_ms'])})\n"
+        f"(median {ms(data['median_ms'])})"
+        + ("" if data.get("sampled") else "\n")
     )
+    if data.get("sampled"):
+        out.print(
+            f"[yellow]Stage shares and causes from a uniform sample of {data['analysed']:,} traces across the "
+            f"whole window (each stands for {data['sample_weight']:,.0f}); counts, threshold and the slowest "
+            f"traces from all {data['scanned']:,}. --scan N compares more.[/]\n"
+        )
     stages = list(data["stages"]) or list(data["traces"][0]["stages"])
     highlight = list(dict.fromkeys(k for t in data["traces"] for k in t["attributes"]))[:2]
     columns: list[tuple[str, str, list[str]]] = [  # (header, style, cells); cells are plain text
@@ -185,6 +192,8 @@ def render_show(out: Console, data: dict[str, Any], *, everything: bool = False)
             lines.append(Padding(Text(attrs, style="bright_black"), (0, 0, 0, indent)))
         if span["error"] and span.get("status_message"):
             lines.append(Padding(Text(str(span["status_message"]), style="red"), (0, 0, 0, indent)))
+        for event in span.get("events") or ():
+            lines.append(Padding(Text(_event_line(event, data["start_us"]), style="magenta"), (0, 0, 0, indent)))
         row: list[Any] = [Group(*lines)]
         if multi:
             row.append(Text(span["service"]))
@@ -194,8 +203,24 @@ def render_show(out: Console, data: dict[str, Any], *, everything: bool = False)
     out.print(table)
     parts = " · ".join(f"[{style_of(k)}]{esc(k)}[/] {ms(v)}" for k, v in data["stages"].items() if v > 0)
     out.print(f"\nSelf time per stage: {parts}   (dominant: {esc(data['dominant_stage'])})")
+    path = [seg for seg in data.get("critical_path") or () if seg["duration_ms"] >= 0.01]
+    if path:
+        chain = " → ".join(f"[{style_of(seg['stage'])}]{esc(seg['name'])}[/] {ms(seg['duration_ms'])}" for seg in path)
+        out.print(f"Critical path: {chain}")
     if any("ml.drift.score" in span["attributes"] for span in data["spans"]):
         out.print(f"[bright_black]{esc(DRIFT_NOTE)}[/]")
+
+
+def _event_line(event: dict[str, Any], trace_start_us: int) -> str:
+    """``◆ +12.3 ms exception: ValueError: bad input`` (an event's time, name, first attributes)."""
+    attrs = event.get("attributes") or {}
+    detail = attrs.get("exception.type") or ""
+    if attrs.get("exception.message"):
+        detail = f"{detail}: {attrs['exception.message']}" if detail else str(attrs["exception.message"])
+    if not detail:
+        detail = ", ".join(f"{k}={v}" for k, v in list(attrs.items())[:3])
+    at = (int(event.get("time_us") or 0) - trace_start_us) / 1000.0
+    return f"◆ +{at:.1f} ms {event.get('name', '')}" + (f": {detail[:200]}" if detail else "")
 
 
 # -- lineage ----------------------------------------------------------------------------------

@@ -24,7 +24,11 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
     p.add_argument("--since", default="15m", help="time window back from now: 30s, 15m, 2h, 7d (default 15m)")
     p.add_argument("--limit", "-n", type=int, default=10, help="how many slow traces to list (default 10)")
     p.add_argument("--stage", help="rank by this stage's self time instead of the whole trace (e.g. inference)")
-    p.add_argument("--scan", type=int, default=10_000, help="compare at most this many traces (default 10000)")
+    p.add_argument(
+        "--scan", type=int, default=10_000,
+        help="compare at most this many traces attribute by attribute (default 10000); the local store "
+        "counts and ranks every trace in the window and compares a uniform sample across it",
+    )
     p.add_argument("--min-duration", help="only traces at least this long (e.g. 50ms)")
     p.add_argument(
         "--by", "--metric", dest="by", choices=("duration", "ttft", "tpot"), default="duration",

@@ -86,6 +86,12 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             # Encoding a batch holds the GIL: a 512-span batch of the example's spans took 45-55 ms
             # to turn into protobuf, a stall served requests feel at p99. Smaller batches spread it.
             kwargs["max_export_batch_size"] = DEFAULT_EXPORT_BATCH_SIZE
+            # An exporter may ask for larger batches (the local store: one statement per batch,
+            # one GIL hand-off each, so its rate beside a busy thread grows with the batch).
+            inner = getattr(span_exporter, "inner", span_exporter)
+            preferred = getattr(inner, "preferred_batch_size", None)
+            if isinstance(preferred, int) and preferred > 0:
+                kwargs["max_export_batch_size"] = preferred
         super().__init__(span_exporter, *args, **kwargs)
         bp = getattr(self, "_batch_processor", None)
         queue = getattr(bp, "_queue", None)

@@ -45,7 +45,6 @@ CREATE TABLE IF NOT EXISTS spans (
     resource       TEXT    NOT NULL,
     PRIMARY KEY (trace_id, span_id)
 );
-CREATE INDEX IF NOT EXISTS spans_service_start ON spans (service_name, start_ns);
 CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
 CREATE TABLE IF NOT EXISTS payloads (
     trace_id   TEXT    NOT NULL,
@@ -57,6 +56,20 @@ CREATE TABLE IF NOT EXISTS payloads (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+# (spans_service_start, on every span, was dropped from new stores: window queries read spans_entry,
+# and each index costs the writer; without it the writer did 5-30% more spans/s. Older stores keep
+# theirs, harmless.)
+# Entry spans (a root, or a SERVER span) of every trace, with what a window scan reads, so that
+# `slow` over a million traces reads this index alone instead of five million rows (issue 14).
+# Partial: only entry spans (a fifth of a served trace's spans) pay for it at write time. The WHERE
+# must stay textually the one in entry_durations() and trace_ids(): SQLite uses a partial index
+# only for queries whose WHERE implies it.
+_ENTRY = "(parent_span_id IS NULL OR kind = 'SERVER')"
+_ENTRY_INDEX = (
+    "CREATE INDEX IF NOT EXISTS spans_entry ON spans (service_name, start_ns, end_ns, trace_id) "
+    f"WHERE {_ENTRY}"
+)
 
 _COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, service_name, start_ns, end_ns, "
@@ -71,51 +84,94 @@ def resolve_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(ENV.LOCAL_PATH.get() or DEFAULT_PATH)
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return list(value)
-    return value
+# One encoder built once: json.dumps with any non-default argument builds a new one per call.
+# Tuples encode as arrays, so attribute values need no conversion.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _attrs(attributes: Any) -> str:
     if not attributes:
         return "{}"
-    return json.dumps({k: _json_value(v) for k, v in attributes.items()}, separators=(",", ":"))
+    return _dumps(attributes if type(attributes) is dict else dict(attributes))
 
 
-def _row(span: ReadableSpan) -> tuple[Any, ...]:
+def _events(span: ReadableSpan) -> str:
+    if not span.events:
+        return "[]"
+    return _dumps(
+        [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events]
+    )
+
+
+def _links(span: ReadableSpan) -> str:
+    if not span.links:
+        return "[]"
+    return _dumps(
+        [
+            {
+                "trace_id": format(link.context.trace_id, "032x"),
+                "span_id": format(link.context.span_id, "016x"),
+                "attributes": dict(link.attributes or {}),
+            }
+            for link in span.links
+        ]
+    )
+
+
+def _row(span: ReadableSpan, resources: dict[int, tuple[str, str]]) -> list[Any]:
+    """One span as the 14 column values, JSON columns already text.
+
+    ``resources`` memoises a resource's text per batch: a process writes one resource on every span.
+    """
     ctx = span.context
     parent = span.parent
-    resource = span.resource.attributes if span.resource is not None else {}
-    events = [
-        {"name": e.name, "time_ns": e.timestamp, "attributes": json.loads(_attrs(e.attributes))}
-        for e in span.events
-    ]
-    links = [
-        {
-            "trace_id": format(link.context.trace_id, "032x"),
-            "span_id": format(link.context.span_id, "016x"),
-            "attributes": json.loads(_attrs(link.attributes)),
-        }
-        for link in span.links
-    ]
+    res = span.resource
+    cached = resources.get(id(res))
+    if cached is None:
+        attrs = res.attributes if res is not None else {}
+        cached = resources[id(res)] = (str(attrs.get("service.name", "unknown_service")), _attrs(attrs))
     start = span.start_time or 0
-    return (
+    return [
         format(ctx.trace_id, "032x") if ctx else "",
         format(ctx.span_id, "016x") if ctx else "",
         format(parent.span_id, "016x") if parent is not None else None,
         span.name,
         span.kind.name,
-        str(resource.get("service.name", "unknown_service")),
+        cached[0],
         start,
         span.end_time or start,
         span.status.status_code.name,
         span.status.description,
         _attrs(span.attributes),
-        json.dumps(events, separators=(",", ":")),
-        json.dumps(links, separators=(",", ":")),
-        _attrs(resource),
-    )
+        _events(span),
+        _links(span),
+        cached[1],
+    ]
+
+
+# One statement per batch: ``INSERT ... VALUES (...), (...), ...`` with every row's values bound
+# at once. The sqlite3 module releases the GIL around each sqlite3_step; ``executemany`` steps once
+# per row, and with a CPU-bound thread beside the writer every re-acquisition waits for that thread
+# to let go (up to the 5 ms switch interval, or a whole C call that never checks): 108 spans/s
+# written (issue 11, item 7). One statement is one step, one hand-off per batch. Measured against
+# binding the batch as one JSON array unpacked with json_each: the same single step, but SQLite's
+# ``value ->> i`` per column cost 17 us a span, more than the insert itself
+# (benchmarks/bench_store.py, benchmarks/README.md).
+_ROW_MARKS = "(" + ",".join("?" * 14) + ")"
+_MAX_ROWS = 512  # 7,168 variables, well under SQLite's 32,766 (3.32+)
+
+
+def _insert_sql(n: int) -> str:
+    return f"INSERT OR REPLACE INTO spans ({_COLUMNS}) VALUES " + ",".join([_ROW_MARKS] * n)
+
+
+def encode_rows(spans: Sequence[ReadableSpan]) -> list[Any]:
+    """The values of ``spans`` as one flat parameter list, 14 per span."""
+    resources: dict[int, tuple[str, str]] = {}
+    flat: list[Any] = []
+    for span in spans:
+        flat.extend(_row(span, resources))
+    return flat
 
 
 class LocalStore:
@@ -136,15 +192,23 @@ class LocalStore:
             self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+            # Autocommit: each write is one statement, hence its own transaction, with no BEGIN
+            # and COMMIT steps around it (each would be one more GIL hand-off; see write()).
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
+            try:
+                self._conn.execute(_ENTRY_INDEX)
+            except sqlite3.OperationalError:
+                # A store written by an older mltrace, the index being built by another worker past
+                # the busy timeout: serving must start anyway; the next open builds it (reads work
+                # without it, slower).
+                _log.info("mltrace: the local store's entry index is not built yet", exc_info=True)
             self._conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
-            self._conn.commit()
         self._conn.row_factory = sqlite3.Row
 
     def _check_fork(self) -> None:
@@ -156,13 +220,33 @@ class LocalStore:
 
     # -- writing ------------------------------------------------------------------------------
     def write(self, spans: Sequence[ReadableSpan]) -> None:
-        rows = [_row(s) for s in spans]
+        """Insert a batch of spans, one statement per (up to) 512 spans; see :func:`_insert_sql`."""
+        if not spans:
+            return
+        chunks = [spans[i : i + _MAX_ROWS] for i in range(0, len(spans), _MAX_ROWS)]
+        params = [encode_rows(chunk) for chunk in chunks]
         self._check_fork()
         with self._lock:
-            self._conn.executemany(
-                f"INSERT OR REPLACE INTO spans ({_COLUMNS}) VALUES ({','.join('?' * 14)})", rows
-            )
-            self._conn.commit()
+            if len(chunks) > 1:
+                self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for chunk, values in zip(chunks, params, strict=True):
+                    self._execute_values(_insert_sql(len(chunk)), values)
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")
+
+    def _execute_values(self, sql: str, values: list[Any]) -> None:
+        try:
+            self._conn.execute(sql, values)
+        except UnicodeEncodeError:
+            # A lone surrogate (from a client's header, say) cannot be UTF-8: replace it rather
+            # than lose the batch.
+            fixed = [v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v for v in values]
+            self._conn.execute(sql, fixed)
 
     def put_payload(self, trace_id: str, span_id: str, kind: str, body: str, created_ns: int) -> None:
         self._check_fork()
@@ -172,7 +256,6 @@ class LocalStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 (trace_id, span_id, kind, created_ns, body),
             )
-            self._conn.commit()
 
     def prune(self, max_spans: int) -> int:
         """Delete the oldest spans beyond ``max_spans``; returns how many went."""
@@ -181,14 +264,19 @@ class LocalStore:
             excess = int(count) - max_spans
             if excess <= 0:
                 return 0
-            self._conn.execute(
-                "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans ORDER BY start_ns LIMIT ?)",
-                (excess,),
-            )
-            self._conn.execute(
-                "DELETE FROM payloads WHERE trace_id NOT IN (SELECT DISTINCT trace_id FROM spans)"
-            )
-            self._conn.commit()
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans ORDER BY start_ns LIMIT ?)",
+                    (excess,),
+                )
+                self._conn.execute(
+                    "DELETE FROM payloads WHERE trace_id NOT IN (SELECT DISTINCT trace_id FROM spans)"
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
             return excess
 
     # -- reading (mltrace.query.local turns rows into its span model) ---------------------------
@@ -263,7 +351,7 @@ class LocalStore:
         if min_duration_ns is not None:
             clauses.append("end_ns - start_ns >= ?")
             params.append(min_duration_ns)
-        clauses.append("(parent_span_id IS NULL OR kind = 'SERVER')")
+        clauses.append(_ENTRY)
         where = "WHERE " + " AND ".join(clauses)
         sql = f"SELECT trace_id, MAX(start_ns) AS t FROM spans {where} GROUP BY trace_id ORDER BY t DESC"
         if limit is not None:
@@ -271,6 +359,41 @@ class LocalStore:
             params.append(limit)
         with self._lock:
             return [r[0] for r in self._conn.execute(sql, tuple(params)).fetchall()]
+
+    def entry_spans(
+        self,
+        *,
+        service: str | None = None,
+        since_ns: int | None = None,
+        chunk: int = 100_000,
+    ) -> Iterator[list[tuple[str, int, int]]]:
+        """The entry spans (roots, SERVER spans) in the window as ``(trace_id, start_ns,
+        duration_ns)``, in chunks; a trace may appear more than once (a gateway and a backend).
+
+        Reads only the ``spans_entry`` index: 0.13 s for 100,000 traces, where grouping by trace in
+        SQL made the planner pick another index and sort (0.68 s, measured)."""
+        clauses = [_ENTRY]
+        params: list[Any] = []
+        if service:
+            clauses.append("service_name = ?")
+            params.append(service)
+        if since_ns is not None:
+            clauses.append("start_ns >= ?")
+            params.append(since_ns)
+        sql = f"SELECT trace_id, start_ns, end_ns - start_ns FROM spans WHERE {' AND '.join(clauses)}"
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.row_factory = None
+            cur.execute(sql, tuple(params))
+        try:
+            while True:
+                with self._lock:
+                    rows = cur.fetchmany(chunk)
+                if not rows:
+                    return
+                yield rows
+        finally:
+            cur.close()
 
     def services(self) -> list[str]:
         with self._lock:
@@ -302,6 +425,14 @@ class LocalStore:
 
 class LocalStoreExporter(SpanExporter):
     """Writes finished spans into a :class:`LocalStore`; the ``local`` exporter."""
+
+    # The batch size CountingBatchSpanProcessor uses for this exporter unless one is configured.
+    # Each batch costs one GIL hand-off; with a busy thread beside the writer that hand-off, not
+    # the work, bounds the rate: 17-19k spans/s in batches of 128, 33-44k in batches of 512 on the
+    # shared 2-core machine (benchmarks/bench_store.py write). Encoding is Python code the
+    # interpreter interrupts at the switch interval, so a larger batch does not stall requests the
+    # way a large protobuf encode does (the reason for 128 elsewhere).
+    preferred_batch_size = 512
 
     def __init__(
         self,

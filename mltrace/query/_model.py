@@ -44,6 +44,9 @@ class Span:
     status_message: str | None = None
     links: tuple[Link, ...] = ()
     resource: Mapping[str, Any] = field(default_factory=dict)
+    # Span events as ``{"name", "time_us", "attributes"}`` (exceptions, a stream's first token);
+    # filled where the source reads them (the local store's single-trace reads), else empty.
+    events: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def end_us(self) -> int:
@@ -74,6 +77,7 @@ class Span:
             "links": [
                 {"trace_id": x.trace_id, "span_id": x.span_id, "attributes": dict(x.attributes)} for x in self.links
             ],
+            "events": [dict(e) for e in self.events],
         }
 
 

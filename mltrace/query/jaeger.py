@@ -1,4 +1,8 @@
-"""Jaeger's HTTP query API (``/api/services``, ``/api/traces``, ``/api/traces/{id}``), read into the model.
+"""Jaeger's HTTP query API (``/api/v3/traces`` with OTLP JSON, else ``/api/traces``), read into the model.
+
+Searches go to api_v3 first (Jaeger v2, and v1 since 1.35): OTLP JSON, one object per span with
+typed attribute values, about 2x faster to fetch and decode than the v1 JSON for the same traces
+(benchmarks/bench_cli.py jaeger). Where api_v3 is not served, the v1 API below is used.
 
 The only module that knows Jaeger's JSON: ``{"data": [...]}`` envelopes, spans with
 ``operationName``, ``references``, ``startTime``/``duration`` in µs, typed ``tags`` and a
@@ -9,9 +13,14 @@ window until each part's page comes back less than full (see ``_http.page_back``
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
+
+import httpx
 
 from .. import semconv
 from .._errors import ConfigurationError
@@ -21,6 +30,10 @@ from ._model import Link, Span, Trace
 from ._source import Progress
 
 PAGE_SIZE = 500
+
+
+class _NoV3(Exception):
+    """This Jaeger does not serve api_v3 (the v1 API is used instead)."""
 DEFAULT_LOOKBACK_S = 7 * 86400.0
 _STRING_KEYS = frozenset({semconv.ML_MODEL_VERSION, semconv.ML_MODEL_NAME, "service.version"})
 _INTERNAL_SERVICES = frozenset({"jaeger", "jaeger-all-in-one", "jaeger-query", "jaeger-collector"})
@@ -81,6 +94,105 @@ def parse_trace(raw: dict[str, Any]) -> Trace:
     return Trace.of(str(raw.get("traceID", spans[0].trace_id if spans else "")).rjust(32, "0"), spans)
 
 
+# -- api_v3: OTLP JSON -------------------------------------------------------------------------
+_KINDS = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_V3_MAX_PAGE = 20_000  # traces in one api_v3 answer at most (~60 MB of OTLP JSON)
+
+
+def _otlp_id(raw: Any, width: int) -> str:
+    text = str(raw or "")
+    if len(text) != width and text:  # the proto3 JSON mapping writes bytes as base64
+        with contextlib.suppress(ValueError):
+            text = base64.b64decode(text).hex()
+    return text.lower().rjust(width, "0")
+
+
+def _otlp_value(v: dict[str, Any]) -> Any:
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "doubleValue" in v:
+        return float(v["doubleValue"])
+    if "boolValue" in v:
+        return bool(v["boolValue"])
+    if "arrayValue" in v:
+        return [_otlp_value(x) for x in (v["arrayValue"].get("values") or ())]
+    if "kvlistValue" in v:
+        return json.dumps(_otlp_attrs(v["kvlistValue"].get("values")), separators=(",", ":"))
+    if "bytesValue" in v:
+        return str(v["bytesValue"])
+    return None
+
+
+def _otlp_attrs(raw: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {a["key"]: _otlp_value(a.get("value") or {}) for a in raw or () if "key" in a}
+
+
+def _status_error(status: dict[str, Any] | None) -> tuple[bool, str | None]:
+    if not status:
+        return False, None
+    code = status.get("code")
+    return code in (2, "STATUS_CODE_ERROR"), status.get("message") or None
+
+
+def parse_otlp(body: dict[str, Any]) -> dict[str, list[Span]]:
+    """Spans of an api_v3 answer (``{"result": {"resourceSpans": [...]}}``), grouped by trace id."""
+    out: dict[str, list[Span]] = {}
+    result = body.get("result") or {}
+    for rs in result.get("resourceSpans") or ():
+        resource = _otlp_attrs((rs.get("resource") or {}).get("attributes"))
+        service = str(resource.get("service.name", "unknown_service"))
+        for ss in rs.get("scopeSpans") or ():
+            for raw in ss.get("spans") or ():
+                trace_id = _otlp_id(raw.get("traceId"), 32)
+                parent = raw.get("parentSpanId")
+                start_ns = int(raw.get("startTimeUnixNano") or 0)
+                end_ns = int(raw.get("endTimeUnixNano") or start_ns)
+                error, message = _status_error(raw.get("status"))
+                kind = raw.get("kind") or 1
+                events = tuple(
+                    {"name": str(e.get("name", "")), "time_us": int(e.get("timeUnixNano") or 0) // 1000,
+                     "attributes": _otlp_attrs(e.get("attributes"))}
+                    for e in raw.get("events") or ()
+                )
+                links = tuple(
+                    Link(_otlp_id(x.get("traceId"), 32), _otlp_id(x.get("spanId"), 16),
+                         _otlp_attrs(x.get("attributes")))
+                    for x in raw.get("links") or ()
+                )
+                span = Span(
+                    trace_id, _otlp_id(raw.get("spanId"), 16), _otlp_id(parent, 16) if parent else None,
+                    str(raw.get("name", "")), service,
+                    _KINDS[kind] if isinstance(kind, int) and 0 <= kind < len(_KINDS)
+                    else str(kind).removeprefix("SPAN_KIND_").replace("UNSPECIFIED", "INTERNAL"),
+                    start_ns // 1000, max(0, end_ns - start_ns) // 1000, _otlp_attrs(raw.get("attributes")),
+                    error, message, links, resource, events,
+                )
+                out.setdefault(trace_id, []).append(span)
+    return out
+
+
+def _rfc3339(us: int) -> str:
+    seconds, micros = divmod(us, 1_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{micros:06d}Z"
+
+
+def _decode_stream(text: str) -> list[dict[str, Any]]:
+    """api_v3 streams: one JSON object per chunk, concatenated (often just one)."""
+    decoder = json.JSONDecoder()
+    out, i, n = [], 0, len(text)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        obj, i = decoder.raw_decode(text, i)
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
 class JaegerSource:
     """Traces from Jaeger's query service (``jaeger://host:16686``)."""
 
@@ -106,6 +218,50 @@ class JaegerSource:
         if service not in known:
             raise UnknownService(service, [s for s in known if s not in _INTERNAL_SERVICES])
 
+    _v3: bool | None = None  # api_v3 served? (asked once)
+
+    def _v3_page(self, service: str, start_us: int, end_us: int, limit: int, min_duration: float | None) -> list[Trace]:
+        params: dict[str, Any] = {
+            "query.service_name": service,
+            "query.start_time_min": _rfc3339(start_us),
+            "query.start_time_max": _rfc3339(end_us),
+            "query.num_traces": limit,
+        }
+        if min_duration is not None:
+            params["query.duration_min"] = f"{min_duration:.6f}s"
+        self.api.requests += 1
+        try:
+            response = self.api.client.get("/api/v3/traces", params=params)
+        except httpx.HTTPError as exc:
+            raise SourceUnavailable(
+                f"cannot reach Jaeger at {self.api.base_url} ({type(exc).__name__}: {exc}); is it running?"
+            ) from None
+        if response.status_code in (404, 405, 501):
+            if response.status_code == 404 and "no traces" in response.text.lower():
+                return []  # api_v3's answer to an empty window
+            raise _NoV3
+        if response.status_code >= 400:
+            raise SourceUnavailable(
+                f"Jaeger at {self.api.base_url} answered {response.status_code} to /api/v3/traces: "
+                f"{response.text.strip()[:200]}"
+            )
+        grouped: dict[str, list[Span]] = {}
+        try:
+            try:  # one object (the usual answer): json.loads on the bytes, ~40% faster than raw_decode
+                chunks = [json.loads(response.content)]
+            except ValueError:
+                chunks = _decode_stream(response.text)
+        except ValueError:
+            raise SourceUnavailable(f"{self.api.base_url}/api/v3/traces did not answer with JSON") from None
+        for chunk in chunks:
+            if "error" in chunk and "result" not in chunk:
+                if "no traces" in str(chunk["error"]).lower():
+                    continue
+                raise SourceUnavailable(f"Jaeger api_v3 error: {str(chunk['error'])[:200]}")
+            for tid, spans in parse_otlp(chunk).items():
+                grouped.setdefault(tid, []).extend(spans)
+        return [Trace.of(tid, spans) for tid, spans in grouped.items()]
+
     def _page(self, service: str, start_us: int, end_us: int, limit: int, min_duration: float | None,
               tags: dict[str, str] | None = None) -> list[Trace]:
         params: dict[str, Any] = {"service": service, "start": start_us, "end": end_us, "limit": limit}
@@ -119,6 +275,21 @@ class JaegerSource:
                progress: Progress | None, tags: dict[str, str] | None = None) -> list[Trace]:
         end = int(time.time() * 1e6)
         start = end - int((since if since is not None else DEFAULT_LOOKBACK_S) * 1e6)
+        if not tags and self._v3 is not False:
+            try:
+                found = page_back(
+                    lambda lo, hi, n: self._v3_page(service, lo, hi, n, min_duration),
+                    # One request for the whole window where it fits: a full page makes page_back split
+                    # the window and fetch its parts again (19 requests and ~3x the traces for 10,000
+                    # at 2,000 a page); limit + 1, so exactly ``limit`` traces is a page not full.
+                    start=start, end=end, limit=limit, page_size=min(max(limit + 1, self.page_size), _V3_MAX_PAGE),
+                    unit_us=1,
+                    progress=progress,
+                )
+                self._v3 = True
+                return found
+            except _NoV3:
+                self._v3 = False
         return page_back(
             lambda lo, hi, n: self._page(service, lo, hi, n, min_duration, tags),
             start=start, end=end, limit=limit, page_size=self.page_size, unit_us=1, progress=progress,

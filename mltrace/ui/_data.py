@@ -65,6 +65,21 @@ class CachedSource:
                 self._derived.popitem(last=False)
             return value
 
+    def __getattr__(self, name: str) -> Any:
+        """The source's optional capabilities (the local store's ``trace_window`` and ``load``),
+        behind the lock: analysis then takes the same whole-window path through this cache as the
+        command takes without it (``/api/slow`` must print what ``mltrace slow --json`` prints).
+        Absent from the source, absent here (``AttributeError``), so callers' checks still work."""
+        if name not in ("trace_window", "load"):
+            raise AttributeError(name)
+        method = getattr(self.__dict__["inner"], name)
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                return method(*args, **kwargs)
+
+        return locked
+
     def services(self) -> list[str]:
         """The source's services (every page lists them; over HTTP that is a request each)."""
         return self.memo(("services",), self.inner.services)

@@ -1,0 +1,331 @@
+"""The local store's writer: spans written per second beside a busy thread, and loss at capacity.
+
+    python benchmarks/bench_store.py write                 # old vs new writer, idle and busy, 7 rounds
+    python benchmarks/bench_store.py serve --workers 1     # real uvicorn at capacity, old vs new
+    python benchmarks/bench_store.py serve --workers 4 --seconds 10
+
+``write``: the spans of ``bench_cli.synthetic_spans`` (5 per trace, shaped like a served request's)
+written through ``LocalStore.write`` in batches of 128 (the batch processor's batch size), into a
+fresh file per round, with and without a thread spinning pure Python beside the writer (a
+CPU-bound request handler holds the GIL the same way). Each round runs every case, in shuffled
+order; a case stops after ``--budget`` seconds and counts what it wrote.
+
+``serve``: ``_store_app.py`` under real uvicorn (``--workers N``: N processes writing one SQLite
+file in WAL mode), ~3 ms of CPU per request, driven by ``--clients`` keep-alive clients for
+``--seconds``; the workers are then stopped with SIGTERM, flush, and write their export counters.
+Reported: requests answered, their traces found in the store, and the counters' dropped total.
+
+"old" is the writer of the commit before this benchmark (per-row ``executemany`` inside a
+transaction), kept here as :func:`legacy_write` only; "new" is ``LocalStore.write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from mltrace.export._local_store import LocalStore  # noqa: E402
+
+# -- the previous commit's writer, for side-by-side runs only --------------------------------------
+
+
+def _legacy_attrs(attributes: Any) -> str:
+    if not attributes:
+        return "{}"
+    return json.dumps(
+        {k: list(v) if isinstance(v, tuple | list) else v for k, v in attributes.items()}, separators=(",", ":")
+    )
+
+
+def _legacy_row(span: ReadableSpan) -> tuple[Any, ...]:
+    ctx = span.context
+    parent = span.parent
+    resource = span.resource.attributes if span.resource is not None else {}
+    events = [
+        {"name": e.name, "time_ns": e.timestamp, "attributes": json.loads(_legacy_attrs(e.attributes))}
+        for e in span.events
+    ]
+    links = [
+        {
+            "trace_id": format(link.context.trace_id, "032x"),
+            "span_id": format(link.context.span_id, "016x"),
+            "attributes": json.loads(_legacy_attrs(link.attributes)),
+        }
+        for link in span.links
+    ]
+    start = span.start_time or 0
+    return (
+        format(ctx.trace_id, "032x") if ctx else "",
+        format(ctx.span_id, "016x") if ctx else "",
+        format(parent.span_id, "016x") if parent is not None else None,
+        span.name,
+        span.kind.name,
+        str(resource.get("service.name", "unknown_service")),
+        start,
+        span.end_time or start,
+        span.status.status_code.name,
+        span.status.description,
+        _legacy_attrs(span.attributes),
+        json.dumps(events, separators=(",", ":")),
+        json.dumps(links, separators=(",", ":")),
+        _legacy_attrs(resource),
+    )
+
+
+_LEGACY_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, service_name, start_ns, end_ns, "
+    "status_code, status_message, attributes, events, links, resource"
+)
+
+
+def legacy_write(store: LocalStore, spans: Sequence[ReadableSpan]) -> None:
+    """The old ``LocalStore.write``: rows built per span, then ``executemany`` and commit.
+
+    The store's connection is in autocommit mode now; BEGIN ... COMMIT around ``executemany`` is
+    what the old connection's implicit transaction did, step for step."""
+    rows = [_legacy_row(s) for s in spans]
+    store._check_fork()
+    with store._lock:
+        store._conn.execute("BEGIN")
+        store._conn.executemany(
+            f"INSERT OR REPLACE INTO spans ({_LEGACY_COLUMNS}) VALUES ({','.join('?' * 14)})", rows
+        )
+        store._conn.execute("COMMIT")
+
+
+# -- write: spans per second -----------------------------------------------------------------------
+
+
+def _busy(stop: threading.Event, kind: str) -> None:
+    """Spin until ``stop``: ``python`` is a Python loop (the interpreter hands the GIL over within
+    the 5 ms switch interval when asked); ``c`` is back-to-back ~3 ms C calls that never let it go
+    (``sum(range(n))``, like a compiled model that does not release the GIL)."""
+    x = 0
+    if kind == "c":
+        while not stop.is_set():
+            x += sum(range(_C_CALL))
+        return
+    while not stop.is_set():
+        for _ in range(1000):
+            x += 1
+
+
+def _calibrate_c_call(ms: float = 3.0) -> int:
+    n, best = 100_000, float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        sum(range(n))
+        best = min(best, time.perf_counter() - t)
+    return max(1, int(n * ms / 1000 / best))
+
+
+_C_CALL = 0
+
+
+def _write_case(
+    writer: Callable[[LocalStore, Sequence[ReadableSpan]], None],
+    batches: list[list[ReadableSpan]],
+    busy: str,
+    budget: float,
+    tmp: str,
+) -> float:
+    path = os.path.join(tmp, f"w-{random.getrandbits(32)}.db")
+    store = LocalStore(path)
+    stop = threading.Event()
+    spinner = threading.Thread(target=_busy, args=(stop, busy), daemon=True)
+    if busy:
+        spinner.start()
+        time.sleep(0.05)
+    written = 0
+    t0 = time.perf_counter()
+    try:
+        for batch in batches:
+            writer(store, batch)
+            written += len(batch)
+            if time.perf_counter() - t0 > budget:
+                break
+        elapsed = time.perf_counter() - t0
+    finally:
+        stop.set()
+        if busy:
+            spinner.join()
+    (count,) = store._conn.execute("SELECT COUNT(*) FROM spans").fetchone()
+    store.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(path + suffix).unlink(missing_ok=True)
+    assert count == written, (count, written)
+    return written / elapsed
+
+
+def bench_write(rounds: int, n_spans: int, batch: int, budget: float) -> None:
+    from bench_cli import synthetic_spans
+
+    global _C_CALL
+    _C_CALL = _calibrate_c_call()
+    spans = [s for trace in synthetic_spans(n_spans // 5, "bench") for s in trace]
+    batches = [spans[i : i + batch] for i in range(0, len(spans), batch)]
+    cases: dict[str, tuple[Callable[[LocalStore, Sequence[ReadableSpan]], None], str]] = {}
+    for mode, busy in (("idle", ""), ("busy Python thread", "python"), ("busy C-call thread", "c")):
+        cases[f"old, {mode}"] = (legacy_write, busy)
+        cases[f"new, {mode}"] = (LocalStore.write, busy)
+    results: dict[str, list[float]] = {k: [] for k in cases}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            order = list(cases)
+            random.shuffle(order)
+            for name in order:
+                writer, busy = cases[name]
+                results[name].append(_write_case(writer, batches, busy, budget, tmp))
+    print(f"LocalStore.write, {len(spans):,} spans in batches of {batch}, {rounds} rounds, "
+          f"switch interval {sys.getswitchinterval() * 1000:.0f} ms, load average {os.getloadavg()[0]:.1f}:")
+    for name, rates in results.items():
+        print(f"  {name:<30} median {statistics.median(rates):>9,.0f} spans/s   fastest {max(rates):>9,.0f}")
+    for mode in ("idle", "busy Python thread", "busy C-call thread"):
+        old, new = results[f"old, {mode}"], results[f"new, {mode}"]
+        print(f"  new/old, {mode}: median {statistics.median(new) / statistics.median(old):.1f}x, "
+              f"fastest {max(new) / max(old):.1f}x")
+
+
+# -- serve: loss at the app's capacity --------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_once(
+    workers: int, seconds: float, clients: int, legacy: bool, tmp: Path, sync: bool = False
+) -> dict[str, Any]:
+    """One uvicorn run at capacity; what was answered, stored and counted."""
+    import httpx
+
+    run = tmp / f"{'old' if legacy else 'new'}-{workers}w-{random.getrandbits(24)}"
+    run.mkdir()
+    db, stats = run / "store.db", run / "stats"
+    stats.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLTRACE_"))}
+    env.update(BENCH_DB=str(db), BENCH_STATS_DIR=str(stats), PYTHONPATH=str(HERE))
+    if legacy:
+        env["BENCH_LEGACY"] = "1"
+    if sync:
+        env["BENCH_SYNC"] = "1"
+    port = _free_port()
+    argv = [sys.executable, "-m", "uvicorn", "_store_app:app", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    log = (run / "server.log").open("wb")
+    proc = subprocess.Popen(argv, env=env, cwd=HERE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"server did not start: {(run / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        stop_at = time.monotonic() + seconds
+
+        def client(_: int) -> tuple[list[str], int]:
+            ids, failed = [], 0
+            with httpx.Client(base_url=url, timeout=30) as c:
+                while time.monotonic() < stop_at:
+                    r = c.post("/predict", json={"values": [random.random() for _ in range(32)]})
+                    if r.status_code == 200:
+                        ids.append(r.headers["x-trace-id"])
+                    else:
+                        failed += 1
+            return ids, failed
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(client, range(clients)))
+        elapsed = time.monotonic() - t0
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    answered = [t for ids, _ in results for t in ids]
+    with sqlite3.connect(db) as conn:
+        stored = {r[0] for r in conn.execute("SELECT DISTINCT trace_id FROM spans WHERE kind = 'SERVER'")}
+        (rows,) = conn.execute("SELECT COUNT(*) FROM spans").fetchone()
+    counters = [json.loads(p.read_text()) for p in stats.glob("*.json")]
+    return {
+        "workers": workers,
+        "writer": "old" if legacy else "new",
+        "requests": len(answered),
+        "failed": sum(f for _, f in results),
+        "req_per_s": len(answered) / elapsed,
+        "traces_stored": len(set(answered) & stored),
+        "traces_missing": len(set(answered) - stored),
+        "spans_stored": rows,
+        "workers_reporting": len(counters),
+        "spans_dropped_total": sum(c["spans_dropped_total"] for c in counters),
+        "spans_dropped_queue_full": sum(c["spans_dropped_queue_full"] for c in counters),
+        "spans_exported": sum(c["spans_exported"] for c in counters),
+    }
+
+
+def bench_serve(workers: int, seconds: float, clients: int, rounds: int, sync: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            for legacy in (True, False):
+                r = serve_once(workers, seconds, clients, legacy, Path(tmp), sync)
+                lost = r["traces_missing"] / max(1, r["requests"])
+                print(f"  {r['writer']} writer, {workers} worker(s): {r['requests']:,} requests "
+                      f"({r['req_per_s']:.0f}/s), traces missing {r['traces_missing']:,} ({lost:.1%}), "
+                      f"spans stored {r['spans_stored']:,}, exported {r['spans_exported']:,}, counted dropped "
+                      f"{r['spans_dropped_total']:,} (queue full {r['spans_dropped_queue_full']:,}), "
+                      f"{r['workers_reporting']}/{workers} workers reported", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("write", "serve"))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--spans", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--budget", type=float, default=2.0, help="seconds per write case at most")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--sync", action="store_true", help="serve: a plain `def` endpoint (FastAPI's thread pool)")
+    args = parser.parse_args(argv)
+    if args.mode == "write":
+        bench_write(args.rounds, args.spans, args.batch, args.budget)
+    else:
+        bench_serve(args.workers, args.seconds, args.clients, args.rounds if args.rounds != 7 else 1, args.sync)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The critical path of a trace: the chain of spans that set its duration, as Jaeger draws it.
+
+Walking back from the root's end: the child that finished last (before the point reached so far)
+is on the path; the time between its end and that point is the parent's own; then the same inside
+that child; then on, before the child's start, to the next child that finished last. Children
+running beside a path child (ending after the path has moved past them) are off the path: making
+them faster would not shorten the request. Children sticking out of their parent are clipped to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..query import Span, Trace
+from ._breakdown import span_stages
+
+
+def _segments(trace: Trace, span: Span, until: int, out: list[tuple[Span, int, int]], depth: int) -> None:
+    """Append ``span``'s stretch of the path ending at ``until`` (newest first)."""
+    start = span.start_us
+    cursor = min(span.end_us, until)
+    kids = sorted(trace.children.get(span.span_id, []), key=lambda k: k.end_us, reverse=True)
+    for kid in kids:
+        if cursor <= start:
+            break
+        kid_end = min(kid.end_us, span.end_us)
+        if kid_end > cursor or kid_end <= start:
+            continue  # beside the path (still running when the path passed), or outside the parent
+        if cursor > kid_end:
+            out.append((span, kid_end, cursor))
+        if depth < 200:  # a pathological depth is cut, not a RecursionError
+            _segments(trace, kid, kid_end, out, depth + 1)
+        else:
+            out.append((kid, max(kid.start_us, start), kid_end))
+        cursor = max(kid.start_us, start)
+    if cursor > start:
+        out.append((span, start, cursor))
+
+
+def critical_path(trace: Trace) -> list[dict[str, Any]]:
+    """The path in time order: one entry per stretch, with the span, the stage its time counts
+    toward, the offset from the trace's start and the length, in ms. The stretches add up to the
+    root's duration."""
+    if not trace.spans:
+        return []
+    raw: list[tuple[Span, int, int]] = []
+    _segments(trace, trace.root, trace.root.end_us, raw, 0)
+    raw.reverse()
+    merged: list[tuple[Span, int, int]] = []
+    for span, a, b in raw:  # consecutive stretches of one span (around an off-path child) join
+        if merged and merged[-1][0] is span and merged[-1][2] == a:
+            merged[-1] = (span, merged[-1][1], b)
+        else:
+            merged.append((span, a, b))
+    stages = span_stages(trace)
+    t0 = trace.start_us
+    return [
+        {
+            "span_id": span.span_id,
+            "name": span.name,
+            "service": span.service,
+            "stage": stages.get(span.span_id),
+            "offset_ms": round((a - t0) / 1000.0, 3),
+            "duration_ms": round((b - a) / 1000.0, 3),
+        }
+        for span, a, b in merged
+    ]
+
+
+def path_by_stage(path: list[dict[str, Any]]) -> dict[str, float]:
+    """Time on the critical path per stage, in ms."""
+    out: dict[str, float] = {}
+    for seg in path:
+        key = seg["stage"] or "unaccounted"
+        out[key] = round(out.get(key, 0.0) + seg["duration_ms"], 3)
+    return out
