@@ -254,7 +254,7 @@ def main() -> None:
         print(f"{k}: {v:.1f}")
     if args.http:
         from _http import CPU as HTTP_CPU
-        from _http import http_cases
+        from _http import PACED, http_cases
 
         http = http_cases()
         print("\nover HTTP (uvicorn, loopback, load generator in a separate process)")
@@ -265,6 +265,13 @@ def main() -> None:
             for k, v in cpu.items():
                 added, contrib = v - cpu["a_none"], cpu["b_otel_fastapi"] - cpu["a_none"]
                 print(f"  {k:<32}{v:>8.1f}{added:>8.1f}{added / contrib:>6.2f}")
+        if PACED:
+            print("latency to the last byte at moderate load (one request / 2 ms): p50, added, / (b), p99")
+            p50 = {k: statistics.median(v) for k, v in PACED.items()}
+            for k, v in PACED.items():
+                added, contrib = p50[k] - p50["a_none"], p50["b_otel_fastapi"] - p50["a_none"]
+                p99 = sorted(v)[int(0.99 * (len(v) - 1))]
+                print(f"  {k:<32}{p50[k]:>8.1f}{added:>8.1f}{added / contrib:>6.2f}{p99:>9.1f}")
     if args.json:
         print(json.dumps({"in_process": results, **costs}))
 
