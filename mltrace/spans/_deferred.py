@@ -480,32 +480,30 @@ def _quiet_functions() -> tuple[set[object], set[object]]:
 
 
 def _all_quiet(processor: object) -> bool:
-    """Whether no processor reachable from the provider's needs ``on_start`` or ``_on_ending``
-    (remembered for the provider's current tuple of processors)."""
-    processors = getattr(processor, "_span_processors", None)
-    if processors is None:
-        return _quiet_tree(processor)
-    known = _QUIET_TREES.get(id(processor))
-    if known is not None and known[0] is processors:
-        return known[1]
-    quiet = _quiet_tree(processor)
-    if len(_QUIET_TREES) >= 64:
-        _QUIET_TREES.clear()
-    _QUIET_TREES[id(processor)] = (processors, quiet)
-    return quiet
+    """Whether no processor reachable from the provider's needs ``on_start`` or ``_on_ending``.
 
-
-_QUIET_TREES: dict[int, tuple[object, bool]] = {}
-
-
-def _quiet_tree(processor: object) -> bool:
+    Walked per request (a few type checks): the sets of processors change on ``configure()``.
+    """
     if isinstance(processor, sdk_trace.SynchronousMultiSpanProcessor | sdk_trace.ConcurrentMultiSpanProcessor):
-        return all(_quiet_tree(p) for p in processor._span_processors)
+        return all(_all_quiet(p) for p in processor._span_processors)
+    cls = type(processor)
+    if cls is _exporters_class():  # configure()'s exporters: forwards each call to its processors
+        return all(_all_quiet(p) for p in processor._procs)  # type: ignore[attr-defined]
+    if cls is _tail_class():  # forwards on_start/_on_ending to its downstream only
+        return _all_quiet(processor.downstream)  # type: ignore[attr-defined]
+    return _quiet_on_start(processor)
+
+
+def _exporters_class() -> type:
+    from .._configure import _Exporters
+
+    return _Exporters
+
+
+def _tail_class() -> type:
     from ..sampling._tail import TailSampler
 
-    if type(processor) is TailSampler:  # forwards on_start/_on_ending to its downstream only
-        return _quiet_tree(processor.downstream)
-    return _quiet_on_start(processor)
+    return TailSampler
 
 
 def _hand_over(tracer: sdk_trace.Tracer, spans: Sequence[DeferredSpan]) -> None:

@@ -228,3 +228,26 @@ def test_processor_with_on_start(deferred: bool) -> None:
     if deferred:  # on_start arrives late: it sees the span's final name (the route template)
         assert sorted(stamping.started) == sorted(names)
     assert all(s.attributes and s.attributes.get("stamped") is True for s in spans)
+
+
+def test_exporters_of_configure_take_the_fast_path() -> None:
+    """configure()'s exporter processors do nothing in on_start: deferred spans go to on_end
+    directly (no SDK span rebuilt per span); a processor with an on_start turns the replay on."""
+    from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from mltrace._configure import _Exporters
+    from mltrace.export._counting import CountingBatchSpanProcessor
+
+    batch = CountingBatchSpanProcessor(InMemorySpanExporter())
+    exporters = _Exporters()
+    exporters.set({"memory": ((), batch)})
+    multi = SynchronousMultiSpanProcessor()
+    multi.add_span_processor(exporters)
+    try:
+        assert _deferred._all_quiet(multi)
+        exporters.set({"stamping": ((), _Stamping())})
+        assert not _deferred._all_quiet(multi)
+    finally:
+        exporters.shutdown()
+        batch.shutdown()
