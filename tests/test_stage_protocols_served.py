@@ -175,7 +175,8 @@ def test_skeleton_app_under_uvicorn_sampled_and_sampled_out(tmp_path: Path) -> N
     assert {ok[n]["parent_span_id"] for n in ("preprocess", "inference", "postprocess")} == {server_id}
     pre = ok["preprocess"]["attributes"]
     assert pre["ml.input.kind"] == "pydantic", "the payload, not the service instance"
-    assert pre["ml.input.feature.median_income"] == 3.5 or "ml.input.n_features" in pre
+    # the payload's fields (single-row feature values themselves are off by default: docs/privacy.md)
+    assert any(k.startswith("ml.input.feature.median_income") for k in pre) or "ml.input.n_features" in pre
     assert ok["postprocess"]["attributes"]["ml.input.kind"] == "scalar"
     inf = ok["inference"]["attributes"]
     assert inf["ml.output.kind"] == "scalar", "the awaited result, not a coroutine"
