@@ -29,7 +29,7 @@ import contextvars
 import logging
 import os
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from time import time_ns
 from typing import Any
 
@@ -38,9 +38,18 @@ from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 from opentelemetry.util import types
 
 _log = logging.getLogger("mltrace")
@@ -323,13 +332,16 @@ def _expanded(span: DeferredSpan) -> dict[str, Any]:
     """The span's attributes with the deferred summaries computed, each in its place."""
     if not span._has_later:
         return span._attributes
-    from ._record import summary_attributes
+    summarise: Callable[[str, object], dict[str, Any]] | None = _LATE.get("summary_attributes")
+    if summarise is None:
+        from ._record import summary_attributes
 
+        summarise = _LATE["summary_attributes"] = summary_attributes
     out: dict[str, Any] = {}
     for key, value in span._attributes.items():
         if type(key) is _Later:
             try:
-                items = summary_attributes(key.prefix, key.obj)
+                items = summarise(key.prefix, key.obj)
             except Exception as exc:  # as record_summary: an event and a counter, never a raise
                 _summary_failed(span, key.prefix, exc)
                 continue
@@ -374,22 +386,59 @@ def _start(
         trace_id = tracer.id_generator.generate_trace_id()
     else:
         trace_id = parent.trace_id
-    result = tracer.sampler.should_sample(context, trace_id, name, kind, attributes, links)
-    decision = result.decision
-    flags = TraceFlags(TraceFlags.SAMPLED) if decision is Decision.RECORD_AND_SAMPLE else TraceFlags(TraceFlags.DEFAULT)
+    trace_state: TraceState | None
+    if parent is not None and parent.trace_flags.sampled and not parent.is_remote and _keeps(tracer.sampler):
+        # What ParentBased(ALWAYS_ON) answers for a local sampled parent, without the call (~1.3 µs)
+        decision, start_attributes, trace_state = Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state
+    else:
+        result = tracer.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        decision, start_attributes, trace_state = result.decision, result.attributes, result.trace_state
+    sampled = decision is Decision.RECORD_AND_SAMPLE
     random_id = tracer.id_generator.is_trace_id_random() if parent is None else parent.trace_flags.random_trace_id
-    if random_id:
-        flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
+    flags = _FLAGS[sampled, bool(random_id)]
     span_context = SpanContext(
-        trace_id, tracer.id_generator.generate_span_id(), is_remote=False, trace_flags=flags,
-        trace_state=result.trace_state,
+        trace_id, tracer.id_generator.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state,
     )
     record_end = tracer._tracer_metrics.start_span(parent, decision)
     if decision is Decision.DROP:
         return NonRecordingSpan(span_context)
     return DeferredSpan(
-        request, name, span_context, parent, context, kind, result.attributes, links, start_time, record_end
+        request, name, span_context, parent, context, kind, start_attributes, links, start_time, record_end
     )
+
+
+# TraceFlags are immutable ints: one object per combination of (sampled, random trace id).
+_FLAGS = {
+    (sampled, random_id): TraceFlags(
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT) | (TraceFlags.RANDOM_TRACE_ID if random_id else 0)
+    )
+    for sampled in (False, True)
+    for random_id in (False, True)
+}
+
+
+def _keeps(sampler: object) -> bool:
+    """Whether ``sampler`` is (configure()'s wrapper around) the SDK's ParentBased sampler with its
+    default for a local sampled parent, ALWAYS_ON: then a child's answer is known without asking
+    (sample, the attributes as given, the parent's trace state). Any other sampler is asked."""
+    if type(sampler) is _head_sampler_class():
+        sampler = sampler.delegate  # type: ignore[attr-defined]
+    if type(sampler) is not ParentBased:
+        return False
+    local = sampler._local_parent_sampled
+    return type(local) is StaticSampler and local._decision is Decision.RECORD_AND_SAMPLE
+
+
+def _head_sampler_class() -> type:
+    global _HEAD
+    if _HEAD is None:
+        from .._configure import _HeadSampler
+
+        _HEAD = _HeadSampler
+    return _HEAD
+
+
+_HEAD: type | None = None
 
 
 def start_request_span(
@@ -495,15 +544,24 @@ def _all_quiet(processor: object) -> bool:
 
 
 def _exporters_class() -> type:
-    from .._configure import _Exporters
+    if "exporters" not in _LATE:
+        from .._configure import _Exporters
 
-    return _Exporters
+        _LATE["exporters"] = _Exporters
+    return _LATE["exporters"]  # type: ignore[no-any-return]
 
 
 def _tail_class() -> type:
-    from ..sampling._tail import TailSampler
+    if "tail" not in _LATE:
+        from ..sampling._tail import TailSampler
 
-    return TailSampler
+        _LATE["tail"] = TailSampler
+    return _LATE["tail"]  # type: ignore[no-any-return]
+
+
+# Classes and functions of modules that import this one, resolved on first use (an import
+# statement run per call costs ~0.5 µs even when the module is loaded).
+_LATE: dict[str, Any] = {}
 
 
 def _hand_over(tracer: sdk_trace.Tracer, spans: Sequence[DeferredSpan]) -> None:

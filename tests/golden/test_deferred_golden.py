@@ -18,6 +18,7 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import enc
 from opentelemetry.exporter.zipkin.json.v2 import JsonV2Encoder
 from opentelemetry.exporter.zipkin.node_endpoint import NodeEndpoint
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext
 
 from mltrace.spans import _deferred
@@ -251,3 +252,39 @@ def test_exporters_of_configure_take_the_fast_path() -> None:
     finally:
         exporters.shutdown()
         batch.shutdown()
+
+
+class _DropNamed(Sampler):
+    """Drops spans with one name, keeps the rest: a sampler that decides per span."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def should_sample(
+        self, parent_context: Context | None, trace_id: int, name: str, *args: Any, **kwargs: Any
+    ) -> SamplingResult:
+        if name == self.name:
+            return SamplingResult(Decision.DROP)
+        return ParentBased(ALWAYS_ON).should_sample(parent_context, trace_id, name, *args, **kwargs)
+
+    def get_description(self) -> str:
+        return f"DropNamed({self.name})"
+
+
+def test_custom_sampler_asked_per_span() -> None:
+    """A sampler that decides per stage is asked for every deferred span too: same spans kept."""
+    from mltrace.spans._tracer import TRACER
+
+    runs = []
+    for deferred in (False, True):
+        with capture_spans():
+            tracer = TRACER.get()
+            saved = tracer.sampler  # type: ignore[attr-defined]
+            tracer.sampler = _DropNamed("shard")  # type: ignore[attr-defined]
+            try:
+                runs.append(_run(deferred))
+            finally:
+                tracer.sampler = saved  # type: ignore[attr-defined]
+    (_, before), (_, after) = runs
+    assert "shard" not in {s.name for s in after} and "preprocess" in {s.name for s in after}
+    assert [_plain(s) for s in _canonical(before)] == [_plain(s) for s in _canonical(after)]
