@@ -10,7 +10,7 @@ from __future__ import annotations
 from ._concurrency import ContextThreadPoolExecutor, run_in_executor, wrap_executor
 from ._configure import ConfigurationWarning, MLTrace, configure
 from ._current import current_stage, current_trace_id, record_lookup
-from ._errors import ConfigurationError, MLTraceError
+from ._errors import ConfigurationError, InputDataError, InvalidArgumentError, MLTraceError
 from ._feedback import feedback
 from ._logs import instrument_logging, uninstrument_logging
 from ._version import __version__
@@ -37,6 +37,8 @@ __all__ = [
     "ContextThreadPoolExecutor",
     "DriftMonitor",
     "DriftThresholds",
+    "InputDataError",
+    "InvalidArgumentError",
     "MLTrace",
     "MLTraceError",
     "MLTraceMiddleware",

@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry.trace import INVALID_SPAN_ID, Link, SpanContext, TraceFlags
 
 from . import semconv
+from ._errors import InvalidArgumentError
 from .spans._tracer import TRACER
 
 #: ``traceparent`` (request) and ``traceresponse`` (response; a W3C Trace Context Level 3 draft) share a format
@@ -38,12 +39,12 @@ def parse_reference(text: str) -> tuple[str, str | None]:
     elif _TRACE_ID.match(value):
         trace_id, span_id = value, None
     else:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"not a trace id: {text!r}; expected 32 hex digits (the X-Trace-Id header) or a "
             "traceparent/traceresponse value 00-<32 hex>-<16 hex>-<2 hex>"
         )
     if int(trace_id, 16) == 0:
-        raise ValueError(f"the all-zero trace id is invalid: {text!r}")
+        raise InvalidArgumentError(f"the all-zero trace id is invalid: {text!r}")
     if span_id is not None and int(span_id, 16) == 0:
         span_id = None
     return trace_id, span_id
@@ -51,7 +52,7 @@ def parse_reference(text: str) -> tuple[str, str | None]:
 
 def _span_id(span_id: str) -> str:
     if not isinstance(span_id, str) or not _SPAN_ID.match(span_id.strip().lower()) or int(span_id, 16) == 0:
-        raise ValueError(f"span_id must be 16 hex digits, not all zero; got {span_id!r}")
+        raise InvalidArgumentError(f"span_id must be 16 hex digits, not all zero; got {span_id!r}")
     return span_id.strip().lower()
 
 
@@ -63,7 +64,7 @@ def _label(label: object) -> Label:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"label must be finite; got {value!r}")
+            raise InvalidArgumentError(f"label must be finite; got {value!r}")
         return value
     if isinstance(value, str):
         return value[:MAX_LABEL_LENGTH]

@@ -11,6 +11,14 @@ from ._breakdown import NETWORK, UNACCOUNTED, dominant_stage, stage_breakdown
 from ._drift import drift_history
 from ._errors import UnknownStage
 from ._lineage import lineage, predictions_for_input, trace_lineage
+from ._reports import (
+    AccuracyReport,
+    DriftReport,
+    FingerprintReport,
+    LineageReport,
+    ShowReport,
+    StatsReport,
+)
 from ._show import show_trace, trace_tree
 from ._slow import analyze_slow, slow_traces
 from ._stats import summarize_traces, trace_stats
@@ -18,6 +26,12 @@ from ._stats import summarize_traces, trace_stats
 __all__ = [
     "NETWORK",
     "UNACCOUNTED",
+    "AccuracyReport",
+    "DriftReport",
+    "FingerprintReport",
+    "LineageReport",
+    "ShowReport",
+    "StatsReport",
     "UnknownStage",
     "accuracy",
     "analyze_slow",

@@ -20,10 +20,16 @@ from typing import Any
 import numpy as np
 
 from .. import semconv
+from .._errors import InvalidArgumentError
 from ..query import Span, Trace, TraceNotFound, TraceSource, UnknownService, parse_duration
 from ._attributes import attribute_value
 from ._effects import format_value
 from ._gc import paused_gc
+from ._reports import (
+    AccuracyGroup,
+    AccuracyReport,
+    Score,
+)
 from ._stats import MAX_GROUPS, percentiles
 from ._weights import trace_weight
 
@@ -89,7 +95,7 @@ def _is_number(v: Any) -> bool:
 
 def _choose_metric(pairs: list[tuple[Any, Any]], metric: str) -> str:
     if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+        raise InvalidArgumentError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
     if metric != "auto":
         return metric
     numbers = [v for pair in pairs for v in pair]
@@ -109,9 +115,9 @@ def _class(v: Any) -> str:
     return format_value(v)
 
 
-def _score(pairs: list[tuple[Any, Any]], metric: str, weights: list[float] | None = None) -> dict[str, Any]:
+def _score(pairs: list[tuple[Any, Any]], metric: str, weights: list[float] | None = None) -> Score:
     """Accuracy (or MAE); ``weights``: each pair's adjusted count (ratio-sampled stores)."""
-    out: dict[str, Any] = {"count": len(pairs)}
+    out: Score = {"count": len(pairs)}
     if metric == "accuracy":
         keys = [(_class(label), _class(pred)) for label, pred in pairs]
         correct = sum(1 for a, b in keys if a == b)
@@ -120,22 +126,18 @@ def _score(pairs: list[tuple[Any, Any]], metric: str, weights: list[float] | Non
             out["weighted_accuracy"] = round(hit / sum(weights), 4) if pairs else None
             out["requests"] = round(sum(weights), 1)
         mistakes = Counter((a, b) for a, b in keys if a != b)
-        out.update(
-            correct=correct,
-            accuracy=round(correct / len(pairs), 4) if pairs else None,
-            labels={k: n for k, n in Counter(a for a, _ in keys).most_common(5)},
-            mistakes=[{"label": a, "prediction": b, "count": n} for (a, b), n in mistakes.most_common(3)],
-        )
+        out["correct"] = correct
+        out["accuracy"] = round(correct / len(pairs), 4) if pairs else None
+        out["labels"] = {k: n for k, n in Counter(a for a, _ in keys).most_common(5)}
+        out["mistakes"] = [{"label": a, "prediction": b, "count": n} for (a, b), n in mistakes.most_common(3)]
         return out
     numeric = [(float(a), float(b)) for a, b in pairs if _is_number_like(a) and _is_number_like(b)]
     errors = np.array([abs(b - a) for a, b in numeric], dtype=np.float64)
-    out.update(
-        count=len(numeric),
-        mae=round(float(errors.mean()), 6) if errors.size else None,
-        rmse=round(float(np.sqrt((errors**2).mean())), 6) if errors.size else None,
-        mean_label=round(float(np.mean([a for a, _ in numeric])), 6) if numeric else None,
-        mean_prediction=round(float(np.mean([b for _, b in numeric])), 6) if numeric else None,
-    )
+    out["count"] = len(numeric)
+    out["mae"] = round(float(errors.mean()), 6) if errors.size else None
+    out["rmse"] = round(float(np.sqrt((errors**2).mean())), 6) if errors.size else None
+    out["mean_label"] = round(float(np.mean([a for a, _ in numeric])), 6) if numeric else None
+    out["mean_prediction"] = round(float(np.mean([b for _, b in numeric])), 6) if numeric else None
     return out
 
 
@@ -171,7 +173,7 @@ def accuracy(
     metric: str = "auto",
     scan: int = 10_000,
     progress: Any = None,
-) -> dict[str, Any]:
+) -> AccuracyReport:
     """Accuracy (or MAE) of ``service``'s predictions against the feedback recorded within ``since``.
 
     Feedback spans are found by attribute (``ml.stage = feedback``, up to ``scan`` of them, newest
@@ -209,7 +211,7 @@ def accuracy(
     for item, trace, value in pairs:
         key = _group(item, trace, by)
         groups.setdefault(key, []).append((item.label, value))
-    rows = [{"value": key, **_score(members, chosen)} for key, members in groups.items()]
+    rows: list[AccuracyGroup] = [{"value": key, **_score(members, chosen)} for key, members in groups.items()]
     rows = [r for r in rows if r["count"]]  # MAE: groups whose outcomes are not numbers
     rows.sort(key=lambda r: (-r["count"], r["value"]))
     delays = [(f.span.start_us - t.start_us) / 1e6 for f, t, _ in pairs]

@@ -9,10 +9,12 @@ them faster would not shorten the request. Children sticking out of their parent
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..query import Span, Trace
 from ._breakdown import span_stages
+from ._reports import CriticalSegment
 
 
 def _segments(trace: Trace, span: Span, until: int, out: list[tuple[Span, int, int]], depth: int) -> None:
@@ -37,7 +39,7 @@ def _segments(trace: Trace, span: Span, until: int, out: list[tuple[Span, int, i
         out.append((span, start, cursor))
 
 
-def critical_path(trace: Trace) -> list[dict[str, Any]]:
+def critical_path(trace: Trace) -> list[CriticalSegment]:
     """The path in time order: one entry per stretch, with the span, the stage its time counts
     toward, the offset from the trace's start and the length, in ms. The stretches add up to the
     root's duration."""
@@ -67,7 +69,7 @@ def critical_path(trace: Trace) -> list[dict[str, Any]]:
     ]
 
 
-def path_by_stage(path: list[dict[str, Any]]) -> dict[str, float]:
+def path_by_stage(path: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Time on the critical path per stage, in ms."""
     out: dict[str, float] = {}
     for seg in path:

@@ -16,11 +16,19 @@ from typing import Any
 import numpy as np
 
 from .. import semconv
+from .._errors import InvalidArgumentError
 from ..query import Span, Trace, TraceSource, parse_duration
 from ._attributes import attribute_value
 from ._effects import format_value
 from ._feedback import without_feedback
 from ._gc import paused_gc
+from ._reports import (
+    DriftBucket,
+    DriftGroup,
+    DriftReport,
+    DriftStats,
+    RankedFeature,
+)
 from ._stats import MAX_GROUPS
 from ._weights import trace_weight
 
@@ -85,7 +93,7 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
 
 
-def _summary(points: list[_Point]) -> dict[str, Any]:
+def _summary(points: list[_Point]) -> DriftStats:
     """Counts and score statistics of a set of observations (a bucket, a group, all of them)."""
     scores = np.array([p.score for p in points], dtype=np.float64)
     windows = [p.window_score for p in points if p.window_score is not None]
@@ -101,11 +109,11 @@ def _summary(points: list[_Point]) -> dict[str, Any]:
     }
 
 
-def _ranked(counter: Counter[str], total: int) -> list[dict[str, Any]]:
+def _ranked(counter: Counter[str], total: int) -> list[RankedFeature]:
     return [{"feature": k, "count": n, "share": round(n / total, 4)} for k, n in counter.most_common(TOP_FEATURES)]
 
 
-def _buckets(points: list[_Point], n: int) -> list[dict[str, Any]]:
+def _buckets(points: list[_Point], n: int) -> list[DriftBucket]:
     lo, hi = points[0].start_us, points[-1].start_us
     width = max(1, -(-(hi - lo + 1) // n))
     slots: list[list[_Point]] = [[] for _ in range(n)]
@@ -114,11 +122,11 @@ def _buckets(points: list[_Point], n: int) -> list[dict[str, Any]]:
     return [{"start_us": lo + i * width, "end_us": lo + (i + 1) * width, **_summary(s)} for i, s in enumerate(slots)]
 
 
-def _group_rows(points: list[_Point]) -> list[dict[str, Any]]:
+def _group_rows(points: list[_Point]) -> list[DriftGroup]:
     groups: dict[str, list[_Point]] = {}
     for p in points:
         groups.setdefault(p.group, []).append(p)
-    rows = []
+    rows: list[DriftGroup] = []
     for value, members in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:MAX_GROUPS]:
         window_top = Counter(f for p in members for f in p.window_top)
         rows.append(
@@ -141,7 +149,7 @@ def drift_history(
     by: str | None = semconv.ML_MODEL_VERSION,
     scan: int = 10_000,
     progress: Any = None,
-) -> dict[str, Any]:
+) -> DriftReport:
     """Drift over time from the ``ml.drift.*`` attributes of ``service``'s recent requests.
 
     Returns ``buckets`` (the observed time range cut into that many equal slices, each with the
@@ -151,7 +159,7 @@ def drift_history(
     ``groups`` (the same per value of ``by``).
     """
     if buckets < 1:
-        raise ValueError(f"buckets must be at least 1; got {buckets}")
+        raise InvalidArgumentError(f"buckets must be at least 1; got {buckets}")
     with paused_gc():
         traces = without_feedback(source.find_traces(service, parse_duration(since), scan, progress=progress))
         points = sorted((p for t in traces for p in _points(t, by)), key=lambda p: p.start_us)

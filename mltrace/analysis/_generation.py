@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import InvalidArgumentError
 from ..genai import _semconv as sc
 from ..query import Trace, TraceSource, parse_duration
 from ._effects import top_mask
@@ -134,7 +135,7 @@ def slow_generations(
 ) -> dict[str, Any]:
     """:func:`analyze_slow_generation` over the traces of ``service`` in the window."""
     if by not in METRICS:
-        raise ValueError(f"--by must be one of duration, {', '.join(METRICS)}; got {by!r}")
+        raise InvalidArgumentError(f"--by must be one of duration, {', '.join(METRICS)}; got {by!r}")
     with paused_gc():
         traces = source.find_traces(
             service, parse_duration(since), scan, parse_duration(min_duration), progress=progress

@@ -17,6 +17,12 @@ from urllib.parse import unquote, urlsplit
 from .. import semconv
 from ..query import Span, Trace, TraceSource
 from ._breakdown import stage_breakdown
+from ._reports import (
+    FingerprintReport,
+    LineageReport,
+    PredictionRow,
+    StageOutput,
+)
 
 FINGERPRINT = semconv.ML_INPUT_PREFIX + "fingerprint"
 _STORE_KEYS = ("db.system", "db.system.name", "server.address", "server.port", "db.namespace", "db.operation.name")
@@ -99,13 +105,13 @@ def _drift(trace: Trace) -> dict[str, Any]:
     return out
 
 
-def _outputs(trace: Trace) -> list[dict[str, Any]]:
+def _outputs(trace: Trace) -> list[StageOutput]:
     """Each stage's output as its own object, the final one first (postprocess, then inference).
 
     A postprocess that returns a pydantic result and an inference that returns an array are two
     objects: one dict merging them put the result's fields and the array's statistics on one line.
     """
-    out = []
+    out: list[StageOutput] = []
     for stage in (semconv.STAGE_POSTPROCESS, semconv.STAGE_INFERENCE):
         for span in trace.spans:
             if span.stage == stage and (summary := _prefixed(span, semconv.ML_OUTPUT_PREFIX)):
@@ -152,7 +158,7 @@ def _payloads(source: TraceSource, trace: Trace) -> list[dict[str, Any]]:
     return out
 
 
-def trace_lineage(source: TraceSource, trace: Trace) -> dict[str, Any]:
+def trace_lineage(source: TraceSource, trace: Trace) -> LineageReport:
     """The lineage record of an already-fetched trace."""
     root = trace.root
     inp = _input(trace)
@@ -176,15 +182,15 @@ def trace_lineage(source: TraceSource, trace: Trace) -> dict[str, Any]:
     }
 
 
-def lineage(source: TraceSource, trace_id: str) -> dict[str, Any]:
+def lineage(source: TraceSource, trace_id: str) -> LineageReport:
     """What one prediction saw and produced (``mltrace lineage TRACE_ID``)."""
     return trace_lineage(source, source.get_trace(trace_id))
 
 
-def predictions_for_input(source: TraceSource, fingerprint: str, *, limit: int = 100) -> dict[str, Any]:
+def predictions_for_input(source: TraceSource, fingerprint: str, *, limit: int = 100) -> FingerprintReport:
     """Every prediction made on the input with this fingerprint (``mltrace lineage --fingerprint``)."""
     traces = source.find_by_attribute(FINGERPRINT, fingerprint, limit=limit)
-    rows = []
+    rows: list[PredictionRow] = []
     for t in traces:
         model = _model(t)
         out = _output(t)

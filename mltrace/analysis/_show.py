@@ -3,11 +3,12 @@ span's time counts toward (what the terminal view and ``show --json`` print)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from ..query import Span, Trace, TraceSource
 from ._breakdown import dominant_stage, self_time_us, span_stages, stage_breakdown
 from ._critical_path import critical_path, path_by_stage
+from ._reports import ShowReport, SpanRow, TraceTree
 from ._status import http_status
 
 
@@ -21,13 +22,13 @@ def _walk(trace: Trace) -> list[tuple[Span, int]]:
     return out
 
 
-def trace_tree(trace: Trace) -> dict[str, Any]:
+def trace_tree(trace: Trace) -> TraceTree:
     """The trace as plain data: spans in tree order with ``depth``, ``offset_ms``, ``self_ms``."""
     start = trace.start_us
     buckets = span_stages(trace)
-    spans = []
+    spans: list[SpanRow] = []
     for span, depth in _walk(trace):
-        row = span.to_dict()
+        row = span.to_dict()  # untyped (query's model); SpanRow names its fields
         row.update(
             depth=depth,
             offset_ms=round((span.start_us - start) / 1000.0, 3),
@@ -35,7 +36,7 @@ def trace_tree(trace: Trace) -> dict[str, Any]:
             self_ms=round(self_time_us(span, trace.children.get(span.span_id, [])) / 1000.0, 3),
             counts_toward=buckets.get(span.span_id),
         )
-        spans.append(row)
+        spans.append(cast(SpanRow, row))
     stages = stage_breakdown(trace)
     path = critical_path(trace)
     return {
@@ -54,6 +55,6 @@ def trace_tree(trace: Trace) -> dict[str, Any]:
     }
 
 
-def show_trace(source: TraceSource, trace_id: str) -> dict[str, Any]:
+def show_trace(source: TraceSource, trace_id: str) -> ShowReport:
     """One trace as plain data (``mltrace show TRACE_ID --json``)."""
     return {"source": source.url, **trace_tree(source.get_trace(trace_id))}

@@ -20,6 +20,16 @@ from ._breakdown import stage_breakdown, stage_order
 from ._effects import format_value
 from ._feedback import without_feedback
 from ._gc import paused_gc
+from ._reports import (
+    CountedPercentiles,
+    OperationRow,
+    Percentiles,
+    StageRow,
+    StatsGroup,
+    StatsReport,
+    StatsSlice,
+    TraceSummary,
+)
 from ._status import http_status, status_counts
 from ._weights import trace_weights, weighted_quantile
 
@@ -28,7 +38,7 @@ MAX_GROUPS = 12
 MAX_OPERATIONS = 30
 
 
-def percentiles(values: list[float] | np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+def percentiles(values: list[float] | np.ndarray, weights: np.ndarray | None = None) -> Percentiles:
     """``{"p50", "p95", "p99", "mean", "max"}`` in the values' unit, rounded to µs.
 
     ``weights``: each value's adjusted count (sampled stores; see ``_weights``), or ``None``.
@@ -37,20 +47,18 @@ def percentiles(values: list[float] | np.ndarray, weights: np.ndarray | None = N
     if arr.size == 0:
         return {}
     if weights is not None:
-        out = {f"p{p}": round(weighted_quantile(arr, weights, p / 100), 3) for p in PERCENTILES}
-        out["mean"] = round(float(np.average(arr, weights=weights)), 3)
-        out["max"] = round(float(arr.max()), 3)
-        return out
-    out = {f"p{p}": round(float(np.percentile(arr, p)), 3) for p in PERCENTILES}
-    out["mean"] = round(float(arr.mean()), 3)
-    out["max"] = round(float(arr.max()), 3)
-    return out
+        p50, p95, p99 = (round(weighted_quantile(arr, weights, p / 100), 3) for p in PERCENTILES)
+        mean = float(np.average(arr, weights=weights))
+    else:
+        p50, p95, p99 = (round(float(np.percentile(arr, p)), 3) for p in PERCENTILES)
+        mean = float(arr.mean())
+    return {"p50": p50, "p95": p95, "p99": p99, "mean": round(mean, 3), "max": round(float(arr.max()), 3)}
 
 
-def _stage_rows(traces: list[Trace], breakdowns: list[dict[str, float]]) -> list[dict[str, Any]]:
+def _stage_rows(traces: list[Trace], breakdowns: list[dict[str, float]]) -> list[StageRow]:
     names = stage_order({k for b in breakdowns for k in b})
     total = sum(t.duration_ms for t in traces) or 1.0
-    rows = []
+    rows: list[StageRow] = []
     for name in names:
         present = [b[name] for b in breakdowns if name in b]
         errors = sum(1 for t in traces for s in t.spans if s.error and s.stage == name)
@@ -66,12 +74,12 @@ def _stage_rows(traces: list[Trace], breakdowns: list[dict[str, float]]) -> list
     return rows
 
 
-def _operation_rows(traces: list[Trace]) -> list[dict[str, Any]]:
+def _operation_rows(traces: list[Trace]) -> list[OperationRow]:
     spans: dict[tuple[str, str], list[tuple[float, bool]]] = {}
     for t in traces:
         for s in t.spans:
             spans.setdefault((s.service, s.name), []).append((s.duration_ms, s.error))
-    rows: list[dict[str, Any]] = []
+    rows: list[OperationRow] = []
     for (service, name), items in spans.items():
         errors = sum(1 for _, e in items if e)
         rows.append(
@@ -107,17 +115,17 @@ def _group_labels(values: list[Any]) -> list[str | None]:
     return labels
 
 
-def _drift(values: list[Any]) -> dict[str, Any]:
+def _drift(values: list[Any]) -> CountedPercentiles:
     scores = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     return {"count": len(scores), **percentiles(scores)} if scores else {}
 
 
-def _slice(traces: list[Trace], breakdowns: list[dict[str, float]], attribute: str) -> dict[str, Any]:
+def _slice(traces: list[Trace], breakdowns: list[dict[str, float]], attribute: str) -> StatsSlice:
     labels = _group_labels([attribute_value(t, attribute) for t in traces])
     groups: dict[str, list[int]] = {}
     for i, label in enumerate(labels):
         groups.setdefault(label if label is not None else "(not set)", []).append(i)
-    rows = []
+    rows: list[StatsGroup] = []
     for label, idx in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:MAX_GROUPS]:
         members = [traces[i] for i in idx]
         errors = sum(1 for t in members if t.error)
@@ -153,7 +161,7 @@ def generation_stats(traces: list[Trace]) -> dict[str, Any] | None:
     return stats(traces)
 
 
-def summarize_traces(traces: list[Trace], *, by: str | None = None) -> dict[str, Any]:
+def summarize_traces(traces: list[Trace], *, by: str | None = None) -> TraceSummary:
     """Percentiles per stage and per operation over ``traces`` (what :func:`trace_stats` returns)."""
     breakdowns = [stage_breakdown(t) for t in traces]
     errors = sum(1 for t in traces if t.error)
@@ -161,7 +169,7 @@ def summarize_traces(traces: list[Trace], *, by: str | None = None) -> dict[str,
     w = weights if weights is not None else np.ones(len(traces))
     requests = float(w.sum())
     weighted_errors = float(sum(wi for wi, t in zip(w, traces, strict=True) if t.error))
-    out: dict[str, Any] = {
+    out: TraceSummary = {
         "count": len(traces),
         "requests": round(requests, 1),
         "errors": errors,
@@ -186,7 +194,7 @@ def trace_stats(
     by: str | None = None,
     scan: int = 10_000,
     progress: Any = None,
-) -> dict[str, Any]:
+) -> StatsReport:
     """p50/p95/p99 latency per stage (self time) and per operation, counts and error rates.
 
     ``by`` slices latency, errors, prediction mix and drift by an attribute (e.g.

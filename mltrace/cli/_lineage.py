@@ -33,8 +33,8 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         err.print("error: give a TRACE_ID or --fingerprint F (one of them)")
         return 2
     if args.fingerprint:
-        data = from_source(args, lambda source: predictions_for_input(source, args.fingerprint, limit=args.limit))
-        return emit(args, out, data, render_fingerprint)
+        found = from_source(args, lambda source: predictions_for_input(source, args.fingerprint, limit=args.limit))
+        return emit(args, out, found, render_fingerprint)
     wanted = trace_id(args.trace_id)
     try:
         data = from_source(args, lambda source: lineage(source, wanted))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from fastapi import FastAPI
@@ -20,6 +20,9 @@ from pydantic import BaseModel, Field
 import mltrace
 
 from ._model import MODEL_NAME, DemoModel, FloatArray
+
+if TYPE_CHECKING:
+    from ..drift import DriftScorer
 
 LARGE_BATCH = 64
 SLOW_PATH_S = 0.04
@@ -66,7 +69,7 @@ class FeatureStore:
         return self.defaults
 
 
-def create_demo_app(model: DemoModel, drift: Any = None) -> FastAPI:
+def create_demo_app(model: DemoModel, drift: DriftScorer | None = None) -> FastAPI:
     """The FastAPI app: ``POST /predict`` with ``{"customer_id": ..., "rows": [[30 floats], ...]}``."""
     store = FeatureStore(model.training.mean(axis=0))
 

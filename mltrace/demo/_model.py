@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ..drift import DriftMonitor
 
 FloatArray = npt.NDArray[np.float64]
 MODEL_NAME = "breast-cancer"
@@ -69,7 +72,7 @@ def load_model() -> DemoModel:
         return _numpy()
 
 
-def drift_monitor(model: DemoModel) -> Any:
+def drift_monitor(model: DemoModel) -> DriftMonitor | None:
     """A :class:`mltrace.drift.DriftMonitor` on the training data, or ``None`` where that module is absent."""
     try:
         from ..drift import DriftMonitor, ReferenceProfile

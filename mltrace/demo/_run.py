@@ -152,8 +152,9 @@ def run_demo(
             same = predictions_for_input(reader, str(fingerprint))
             mine = [p for p in same["predictions"] if p["trace_id"] in ours]
             # what it counts: this run's predictions on that input; earlier runs' apart
-            same.update(predictions=mine, count=len(mine), earlier=same["count"] - len(mine))
-            findings["same_input"] = same
+            findings["same_input"] = {
+                **same, "predictions": mine, "count": len(mine), "earlier": same["count"] - len(mine),
+            }
         return findings
     finally:
         reader.close()

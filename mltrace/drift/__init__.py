@@ -10,11 +10,14 @@ from ._errors import ProfileFormatError, ProfileMismatchError
 from ._monitor import DriftMonitor
 from ._offline import drift_report
 from ._profile import ReferenceProfile
+from ._scorer import DriftScorer, OutputDriftScorer
 from ._thresholds import DriftThresholds
 
 __all__ = [
     "DriftMonitor",
+    "DriftScorer",
     "DriftThresholds",
+    "OutputDriftScorer",
     "ProfileFormatError",
     "ProfileMismatchError",
     "ReferenceProfile",

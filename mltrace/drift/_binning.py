@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .._errors import InputDataError
 from ._features import FeatureProfile, NumericalFeature
 
 FloatArray = npt.NDArray[np.float64]
@@ -75,7 +76,7 @@ def edge_keys(j: int, lo: float, hi: float, edges: Sequence[float]) -> FloatArra
     k = keys(np.asarray([lo, *edges, hi], dtype=np.float64), lo, inverse_span(lo, hi), feature_offset(j))
     k[-1] = np.nextafter(k[-1], np.inf)  # a value equal to the maximum is in range
     if np.any(np.diff(k) <= 0):
-        raise ValueError(f"numerical feature {j}: edges must be strictly increasing inside (min, max]")
+        raise InputDataError(f"numerical feature {j}: edges must be strictly increasing inside (min, max]")
     return k
 
 
@@ -90,7 +91,6 @@ class NumericBinner:
         self.hi = np.array([s[1] for s in specs], dtype=np.float64)
         self.inv = np.array([inverse_span(s[0], s[1]) for s in specs], dtype=np.float64)
         self.offset = np.array([feature_offset(j) for j in range(n)], dtype=np.float64)
-        self.n_bins = np.array([len(s[2]) + 1 for s in specs], dtype=np.int64)
         pieces: list[FloatArray] = []
         base = np.zeros(n, dtype=np.int64)
         total = 0

@@ -104,7 +104,6 @@ class CompiledGroup:
         ends: list[list[int]] = []
         for i, f in enumerate(features):
             ends.append(self._fill(i, f, f.name in one_sided))
-        self.n_groups = np.array([len(e) for e in ends], dtype=np.int64)
         width = max((len(e) for e in ends), default=1)
         self.group_end = np.array([e + [e[-1]] * (width - len(e)) for e in ends], dtype=np.int64).reshape(m, width)
         self.group_flat = (self.group_end + (np.arange(m, dtype=np.int64) * (c - 1))[:, None]).ravel()

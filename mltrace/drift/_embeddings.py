@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._errors import InputDataError
 from ._errors import ProfileFormatError
 from ._features import NumericalFeature, feature_from_dict
 
@@ -105,7 +106,7 @@ def build_embedding(name: str, vectors: FloatArray, *, projections: int, seed: i
     good = vectors[finite]
     dim = vectors.shape[1]
     if dim == 0:
-        raise ValueError(f"embedding {name!r} has no dimensions")
+        raise InputDataError(f"embedding {name!r} has no dimensions")
     centroid = good.mean(axis=0) if len(good) else np.zeros(dim)
     radius = float(np.sqrt(((good - centroid) ** 2).sum(axis=1).mean())) if len(good) else 0.0
     signs = np.random.default_rng(seed).integers(0, 2, size=(projections, dim)) * 2 - 1

@@ -1,13 +1,7 @@
-"""Errors the drift package raises to its caller (never into a served request)."""
+"""Errors the drift package raises, re-exported from :mod:`mltrace._errors` (the one error tree)."""
 
 from __future__ import annotations
 
-from .._errors import MLTraceError
+from .._errors import InputDataError, InvalidArgumentError, ProfileFormatError, ProfileMismatchError
 
-
-class ProfileMismatchError(MLTraceError, ValueError):
-    """Incoming data does not match the reference profile (names the features or shapes)."""
-
-
-class ProfileFormatError(MLTraceError, ValueError):
-    """A saved reference profile cannot be read (wrong format, version, or edited content)."""
+__all__ = ["InputDataError", "InvalidArgumentError", "ProfileFormatError", "ProfileMismatchError"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import InputDataError
 from ._features import to_float
 
 
@@ -23,7 +24,7 @@ def read_table(path: Path) -> dict[str, Any]:
             return _read_csv_stdlib(path)
         frame = pd.read_csv(path, sep="\t" if name.endswith(".tsv") else ",")
         return {str(c): frame[c].to_numpy() for c in frame.columns}
-    raise ValueError(f"{path}: unknown file type; expected .csv, .tsv or .parquet")
+    raise InputDataError(f"{path}: unknown file type; expected .csv, .tsv or .parquet")
 
 
 def _read_parquet(path: Path) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def _read_csv_stdlib(path: Path) -> dict[str, Any]:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
-            raise ValueError(f"{path}: empty file")
+            raise InputDataError(f"{path}: empty file")
         raw: list[list[str]] = [[] for _ in header]
         for row in reader:
             for j in range(len(header)):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._errors import InputDataError
 from ._features import to_float
 
 FloatArray = npt.NDArray[np.float64]
@@ -24,7 +25,7 @@ def _names_or_default(n: int, feature_names: Sequence[str] | None) -> list[str]:
         return [f"x{j}" for j in range(n)]
     names = [str(name) for name in feature_names]
     if len(names) != n:
-        raise ValueError(f"feature_names has {len(names)} names for {n} columns")
+        raise InputDataError(f"feature_names has {len(names)} names for {n} columns")
     return names
 
 
@@ -49,7 +50,7 @@ def columns_of(data: object, feature_names: Sequence[str] | None = None) -> tupl
         cols = [_as_column(data[lookup[n]]) for n in names]
         lengths = {len(c) for c in cols}
         if len(lengths) > 1:
-            raise ValueError(f"columns have different lengths: {sorted(lengths)}")
+            raise InputDataError(f"columns have different lengths: {sorted(lengths)}")
         return names, cols
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)) and data and isinstance(data[0], Mapping):
         records: Sequence[Mapping[str, Any]] = data  # type: ignore[assignment]
@@ -66,7 +67,7 @@ def columns_of(data: object, feature_names: Sequence[str] | None = None) -> tupl
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
-        raise ValueError(f"expected 2-D data (rows x features); got shape {array.shape}")
+        raise InputDataError(f"expected 2-D data (rows x features); got shape {array.shape}")
     names = _names_or_default(array.shape[1], feature_names)
     return names, [array[:, j] for j in range(array.shape[1])]
 
@@ -74,7 +75,7 @@ def columns_of(data: object, feature_names: Sequence[str] | None = None) -> tupl
 def _require(names: Sequence[str], available: Sequence[str]) -> None:
     missing = [n for n in names if n not in set(available)]
     if missing:
-        raise ValueError(f"columns not found: {missing}; available: {list(available)[:20]}")
+        raise InputDataError(f"columns not found: {missing}; available: {list(available)[:20]}")
 
 
 def _as_column(values: object) -> AnyArray:

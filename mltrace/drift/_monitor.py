@@ -5,20 +5,20 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from .. import semconv
+from .._errors import InvalidArgumentError
+from .._types import AttrValue
 from . import _registry
 from ._group import GroupMonitor, WindowState
 from ._profile import ReferenceProfile
 from ._rows import RowReader
 from ._thresholds import DriftThresholds
 from ._window import VectorRing
-
-AttrValue = str | bool | int | float | Sequence[str] | Sequence[float] | Sequence[int] | Sequence[bool]
 
 #: ``ml.drift.method`` of a per-request score: reference-quantile tail p-values, Fisher-combined
 METHOD = "quantile-tail"
@@ -52,18 +52,18 @@ class DriftMonitor:
         if not isinstance(profile, ReferenceProfile):
             raise TypeError(f"profile must be a ReferenceProfile; got {type(profile).__name__}")
         if not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be a positive integer; got {window!r}")
+            raise InvalidArgumentError(f"window must be a positive integer; got {window!r}")
         if not isinstance(recompute_every, int) or recompute_every < 1:
-            raise ValueError(f"recompute_every must be a positive integer; got {recompute_every!r}")
+            raise InvalidArgumentError(f"recompute_every must be a positive integer; got {recompute_every!r}")
         if recompute_seconds is not None and not recompute_seconds > 0:
-            raise ValueError(f"recompute_seconds must be positive or None; got {recompute_seconds!r}")
+            raise InvalidArgumentError(f"recompute_seconds must be positive or None; got {recompute_seconds!r}")
         self.profile = profile
         self.model = model
         self.window = window
         self.recompute_every = recompute_every
         self.recompute_seconds = recompute_seconds
         if not isinstance(max_rows, int) or max_rows < 1:
-            raise ValueError(f"max_rows must be a positive integer; got {max_rows!r}")
+            raise InvalidArgumentError(f"max_rows must be a positive integer; got {max_rows!r}")
         self.thresholds = thresholds if thresholds is not None else DriftThresholds()
         self.strict = strict
         self.max_rows = max_rows
@@ -270,6 +270,18 @@ class DriftMonitor:
     def _missing(self, absent: list[str], missing: list[str]) -> list[str]:
         """Absent then missing names, an embedding's derived features named by the embedding."""
         return list(dict.fromkeys([*absent, *(self._owner.get(n, n) for n in missing)]))
+
+    def window_state(self) -> tuple[float | None, bool, dict[str, float]]:
+        """The cached state of the last window recompute, without recomputing (collecting metrics
+        costs the served path nothing): the window score (``None`` before ``min_samples``), whether
+        the window is in alert, and each ready input feature's PSI (empty while the score is ``None``)."""
+        score, alert, _ = self._window
+        state = self._inputs.state
+        psi: dict[str, float] = {}
+        if score is not None and state is not None:
+            names = self._inputs.g.names
+            psi = {names[i]: float(state.psi[i]) for i in range(len(names)) if state.ready[i]}
+        return score, alert, psi
 
     def _due(self, pending: int) -> bool:
         if pending >= self.recompute_every:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import InputDataError, InvalidArgumentError
 from .._version import __version__
 from ._build import build_group
 from ._compiled import CompiledGroup
@@ -61,10 +62,10 @@ class ReferenceProfile:
         self.resolution = int(resolution)
         self.max_categories = int(max_categories)
         self.meta = dict(meta or {})
-        names = [f.name for f in self.features] + [e.name for e in self.embeddings]
+        names = [*self.feature_names, *self.embedding_names]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"duplicate feature names: {duplicates}")
+            raise InputDataError(f"duplicate feature names: {duplicates}")
         self.id = content_id(self.to_dict())
 
     # -- the public surface -------------------------------------------------------------------
@@ -76,6 +77,7 @@ class ReferenceProfile:
 
     @property
     def embedding_names(self) -> tuple[str, ...]:
+        """Names of the embeddings, in profile order (they share the feature namespace)."""
         return tuple(e.name for e in self.embeddings)
 
     @property
@@ -228,7 +230,7 @@ class ReferenceProfile:
         cat = set(categorical or ())
         unknown = sorted(cat - set(names))
         if unknown:
-            raise ValueError(f"categorical names features that are not in the data: {unknown}")
+            raise InputDataError(f"categorical names features that are not in the data: {unknown}")
         rng = np.random.default_rng(seed)
         sample = _sample_rows(rng, n_rows, sample_size)
         embedded = _embedding_arrays(embeddings, n_rows)
@@ -307,7 +309,7 @@ class ReferenceProfile:
         columns = read_table(Path(path))
         if target is not None:
             if target not in columns:
-                raise ValueError(f"target column {target!r} not found in {path}; columns: {list(columns)[:20]}")
+                raise InputDataError(f"target column {target!r} not found in {path}; columns: {list(columns)[:20]}")
             options.setdefault("outputs", {target: columns.pop(target)})
         options.setdefault("description", f"built from {Path(path).name}")
         return cls.from_data(columns, categorical=categorical, **options)
@@ -315,15 +317,15 @@ class ReferenceProfile:
 
 def _check_settings(bins: int, resolution: int, max_categories: int, sample_size: int, projections: int) -> None:
     if not 2 <= bins <= 100:
-        raise ValueError(f"bins must be between 2 and 100; got {bins}")
+        raise InvalidArgumentError(f"bins must be between 2 and 100; got {bins}")
     if not bins <= resolution <= 250:
-        raise ValueError(f"resolution must be between bins ({bins}) and 250; got {resolution}")
+        raise InvalidArgumentError(f"resolution must be between bins ({bins}) and 250; got {resolution}")
     if not 1 <= max_categories <= 1000:
-        raise ValueError(f"max_categories must be between 1 and 1000; got {max_categories}")
+        raise InvalidArgumentError(f"max_categories must be between 1 and 1000; got {max_categories}")
     if sample_size < 1000:
-        raise ValueError(f"sample_size must be at least 1000; got {sample_size}")
+        raise InvalidArgumentError(f"sample_size must be at least 1000; got {sample_size}")
     if not 0 <= projections <= 64:
-        raise ValueError(f"projections must be between 0 and 64; got {projections}")
+        raise InvalidArgumentError(f"projections must be between 0 and 64; got {projections}")
 
 
 def _sample_rows(rng: np.random.Generator, n: int, size: int) -> np.ndarray[Any, np.dtype[np.int64]] | None:
@@ -340,9 +342,9 @@ def _embedding_arrays(embeddings: object, n_rows: int) -> list[tuple[str, np.nda
     for name, values in items:
         arr = np.asarray(values, dtype=np.float64)
         if arr.ndim != 2:
-            raise ValueError(f"embedding {name!r} must be 2-D (rows x dimensions); got shape {arr.shape}")
+            raise InputDataError(f"embedding {name!r} must be 2-D (rows x dimensions); got shape {arr.shape}")
         if n_rows and arr.shape[0] != n_rows:
-            raise ValueError(f"embedding {name!r} has {arr.shape[0]} rows; the features have {n_rows}")
+            raise InputDataError(f"embedding {name!r} has {arr.shape[0]} rows; the features have {n_rows}")
         out.append((str(name), arr))
     return out
 
@@ -355,7 +357,7 @@ def _output_columns(outputs: object) -> tuple[list[str], list[np.ndarray[Any, An
         return ["output"], [arr]
     if arr.ndim == 2:
         return [f"output[{j}]" for j in range(arr.shape[1])], [arr[:, j] for j in range(arr.shape[1])]
-    raise ValueError(f"outputs must be 1-D or 2-D; got shape {arr.shape}")
+    raise InputDataError(f"outputs must be 1-D or 2-D; got shape {arr.shape}")
 
 
 def _label_like(column: np.ndarray[Any, Any], max_categories: int) -> bool:

@@ -69,10 +69,5 @@ def listen(listener: Listener | None) -> list[DriftMonitor]:
 
 def snapshot(monitor: DriftMonitor) -> Snapshot:
     """The cached window state (no recompute: collecting metrics costs the served path nothing)."""
-    score, alert, _ = monitor._window
-    state = monitor._inputs.state
-    psi: dict[str, float] = {}
-    if score is not None and state is not None:
-        names = monitor._inputs.g.names
-        psi = {names[i]: float(state.psi[i]) for i in range(len(names)) if state.ready[i]}
+    score, alert, psi = monitor.window_state()
     return Snapshot(monitor.model, monitor.profile.id, score, alert, psi)

@@ -57,7 +57,6 @@ class RowReader:
         self.num_names = [self.names[i] for i in self.num_idx]
         self.cat_names = [self.names[i] for i in self.cat_idx]
         self.all_numeric = not self.cat_idx
-        self.n_derived = sum(1 + len(e.projection) for e in self.embeddings)
 
     def read(self, x: object, embeddings: Mapping[str, object] | None = None) -> Rows:
         """``x`` read into rows. The shape is checked first and a batch is cut to ``max_rows``

@@ -22,6 +22,8 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
+from .._errors import InvalidArgumentError
+
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
 
@@ -220,7 +222,7 @@ def chi2_sf(x: float, df: float) -> float:
 def chi2_ppf(q: float, df: float) -> float:
     """Quantile of the chi-square distribution (bisection on :func:`chi2_sf`)."""
     if not 0 < q < 1:
-        raise ValueError(f"quantile level must be in (0, 1); got {q}")
+        raise InvalidArgumentError(f"quantile level must be in (0, 1); got {q}")
     tail = 1 - q
     lo, hi = 0.0, max(1.0, df)
     while chi2_sf(hi, df) > tail:

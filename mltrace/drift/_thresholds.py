@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._errors import InvalidArgumentError
 from ._compiled import CompiledGroup
 from ._stats import chi2_ppf, ks_critical, normal_upper
 
@@ -72,15 +73,17 @@ class DriftThresholds:
         for name in ("alpha", "warn_alpha"):
             value = getattr(self, name)
             if not 0 < value < 1:
-                raise ValueError(f"{name} must be in (0, 1); got {value!r}")
+                raise InvalidArgumentError(f"{name} must be in (0, 1); got {value!r}")
         if self.drift_share is not None and not 0 < self.drift_share <= 1:
-            raise ValueError(f"drift_share must be in (0, 1]; got {self.drift_share!r}")
+            raise InvalidArgumentError(f"drift_share must be in (0, 1]; got {self.drift_share!r}")
         if self.min_samples < 1:
-            raise ValueError(f"min_samples must be at least 1; got {self.min_samples!r}")
+            raise InvalidArgumentError(f"min_samples must be at least 1; got {self.min_samples!r}")
         for feature, overrides in self.features.items():
             unknown = sorted(set(overrides) - set(_PER_FEATURE))
             if unknown:
-                raise ValueError(f"thresholds for {feature!r}: unknown keys {unknown}; allowed: {list(_PER_FEATURE)}")
+                raise InvalidArgumentError(
+                    f"thresholds for {feature!r}: unknown keys {unknown}; allowed: {list(_PER_FEATURE)}"
+                )
             for name, value in overrides.items():
                 _check_value(f"{feature}.{name}", value)
 
@@ -103,9 +106,9 @@ def _check_value(name: str, value: object) -> None:
     if value is None:
         return
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"threshold {name} must be a positive number or None; got {value!r}")
+        raise InvalidArgumentError(f"threshold {name} must be a positive number or None; got {value!r}")
     if name.endswith("alpha") and value >= 1:
-        raise ValueError(f"threshold {name} must be below 1; got {value!r}")
+        raise InvalidArgumentError(f"threshold {name} must be below 1; got {value!r}")
 
 
 def _column(values: list[float | None]) -> FloatArray:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from .._errors import InvalidArgumentError
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -18,7 +20,7 @@ class CodeRing:
 
     def __init__(self, size: int, m: int, n_codes: int, dtype: type[np.unsignedinteger]) -> None:  # type: ignore[type-arg]
         if size < 1:
-            raise ValueError(f"window must be at least 1; got {size}")
+            raise InvalidArgumentError(f"window must be at least 1; got {size}")
         self.size = size
         self.m = m
         self.n_codes = n_codes

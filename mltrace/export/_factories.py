@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
@@ -18,7 +17,6 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from .._errors import ConfigurationError
 from .._settings import ENV, EXPORTER_NAMES, parse_exporters
 
-ExporterName = Literal["jaeger", "zipkin", "otlp", "console", "local", "none"]
 EXPORTERS: tuple[str, ...] = EXPORTER_NAMES
 
 # OTEL_TRACES_EXPORTER values (the SDK's names) mapped onto ours.

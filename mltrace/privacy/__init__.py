@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from ._attributes import feature_values_recorded, record_feature_values, span_safe
 from ._capture import HttpTap, PayloadCapture, body_document, capture_payload
-from ._redact import path_matches, redact, redact_text
+from ._redact import path_matches, redact, redact_query, redact_text
 from ._rules import (
     BUILTIN_PATTERNS,
     DEFAULT_DENY_KEYS,
     DEFAULT_PATTERNS,
     REDACTED,
     SENSITIVE_HEADERS,
+    SENSITIVE_QUERY_PARAMS,
     TRUNCATED,
+    URL_REDACTED,
     CaptureRules,
     header_allowed,
 )
@@ -28,7 +30,9 @@ __all__ = [
     "DEFAULT_PATTERNS",
     "REDACTED",
     "SENSITIVE_HEADERS",
+    "SENSITIVE_QUERY_PARAMS",
     "TRUNCATED",
+    "URL_REDACTED",
     "CaptureRules",
     "FileSink",
     "HttpTap",
@@ -42,6 +46,7 @@ __all__ = [
     "path_matches",
     "record_feature_values",
     "redact",
+    "redact_query",
     "redact_text",
     "sink_from_env",
     "span_safe",

@@ -32,8 +32,8 @@ from typing import Any
 from .._errors import ConfigurationError
 from .._settings import SETTINGS
 from ..summaries._keys import FEATURE_PREFIX, FEATURE_STATS, N_ROWS
-from ._redact import _match, redact_text
-from ._rules import REDACTED, CaptureRules
+from ._redact import redact_text
+from ._rules import REDACTED, CaptureRules, match_segments
 
 _ENV = "MLTRACE_FEATURE_VALUES"
 _log = logging.getLogger("mltrace.privacy")
@@ -107,9 +107,8 @@ def feature_denied(name: str, rules: CaptureRules) -> bool:
         return found
     lower = name.lower()
     segments = tuple(lower.split("."))
-    denied = segments[-1] in rules._deny_keys or any(_covers(p, segments) for p in rules._deny)
-    if not denied and rules._allow:
-        denied = not any(_covers(p, segments) for p in rules._allow)
+    # a feature name is a key path whose last segment alone may be what a rule names (_covers)
+    denied = rules.denies(segments, _covers) or rules.allow_state(segments, _covers) != "all"
     if len(cache) > 4096:  # feature names are few in practice; bounded whatever arrives
         cache.clear()
     cache[name] = denied
@@ -118,8 +117,8 @@ def feature_denied(name: str, rules: CaptureRules) -> bool:
 
 def _covers(pattern: tuple[str, ...], segments: tuple[str, ...]) -> bool:
     return (
-        _match(pattern, segments)
-        or _match(pattern, ("0", *segments))
+        match_segments(pattern, segments)
+        or match_segments(pattern, ("0", *segments))
         or pattern[-len(segments) :] == segments
     )
 
@@ -186,9 +185,7 @@ def safe_text(text: str, *, whole: bool = False) -> str:
     rules = active_rules()
     if not whole:
         return redact_text(text, rules)
-    for pattern, replacement in rules._compiled:
-        text = pattern.sub(replacement, text)
-    return text
+    return rules.substitute(text)
 
 
 def exception_attributes(exc: BaseException) -> dict[str, str]:

@@ -27,7 +27,7 @@ from .. import semconv
 from .._settings import SETTINGS
 from ..export._counters import COUNTERS
 from ._redact import redact, redact_text
-from ._rules import CaptureRules, header_allowed
+from ._rules import REDACTED, URL_CREDENTIAL_PARAMS, CaptureRules, header_allowed
 from ._sinks import LocalStoreSink, PayloadSink
 
 _log = logging.getLogger("mltrace.privacy")
@@ -328,7 +328,11 @@ def _http_document(rules: CaptureRules, request: _Snapshot, response: _Snapshot)
     }
     if request.query:
         pairs = parse_qsl(request.query.decode("latin-1"), keep_blank_values=True, max_num_fields=1000)
-        doc["request"]["query"] = redact(dict(pairs), rules)
+        # the rules' deny keys apply, and so do the URL credential parameters (sig=, X-Amz-Signature=,
+        # key=) that url.query on the span drops: one list of sensitive query keys
+        doc["request"]["query"] = redact(
+            {k: REDACTED if k.lower() in URL_CREDENTIAL_PARAMS else v for k, v in pairs}, rules
+        )
     if rules.headers:
         doc["request"]["headers"] = req_headers
         doc["response"]["headers"] = res_headers

@@ -12,39 +12,40 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from ._rules import REDACTED, TRUNCATED, CaptureRules, _luhn_ok
+from ._rules import (
+    REDACTED,
+    SENSITIVE_QUERY_PARAMS,
+    TRUNCATED,
+    URL_REDACTED,
+    CaptureRules,
+    _luhn_ok,
+    match_segments,
+)
 
 _SCAN_SLACK = 2048  # regexes see this much past max_string, so a secret cut in half is still caught
 
 
-def _match(pat: tuple[str, ...], path: tuple[str, ...], i: int = 0, j: int = 0, prefix: bool = False) -> bool:
-    """Whether ``pat`` matches ``path`` (or, with ``prefix``, some path that starts with it)."""
-    while True:
-        if j == len(path):
-            return prefix or all(p == "**" for p in pat[i:])
-        if i == len(pat):
-            return False
-        p = pat[i]
-        if p == "**":
-            return _match(pat, path, i + 1, j, prefix) or _match(pat, path, i, j + 1, prefix)
-        if p != "*" and p != path[j]:
-            return False
-        i += 1
-        j += 1
-
-
 def path_matches(pattern: str, path: str) -> bool:
     """Whether a field-path rule (``features.*.ssn``) covers a dotted path (``features.0.ssn``)."""
-    return _match(tuple(pattern.lower().split(".")), tuple(path.lower().split(".")))
+    return match_segments(tuple(pattern.lower().split(".")), tuple(path.lower().split(".")))
+
+
+def redact_query(query: bytes | str) -> str:
+    """A URL query string (raw bytes from the ASGI scope, or text) with the value of every
+    :data:`SENSITIVE_QUERY_PARAMS` parameter replaced by ``REDACTED``, keys kept, as OTel's
+    ``url.query`` convention asks (``q=cat&sig=REDACTED``)."""
+    text = query.decode("latin-1") if isinstance(query, bytes) else query
+    pairs = parse_qsl(text, keep_blank_values=True)
+    return urlencode([(k, URL_REDACTED if k.lower() in SENSITIVE_QUERY_PARAMS else v) for k, v in pairs])
 
 
 def redact_text(text: str, rules: CaptureRules) -> str:
     """``text`` with every redact pattern applied, then cut to ``max_string`` characters."""
     limit = rules.max_string
     scan = text[: limit + _SCAN_SLACK]
-    for pattern, replacement in rules._compiled:
-        scan = pattern.sub(replacement, scan)
+    scan = rules.substitute(scan)
     if len(scan) > limit or len(text) > limit + _SCAN_SLACK:
         return scan[:limit] + TRUNCATED
     return scan
@@ -57,28 +58,14 @@ class _Walker:
         self.rules = rules
         self.nodes = 0
 
-    def denied(self, path: tuple[str, ...]) -> bool:
-        if path and path[-1] in self.rules._deny_keys:
-            return True
-        return any(_match(p, path) for p in self.rules._deny)
-
-    def allow_state(self, path: tuple[str, ...]) -> str:
-        """``all`` (allowed subtree), ``some`` (an allowed path lies below) or ``none``."""
-        allow = self.rules._allow
-        if not allow or any(_match(p, path) for p in allow):
-            return "all"
-        if any(_match(p, path, prefix=True) for p in allow):
-            return "some"
-        return "none"
-
     def walk(self, obj: Any, path: tuple[str, ...], allowed: bool) -> Any:
         self.nodes += 1
         if self.nodes > self.rules.max_nodes or len(path) > self.rules.max_depth:
             return TRUNCATED
-        if path and self.denied(path):
+        if path and self.rules.denies(path):
             return REDACTED
         if not allowed:
-            state = self.allow_state(path)
+            state = self.rules.allow_state(path)
             if state == "none":
                 return REDACTED
             allowed = state == "all"

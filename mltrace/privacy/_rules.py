@@ -11,11 +11,18 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .._errors import ConfigurationError
 from .._settings import ENV
 
+#: What a redacted value becomes in everything mltrace writes (captured payloads, ``feature.*``
+#: attributes, exception messages) -- except ``url.query``, below.
 REDACTED = "[REDACTED]"
+#: The placeholder of a redacted ``url.query`` value (``sig=REDACTED``): OTel's HTTP conventions
+#: prescribe this exact word, and OTel's own Python instrumentations write it, so a span's
+#: ``url.query`` reads the same whichever instrumentation made it. Nowhere else.
+URL_REDACTED = "REDACTED"
 TRUNCATED = "[TRUNCATED]"
 
 
@@ -74,6 +81,17 @@ DEFAULT_DENY_KEYS: tuple[str, ...] = (
     "cardnumber", "credit_card", "creditcard", "cc_number", "cvv", "cvc", "pin", "private_key", "otp",
 )
 
+# Query parameters that carry a credential in a URL, beyond DEFAULT_DENY_KEYS: OTel's url.query
+# list (AWSAccessKeyId, Signature, sig, X-Goog-Signature, X-Amz-*: presigned URLs) and `key`
+# (Google API keys). Lower case; matched case-insensitively.
+URL_CREDENTIAL_PARAMS: tuple[str, ...] = (
+    "sig", "signature", "key", "awsaccesskeyid", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+    "x-goog-signature",
+)
+#: The one list of sensitive key names for query strings (``url.query`` on spans, the query of a
+#: captured payload): every default deny key plus the URL credential parameters.
+SENSITIVE_QUERY_PARAMS: frozenset[str] = frozenset((*DEFAULT_DENY_KEYS, *URL_CREDENTIAL_PARAMS))
+
 # Headers never recorded, whatever the rules say; plus any header whose name matches this.
 SENSITIVE_HEADERS: frozenset[str] = frozenset(
     {
@@ -85,6 +103,23 @@ SENSITIVE_HEADERS: frozenset[str] = frozenset(
 SENSITIVE_HEADER_NAME = re.compile(r"(?i)auth|token|secret|passw|cookie|session|api[-_]?key|signature|credential")
 
 Replacement = str | Callable[[re.Match[str]], str]
+
+
+def match_segments(pat: tuple[str, ...], path: tuple[str, ...], i: int = 0, j: int = 0, prefix: bool = False) -> bool:
+    """Whether field-path rule ``pat`` matches key path ``path`` (or, with ``prefix``, some path that
+    starts with it); both lower-cased segments, ``*`` one segment, ``**`` any number."""
+    while True:
+        if j == len(path):
+            return prefix or all(p == "**" for p in pat[i:])
+        if i == len(pat):
+            return False
+        p = pat[i]
+        if p == "**":
+            return match_segments(pat, path, i + 1, j, prefix) or match_segments(pat, path, i, j + 1, prefix)
+        if p != "*" and p != path[j]:
+            return False
+        i += 1
+        j += 1
 
 
 def _segments(path: str) -> tuple[str, ...]:
@@ -155,6 +190,37 @@ class CaptureRules:
         object.__setattr__(self, "_deny", tuple(_segments(p) for p in self.deny))
         object.__setattr__(self, "_deny_keys", frozenset(k.lower() for k in self.deny_keys))
         object.__setattr__(self, "_compiled", _patterns(self.redact_patterns))
+
+    def substitute(self, text: str) -> str:
+        """``text`` with every redact pattern applied, uncut (:func:`redact_text` also caps it)."""
+        for pattern, replacement in self._compiled:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def denies(
+        self, path: tuple[str, ...], covers: Callable[[tuple[str, ...], tuple[str, ...]], bool] | None = None
+    ) -> bool:
+        """Whether a lower-cased key path is denied: by its last key's name or by a :attr:`deny`
+        rule (``covers(rule, path)`` decides a rule's reach; default: :func:`match_segments`)."""
+        if path and path[-1] in self._deny_keys:
+            return True
+        covers = covers or match_segments
+        return any(covers(p, path) for p in self._deny)
+
+    def allow_state(
+        self, path: tuple[str, ...], covers: Callable[[tuple[str, ...], tuple[str, ...]], bool] | None = None
+    ) -> Literal["all", "some", "none"]:
+        """Whether :attr:`allow` keeps ``path``: ``all`` (no allow list, or a rule covers it), ``some``
+        (an allowed path lies below it) or ``none``."""
+        allow = self._allow
+        if not allow:
+            return "all"
+        covers = covers or match_segments
+        if any(covers(p, path) for p in allow):
+            return "all"
+        if any(match_segments(p, path, prefix=True) for p in allow):
+            return "some"
+        return "none"
 
     @classmethod
     def from_env(cls) -> CaptureRules:

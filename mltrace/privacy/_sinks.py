@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from .._errors import InvalidArgumentError
 from .._settings import ENV
 
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
@@ -20,7 +21,7 @@ _KIND = re.compile(r"^[a-z0-9_.-]{1,64}$")
 
 def _check(trace_id: str, span_id: str, kind: str) -> None:
     if not (_HEX.match(trace_id) and _HEX.match(span_id) and _KIND.match(kind)):
-        raise ValueError(f"bad payload key {trace_id!r}/{span_id!r}/{kind!r}")
+        raise InvalidArgumentError(f"bad payload key {trace_id!r}/{span_id!r}/{kind!r}")
 
 
 @runtime_checkable

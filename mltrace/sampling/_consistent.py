@@ -22,6 +22,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from .. import semconv
+from .._errors import InvalidArgumentError
 
 MAX_THRESHOLD = 1 << 56  #: ``T`` that rejects everything (not encodable: such traces are not sampled)
 RANDOMNESS_MASK = MAX_THRESHOLD - 1
@@ -32,7 +33,7 @@ ADJUSTED_COUNT = semconv.MLTRACE_SAMPLING_ADJUSTED_COUNT
 def threshold_for(probability: float) -> int:
     """The rejection threshold that keeps ``probability`` of traces (``MAX_THRESHOLD`` for 0)."""
     if not 0.0 <= probability <= 1.0:
-        raise ValueError(f"sampling probability must be within [0, 1]; got {probability}")
+        raise InvalidArgumentError(f"sampling probability must be within [0, 1]; got {probability}")
     # as OpenTelemetry's reference code: 2^56 - round(p * 2^56) (p * 2^56 is exact in floating point)
     return MAX_THRESHOLD - round(probability * MAX_THRESHOLD)
 
@@ -40,7 +41,7 @@ def threshold_for(probability: float) -> int:
 def encode_threshold(threshold: int) -> str:
     """``th`` as OpenTelemetry writes it: 14 hex digits without trailing zeros (``0`` keeps all)."""
     if not 0 <= threshold < MAX_THRESHOLD:
-        raise ValueError(f"threshold must be within [0, 2**56); got {threshold}")
+        raise InvalidArgumentError(f"threshold must be within [0, 2**56); got {threshold}")
     return f"{threshold:0{_DIGITS}x}".rstrip("0") or "0"
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from .._errors import InvalidArgumentError
+
 
 class RunningQuantile:
     """The ``q`` quantile of the last ``window`` values; ``None`` until ``min_samples`` were seen.
@@ -20,9 +22,9 @@ class RunningQuantile:
 
     def __init__(self, q: float = 0.99, window: int = 1024, min_samples: int = 200) -> None:
         if not 0.0 < q < 1.0:
-            raise ValueError(f"q must be within (0, 1); got {q}")
+            raise InvalidArgumentError(f"q must be within (0, 1); got {q}")
         if window < 16:
-            raise ValueError(f"window must be at least 16; got {window}")
+            raise InvalidArgumentError(f"window must be at least 16; got {window}")
         self._q = q
         self._ring: list[float] = []
         self._size = window

@@ -8,8 +8,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-AttrValue: TypeAlias = str | bool | int | float | list[str] | list[int] | list[float]
-"""An OpenTelemetry attribute value: a primitive or a homogeneous list of primitives."""
+from .._types import AttrValue as AttrValue
 
 Summary: TypeAlias = dict[str, AttrValue]
 

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from .._errors import InvalidArgumentError
 from ..analysis import drift_history, lineage, predictions_for_input, show_trace, slow_traces, trace_stats
 from ..query import Trace, TraceSource
 from ..query._source import Progress
@@ -160,4 +161,4 @@ def compute_answer(source: TraceSource, args: argparse.Namespace) -> Any:
     if command == "drift":
         return drift_history(source, service=args.service, since=args.since, buckets=args.buckets, by=args.by,
                              scan=args.scan)
-    raise ValueError(f"no such command: {command}")
+    raise InvalidArgumentError(f"no such command: {command}")
