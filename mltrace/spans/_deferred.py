@@ -453,7 +453,9 @@ def start_request_span(
     if not isinstance(tracer, sdk_trace.Tracer):
         return tracer.start_span(name, context=context, kind=kind, attributes=attributes), None
     request = _Request(tracer)
-    return _start(request, name, context, kind, attributes, None, None), request
+    span = _start(request, name, context, kind, attributes, None, None)
+    # Sampled out: nothing will be recorded under it, so no request to keep or hand over.
+    return span, (request if type(span) is DeferredSpan else None)
 
 
 def enter(request: _Request) -> contextvars.Token[_Request | None]:
