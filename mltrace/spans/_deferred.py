@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from time import time_ns
@@ -86,25 +87,34 @@ _CURRENT: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("mltr
 class _Request:
     """One request's spans: the ones ended, waiting to be handed to the processors."""
 
-    __slots__ = ("ended", "flushed", "tracer")
+    __slots__ = ("ended", "flushed", "lock", "tracer")
 
     def __init__(self, tracer: sdk_trace.Tracer) -> None:
         self.tracer = tracer
         self.ended: list[DeferredSpan] = []
         self.flushed = False
+        self.lock = threading.Lock()
 
     def span_ended(self, span: DeferredSpan) -> None:
         if self.flushed:
             _hand_over(self.tracer, (span,))
-        else:
-            self.ended.append(span)
+            return
+        self.ended.append(span)
+        if self.flushed:  # flushed by another thread meanwhile: what it did not take goes now
+            self._take_and_hand_over()
 
     def flush(self) -> None:
         """Hand every ended span to the processors (after the response); later ends go one by one."""
         if self.flushed:
             return
         self.flushed = True
-        spans, self.ended = self.ended, []
+        self._take_and_hand_over()
+
+    def _take_and_hand_over(self) -> None:
+        # A stage ending in another thread (a sync stage in a thread pool) may race the flush:
+        # the swap is locked so that each span is handed over exactly once.
+        with self.lock:
+            spans, self.ended = self.ended, []
         if spans:
             _hand_over(self.tracer, spans)
 
