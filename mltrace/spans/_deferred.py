@@ -355,9 +355,10 @@ def _expanded(span: DeferredSpan) -> dict[str, Any]:
             except Exception as exc:  # as record_summary: an event and a counter, never a raise
                 _summary_failed(span, key.prefix, exc)
                 continue
-            for k, v in items.items():
-                out.pop(k, None)
-                out[k] = v
+            if not out.keys().isdisjoint(items):  # a key set again moves to the end, as in the SDK
+                for k in items:
+                    out.pop(k, None)
+            out.update(items)
         else:
             out.pop(key, None)
             out[key] = value

@@ -107,7 +107,9 @@ def build() -> FastAPI:
             span.record_exception(RuntimeError("handled inside"), {"extra": "yes"})
             span.set_status(Status(StatusCode.ERROR, "degraded"))
             mltrace.current_stage().set_attribute("via.current_stage", "yes")
+            span.set_attribute("ml.output.kind", "manual")  # the summary below sets it again
             s.record_output({"n": len(body.x)})
+            s.set_attribute("custom.count", 4)  # set again: moves to the end, as in the SDK
         return {"ok": True}
 
     @app.get("/boom")
