@@ -35,6 +35,9 @@ ML_STREAM_CLOSED_EARLY: Final = "ml.output.stream.closed_early"  # consumer stop
 # -- request (on the server span) -------------------------------------------------------------
 ML_REQUEST_BODY_PREFIX: Final = "ml.request.body."
 ML_RESPONSE_BODY_PREFIX: Final = "ml.response.body."
+ML_CLIENT_DISCONNECTED: Final = "ml.client.disconnected"  # attribute and event: the client went away
+HTTP_REQUEST_BODY_SIZE: Final = "http.request.body.size"  # OpenTelemetry HTTP conventions
+HTTP_RESPONSE_BODY_SIZE: Final = "http.response.body.size"
 ML_PAYLOAD_REF: Final = "ml.payload.ref"
 
 # -- drift ------------------------------------------------------------------------------------

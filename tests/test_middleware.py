@@ -214,3 +214,148 @@ def test_contrib_fastapi_instrumentation_is_enriched_not_doubled(spans: Captured
     assert r.headers["x-trace-id"] == format(server.context.trace_id, "032x")
     prep = spans.stage("preprocess")
     assert prep.context.trace_id == server.context.trace_id
+
+
+# -- issue 11: leaked contexts, nesting, hostile input, mounts, log caps ---------------------------
+
+
+def _leaking(app: Any, ctx: Any) -> Any:
+    """An outer ASGI layer that runs the app in ``ctx`` (what a leaked connection context does)."""
+    from opentelemetry import context as otel_context
+
+    async def outer(scope: Any, receive: Any, send: Any) -> None:
+        token = otel_context.attach(ctx)
+        try:
+            await app(scope, receive, send)
+        finally:
+            otel_context.detach(token)
+
+    return outer
+
+
+def test_an_ended_span_in_the_context_is_not_trusted(spans: CapturedSpans) -> None:
+    """A context carrying an ended span (leaked from an earlier request) gets a fresh trace, one
+    SERVER span, and stages under it, instead of the ended span's trace id and no span."""
+    from opentelemetry import trace
+
+    from mltrace.spans._tracer import TRACER
+
+    old = TRACER.start_span("GET /before", kind=SpanKind.SERVER)
+    old.end()
+    spans.clear()
+    leaked = trace.set_span_in_context(old)
+    r = TestClient(_leaking(_starlette_app(), leaked)).post("/score/a", json={"x": [1.0]})
+    server = spans.server()
+    assert r.headers["x-trace-id"] == format(server.context.trace_id, "032x")
+    assert server.context.trace_id != old.get_span_context().trace_id and server.parent is None
+    assert spans.stage("inference").parent.span_id == server.context.span_id  # type: ignore[union-attr]
+
+
+def test_a_finished_request_context_is_not_trusted(spans: CapturedSpans) -> None:
+    """A sampled-out request's context (a non-recording span) leaked with mltrace's mark is
+    recognised too: the next request is not answered with the old trace id."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from mltrace.spans._middleware import _SERVED_KEY, _Served
+
+    done = _Served()
+    done.done = True
+    old = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(0)))
+    leaked = otel_context.set_value(_SERVED_KEY, done, trace.set_span_in_context(old))
+    r = TestClient(_leaking(_starlette_app(), leaked)).post("/score/a", json={"x": [1.0]})
+    assert r.headers["x-trace-id"] != format(0xABC, "032x")
+    assert r.headers["x-trace-id"] == format(spans.server().context.trace_id, "032x")
+
+
+def test_nested_middleware_serves_once(spans: CapturedSpans) -> None:
+    """A sub-app with its own MLTraceMiddleware, mounted under one that has it: one SERVER span,
+    one X-Trace-Id header, the full route."""
+    from starlette.routing import Mount
+
+    inner = _starlette_app()
+    outer = Starlette(routes=[Mount("/v1", app=inner)])
+    outer.add_middleware(mltrace.MLTraceMiddleware)
+    r = TestClient(outer).post("/v1/score/a", json={"x": [1.0]})
+    assert r.status_code == 200
+    assert len([v for k, v in r.headers.multi_items() if k == "x-trace-id"]) == 1
+    assert spans.server().name == "POST /v1/score/{model_id}"
+
+
+@pytest.mark.parametrize(
+    ("host", "address", "port"),
+    [
+        ("localhost:8000", "localhost", 8000),
+        ("localhost", "localhost", 80),
+        ("localhost:\xb2", "localhost", None),
+        ("localhost:\uff18\uff10", "localhost", None),
+        ("x:99999999999999999999999", "x", None),
+        ("x:65536", "x", None),
+        ("x:0", "x", None),
+        ("x:", "x", None),
+        ("[::1]:8000", "::1", 8000),
+        ("[::1]", "::1", 80),
+        ("[::1", "[::1", 80),
+        ("a:b:c", "a:b:c", 80),
+        ("h" * 1000, "h" * 256, 80),
+    ],
+)
+def test_host_header_attributes(host: str, address: str, port: int | None) -> None:
+    """``server.address``/``server.port`` from Host: a port that is not a TCP port is left out."""
+    from mltrace.spans._inbound import host_attributes
+
+    attrs = host_attributes(host, "http")
+    assert attrs["server.address"] == address
+    assert attrs.get("server.port") == port
+
+
+def test_route_templates_through_nested_mounts_and_fastapi_routers(spans: CapturedSpans) -> None:
+    """Mounts inside mounts keep every prefix as a template; Starlette routes and mounts inside a
+    FastAPI app (whose router sets no scope['route'] for them) are named too."""
+    from starlette.routing import Mount
+
+    async def leaf(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    inner = [Route("/c/{y}", leaf)]
+    app = Starlette(routes=[Mount("/a", routes=[Mount("/b/{x}", routes=inner)]), Mount("/z", routes=inner)])
+    app.add_middleware(mltrace.MLTraceMiddleware)
+    api = FastAPI(telemetry={"tracing": False}) if "telemetry" in _fastapi_params() else FastAPI()
+    api.router.routes.append(Route("/plain/{p}", leaf))
+    api.mount("/m", Starlette(routes=inner))
+    api.add_middleware(mltrace.MLTraceMiddleware)
+    TestClient(app).get("/a/b/1/c/2")
+    TestClient(app).get("/z/c/2")
+    TestClient(api).get("/plain/1")
+    TestClient(api).get("/m/c/3")
+    routes = [(s.attributes or {}).get("http.route") for s in spans if s.kind is SpanKind.SERVER]
+    assert routes == ["/a/b/{x}/c/{y}", "/z/c/{y}", "/plain/{p}", "/m/c/{y}"]
+
+
+def _fastapi_params() -> Any:
+    import inspect
+
+    return inspect.signature(FastAPI).parameters
+
+
+def test_propagator_warnings_are_capped(caplog: pytest.LogCaptureFixture) -> None:
+    """The baggage propagator's warnings about a client's header are cut to a few hundred
+    characters, and repeats held back, once a middleware exists."""
+    import logging
+
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+    from mltrace.spans._inbound import ClientTextCap
+
+    mltrace.MLTraceMiddleware(_starlette_app())
+    caplog.set_level(logging.WARNING)
+    logger = logging.getLogger("opentelemetry.baggage.propagation")
+    cap = next(f for f in logger.filters if isinstance(f, ClientTextCap))
+    cap._seen.clear()
+    for _ in range(50):
+        W3CBaggagePropagator().extract({"baggage": "k=" + "v" * 65_000})
+        W3CBaggagePropagator().extract({"baggage": ",".join(["\xe9=1"] * 1000)})
+    records = [r for r in caplog.records if r.name == "opentelemetry.baggage.propagation"]
+    assert 0 < len(records) <= 2 * cap.burst
+    assert max(len(r.getMessage()) for r in records) < 500

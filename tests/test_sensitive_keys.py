@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
+from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -69,9 +70,8 @@ def served(spans: CapturedSpans) -> Iterator[tuple[TestClient, CapturedSpans]]:
 
 
 def test_span_url_query_is_what_redact_query_gives(served: tuple[TestClient, CapturedSpans]) -> None:
-    """The middleware's url.query (today still its own list, in spans/_middleware.py) equals
-    redact_query's for every key it has always redacted: switching it to redact_query changes
-    nothing there, and adds the keys it lacked (AWSAccessKeyId, client_secret, refresh_token, ...)."""
+    """The middleware's url.query is redact_query's: the keys it has always redacted, and those its
+    own list lacked before they became one (AWSAccessKeyId, client_secret, refresh_token, ...)."""
     client, spans = served
     query = "&".join(f"{k}=v{i}" for i, k in enumerate(URL_KEYS)) + "&q=cat"
     assert client.get(f"/p?{query}").text == "ok"
@@ -79,6 +79,10 @@ def test_span_url_query_is_what_redact_query_gives(served: tuple[TestClient, Cap
     assert recorded == redact_query(query)
     assert dict(parse_qsl(recorded))["q"] == "cat"
     assert not re.search(r"=v\d", recorded)
+    assert client.get("/p?AWSAccessKeyId=a1&client_secret=b2&refresh_token=c3&q=dog").text == "ok"
+    second = [s for s in spans.spans if s.kind is SpanKind.SERVER][-1]
+    later = dict(parse_qsl(str((second.attributes or {})["url.query"])))
+    assert later == {"AWSAccessKeyId": "REDACTED", "client_secret": "REDACTED", "refresh_token": "REDACTED", "q": "dog"}
 
 
 def test_captured_query_uses_the_same_keys() -> None:

@@ -4,19 +4,30 @@ Pure ASGI, not ``BaseHTTPMiddleware``: OpenTelemetry keeps its context in contex
 BaseHTTPMiddleware's task boundary breaks. When OpenTelemetry's own FastAPI/ASGI instrumentation
 (or FastAPI's native telemetry) already made the request's SERVER span, this middleware enriches
 that span instead of making a second one.
+
+A served request's context never outlives it. asyncio copies the current context into every
+callback it schedules, and uvicorn (h11 and httptools) re-registers the connection's socket reader
+from inside ``receive()`` when it resumes reading a body over its 64 KiB buffer, and starts a
+pipelined request's task from inside ``send()``: whatever context is current in those calls becomes
+the context of every later request on that keep-alive connection. Bodies 10, 10, 200000, 10, 10, 10
+through one client gave 3 trace ids for 6 requests. So the server's ``receive``/``send`` are called
+with the context this middleware was entered with, never the request's; and a context that still
+carries a request mltrace already finished (or an SDK span that has ended) is recognised as leaked
+and ignored.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import semconv
@@ -24,17 +35,30 @@ from .._lifespan import run_lifespan
 from .._settings import SETTINGS
 from ..sampling._force import FORCE_ATTRIBUTE, force_requested
 from . import _deferred
-from ._record import note_failure, record_error, record_summary
+from ._bodies import BodyTap, Exchange
+from ._inbound import cap_propagator_logs, request_attributes
+from ._record import note_failure, record_error
+from ._routes import route_template
 from ._tracer import TRACER
 
 if TYPE_CHECKING:
     from ..privacy import HttpTap
 
-_SENSITIVE_QUERY = frozenset(
-    {"sig", "signature", "token", "access_token", "api_key", "apikey", "key", "password", "secret",
-     "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Signature"}
-)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SERVED_KEY = otel_context.create_key("mltrace-served-request")
+# What an app raises because its client went away (Starlette's ClientDisconnect, an ASGI 2.4
+# server's OSError, a cancelled stream): after a disconnect was seen, not an error of the service.
+_GONE = (ClientDisconnect, OSError, asyncio.CancelledError)
+_SCOPE_KEY = "mltrace.served"  # set on the scope: a nested MLTraceMiddleware (a mounted sub-app's) passes through
+_FASTAPI_KEY = "fastapi.telemetry"  # present in the scope: a mounted FastAPI app adds no telemetry of its own
+
+
+class _Served:
+    """Carried in the context of a request this middleware serves; ``done`` once it is over."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
 
 
 def _is_server_span(span: Span) -> bool:
@@ -46,39 +70,16 @@ def _is_server_span(span: Span) -> bool:
     )
 
 
-def _redact_query(raw: bytes) -> str:
-    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    return urlencode([(k, "REDACTED" if k.lower() in _SENSITIVE_LOWER else v) for k, v in pairs])
-
-
-_SENSITIVE_LOWER = frozenset(k.lower() for k in _SENSITIVE_QUERY)
-
-
-def _request_attributes(scope: Scope, headers: Headers) -> dict[str, Any]:
-    scheme = scope.get("scheme", "http")
-    attrs: dict[str, Any] = {
-        "http.request.method": scope.get("method", "_OTHER"),
-        "url.path": scope.get("path", ""),
-        "url.scheme": scheme,
-    }
-    if scope.get("query_string"):
-        attrs["url.query"] = _redact_query(scope["query_string"])
-    if scope.get("http_version"):
-        attrs["network.protocol.version"] = scope["http_version"]
-    host = headers.get("host")
-    if host:
-        name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
-        attrs["server.address"] = name or host
-        attrs["server.port"] = int(port) if port.isdigit() else _DEFAULT_PORTS.get(scheme, 80)
-    elif scope.get("server"):
-        attrs["server.address"], attrs["server.port"] = scope["server"][0], scope["server"][1]
-    client = scope.get("client")
-    if client:
-        attrs["client.address"] = client[0]
-    agent = headers.get("user-agent")
-    if agent:
-        attrs["user_agent.original"] = agent[:256]
-    return attrs
+def _entry_context() -> tuple[Context, _Served | None]:
+    """The context to serve the request in: the current one, or an empty one when the current one
+    leaked from an earlier request (mltrace finished it, or its span has ended)."""
+    ctx = otel_context.get_current()
+    served = otel_context.get_value(_SERVED_KEY, ctx)
+    if isinstance(served, _Served):
+        return (Context(), None) if served.done else (ctx, served)
+    if getattr(trace.get_current_span(ctx), "end_time", None) is not None:
+        return Context(), None
+    return ctx, None
 
 
 def _forced(headers: Headers) -> bool:
@@ -100,59 +101,21 @@ def _payload_tap(span: Span, scope: Scope) -> HttpTap | None:
     return tap
 
 
-def _route_of(scope: Scope) -> str | None:
-    route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return path if isinstance(path, str) else None
-
-
 def _fastapi_operation_spans_off(scope: Scope) -> None:
     """Switch off FastAPI's per-operation spans (dependencies/endpoint/serialization) for this
     request, unless asked to keep them: they would sit between the server span and our stages and
     cost ~40 µs a request even when the request is sampled out; see docs/fastapi.md."""
-    telemetry = scope.get("fastapi.telemetry")
+    telemetry = scope.get(_FASTAPI_KEY)
     if telemetry is not None and not SETTINGS.fastapi_operation_spans and hasattr(telemetry, "tracer"):
         telemetry.tracer = None
 
 
-class _BodyTap:
-    """Collects up to ``limit`` bytes of a body passing through, then summarises it."""
-
-    __slots__ = ("chunks", "limit", "size", "truncated")
-
-    def __init__(self, limit: int) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.limit = limit
-        self.truncated = False
-
-    def feed(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > self.limit:
-            self.truncated = True
-            self.chunks.clear()
-        elif not self.truncated:
-            self.chunks.append(body)
-
-    def record(self, span: Span, prefix: str) -> None:
-        if not span.is_recording():
-            return
-        try:
-            span.set_attribute(prefix + "bytes", self.size)
-            if self.truncated:
-                span.set_attribute(prefix + "truncated", True)
-                return
-            raw = b"".join(self.chunks)
-            if not raw:
-                return
-            try:
-                obj: object = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                span.set_attribute(prefix + "kind", "unparsed")
-                return
-            record_summary(span, prefix, obj)
-        except Exception as exc:
-            note_failure(span, "body summary", exc)
+def _mark_disconnected(span: Span, sent: int) -> None:
+    """The client went away before the response was complete: an attribute and an event, not an
+    error (the service and the model did nothing wrong; see docs/semantic-conventions.md)."""
+    if span.is_recording():
+        span.set_attribute(semconv.ML_CLIENT_DISCONNECTED, True)
+        span.add_event(semconv.ML_CLIENT_DISCONNECTED, {semconv.HTTP_RESPONSE_BODY_SIZE: sent})
 
 
 class MLTraceMiddleware:
@@ -161,7 +124,8 @@ class MLTraceMiddleware:
     ``app.add_middleware(mltrace.MLTraceMiddleware)``. Response headers: ``traceresponse``
     (W3C Trace Context Level 3 draft) and ``X-Trace-Id`` (name configurable). Websocket and lifespan
     scopes pass straight through (lifespan messages too; span export is flushed before shutdown
-    completes). Body summaries (never raw bodies) are opt-in.
+    completes). Body summaries (never raw bodies) are opt-in; body sizes are always recorded.
+    The outermost MLTraceMiddleware of a request serves it; one on a mounted sub-app passes through.
     """
 
     def __init__(
@@ -181,6 +145,7 @@ class MLTraceMiddleware:
         header = trace_id_header if trace_id_header is not None else SETTINGS.trace_id_header
         self.trace_id_header = header.lower().encode("latin-1") if header else b""
         self.traceresponse = traceresponse
+        cap_propagator_logs()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -188,22 +153,28 @@ class MLTraceMiddleware:
             # shutdown is complete (uvicorn's SIGTERM exit skips atexit).
             await run_lifespan(self.app, scope, receive, send)
             return
-        if scope["type"] != "http" or scope.get("path") in self.excluded_paths:
+        if scope["type"] != "http" or _SCOPE_KEY in scope or scope.get("path") in self.excluded_paths:
             await self.app(scope, receive, send)
             return
-        current = trace.get_current_span()
+        scope[_SCOPE_KEY] = True
+        entry, outer = _entry_context()
+        current = INVALID_SPAN if outer is not None else trace.get_current_span(entry)
+        # ``outer``: this request is served in-process inside another one mltrace serves: its own
+        # server span, a child of the current span there.
         if current.is_recording():
             if _is_server_span(current):
                 _fastapi_operation_spans_off(scope)
+                scope.setdefault(_FASTAPI_KEY, None)  # a mounted FastAPI app makes no second server span
                 await self._enrich(current, scope, receive, send)
                 return
         elif current.get_span_context().is_valid:
             # An instrumentation outside us started this request's span and sampled it out:
             # nothing to record, but the client still learns its trace id.
             _fastapi_operation_spans_off(scope)
+            scope.setdefault(_FASTAPI_KEY, None)
             await self.app(scope, receive, self._headers_only(current, send))
             return
-        await self._own(scope, receive, send)
+        await self._own(scope, receive, send, entry)
 
     # -- helpers shared by both modes ---------------------------------------------------------
     def _response_headers(self, span: Span, message: Message) -> Message:
@@ -227,7 +198,7 @@ class MLTraceMiddleware:
 
         return send_with_headers
 
-    def _taps(self, span: Span) -> tuple[_BodyTap | None, _BodyTap | None]:
+    def _taps(self, span: Span) -> tuple[BodyTap | None, BodyTap | None]:
         if not span.is_recording():
             return None, None
         req = self.capture_request_body
@@ -235,59 +206,100 @@ class MLTraceMiddleware:
         req = SETTINGS.capture_request_body if req is None else req
         res = SETTINGS.capture_response_body if res is None else res
         limit = SETTINGS.max_body_bytes
-        return (_BodyTap(limit) if req else None), (_BodyTap(limit) if res else None)
+        return (BodyTap(limit) if req else None), (BodyTap(limit) if res else None)
 
-    def _wrap_receive(self, receive: Receive, span: Span, tap: _BodyTap | None) -> Receive:
-        if tap is None:
-            return receive
+    def _observe(
+        self, span: Span, receive: Receive, send: Send, entry: Context | None
+    ) -> tuple[Receive, Send, Exchange]:
+        """``receive``/``send`` for the app that count body bytes, notice a disconnect, feed the
+        body taps, add the trace headers; and, given ``entry``, call the server's own
+        ``receive``/``send`` in that context rather than the request's (see the module docstring)."""
+        req_tap, res_tap = self._taps(span)
+        seen = Exchange()
 
-        async def tapped_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                tap.feed(message.get("body", b""))
-                if not message.get("more_body", False):
-                    tap.record(span, semconv.ML_REQUEST_BODY_PREFIX)
+        async def observed_receive() -> Message:
+            if entry is None:
+                message = await receive()
+            else:
+                token = otel_context.attach(entry)
+                try:
+                    message = await receive()
+                finally:
+                    otel_context.detach(token)
+            kind = message["type"]
+            if kind == "http.request":
+                body = message.get("body", b"")
+                seen.reads += 1
+                seen.received += len(body)
+                if req_tap is not None:
+                    req_tap.feed(body)
+                    if not message.get("more_body", False):
+                        req_tap.record(span, semconv.ML_REQUEST_BODY_PREFIX)
+            elif kind == "http.disconnect" and not seen.complete and not seen.disconnected:
+                seen.disconnected = True
+                _mark_disconnected(span, seen.sent)
             return message
 
-        return tapped_receive
+        async def observed_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                seen.status = message["status"]
+                message = self._response_headers(span, message)
+            elif kind == "http.response.body":
+                body = message.get("body", b"")
+                seen.sent += len(body)
+                if res_tap is not None:
+                    res_tap.feed(body)
+                if not message.get("more_body", False):
+                    seen.complete = True
+                    if res_tap is not None:
+                        res_tap.record(span, semconv.ML_RESPONSE_BODY_PREFIX)
+                    seen.record_sizes(span)  # before the send: an outer instrumentation ends its span then
+            try:
+                if entry is None or not seen.complete:
+                    await send(message)
+                else:  # the last message: uvicorn starts a pipelined request's task from inside it
+                    token = otel_context.attach(entry)
+                    try:
+                        await send(message)
+                    finally:
+                        otel_context.detach(token)
+            except OSError:  # ASGI 2.4 servers raise it when the client has gone
+                if not seen.complete and not seen.disconnected:
+                    seen.disconnected = True
+                    _mark_disconnected(span, seen.sent)
+                raise
+
+        return observed_receive, observed_send, seen
 
     # -- another instrumentation made the server span: enrich it ------------------------------
     async def _enrich(self, span: Span, scope: Scope, receive: Receive, send: Send) -> None:
         if SETTINGS.force_trace_header and span.is_recording() and _forced(Headers(scope=scope)):
             span.set_attribute(FORCE_ATTRIBUTE, True)
-        req_tap, res_tap = self._taps(span)
         payload = _payload_tap(span, scope)
-
-        async def enriched_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = self._response_headers(span, message)
-            elif res_tap is not None and message["type"] == "http.response.body":
-                res_tap.feed(message.get("body", b""))
-                if not message.get("more_body", False):
-                    res_tap.record(span, semconv.ML_RESPONSE_BODY_PREFIX)
-            await send(message)
-
-        wrapped_receive = self._wrap_receive(receive, span, req_tap)
+        app_receive, app_send, seen = self._observe(span, receive, send, None)
         # Deferred: the stages under that span are handed over when the app is done.
         deferred = _deferred.begin_enriched() if _deferred._enabled else None
         try:
             if payload is None:
-                await self.app(scope, wrapped_receive, enriched_send)
-                return
-            try:
-                await self.app(scope, payload.wrap_receive(wrapped_receive), payload.wrap_send(enriched_send))
-            finally:
-                payload.finish()
+                await self.app(scope, app_receive, app_send)
+            else:
+                await self.app(scope, payload.wrap_receive(app_receive), payload.wrap_send(app_send))
         finally:
+            if payload is not None:
+                payload.finish()
+            if not seen.complete:
+                seen.record_sizes(span)  # the owner's span may still be open (a disconnect, an error)
             if deferred is not None:
                 _deferred.leave(*deferred)
 
     # -- no server span yet: make one ---------------------------------------------------------
-    async def _own(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _own(self, scope: Scope, receive: Receive, send: Send, entry: Context) -> None:
         headers = Headers(scope=scope)
-        parent = propagate.extract(headers)
+        parent = propagate.extract(headers, context=entry)
         method = scope.get("method", "HTTP")
-        attributes = _request_attributes(scope, headers)
+        where = (scope.get("path", ""), scope.get("root_path", ""))  # before routing rewrites them
+        attributes = request_attributes(scope, headers)
         if SETTINGS.force_trace_header and _forced(headers):
             attributes[FORCE_ATTRIBUTE] = True  # a start attribute, so ForceTraceSampler sees it
         deferred = None
@@ -300,36 +312,31 @@ class MLTraceMiddleware:
                 kind=SpanKind.SERVER,
                 attributes=attributes,
             )
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        served = _Served()
+        ctx = otel_context.set_value(_SERVED_KEY, served, trace.set_span_in_context(span, parent))
+        token = otel_context.attach(ctx)
         deferred_token = _deferred.enter(deferred) if deferred is not None else None
-        req_tap, res_tap = self._taps(span)
+        fastapi_key = _FASTAPI_KEY not in scope
+        if fastapi_key:
+            scope[_FASTAPI_KEY] = None  # a mounted FastAPI app makes no second server span (docs/fastapi.md)
         payload = _payload_tap(span, scope)
-        status: list[int] = []
-
-        async def traced_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-                message = self._response_headers(span, message)
-            elif res_tap is not None and message["type"] == "http.response.body":
-                res_tap.feed(message.get("body", b""))
-                if not message.get("more_body", False):
-                    res_tap.record(span, semconv.ML_RESPONSE_BODY_PREFIX)
-            await send(message)
-
-        app_receive = self._wrap_receive(receive, span, req_tap)
-        app_send: Send = traced_send
+        app_receive, app_send, seen = self._observe(span, receive, send, entry)
         if payload is not None:
-            app_receive, app_send = payload.wrap_receive(app_receive), payload.wrap_send(traced_send)
+            app_receive, app_send = payload.wrap_receive(app_receive), payload.wrap_send(app_send)
         try:
             await self.app(scope, app_receive, app_send)
         except BaseException as exc:
-            record_error(span, exc)
+            if not (seen.disconnected and isinstance(exc, _GONE)):
+                record_error(span, exc)
             raise
         finally:
+            served.done = True
             try:
+                if fastapi_key:
+                    scope.pop(_FASTAPI_KEY, None)
                 if payload is not None:
                     payload.finish()
-                self._finish(span, scope, method, status)
+                self._finish(span, scope, method, seen, where)
             finally:
                 span.end()
                 otel_context.detach(token)
@@ -337,19 +344,23 @@ class MLTraceMiddleware:
                     _deferred.leave(deferred, deferred_token)
 
     @staticmethod
-    def _finish(span: Span, scope: Scope, method: str, status: list[int]) -> None:
+    def _finish(span: Span, scope: Scope, method: str, seen: Exchange, where: tuple[str, str]) -> None:
         if not span.is_recording():
             return
-        route = _route_of(scope)
+        route = route_template(scope, *where)
         if route:
             span.set_attribute("http.route", route)
             span.update_name(f"{method} {route}")
-        if status:
-            code = status[0]
+        if not seen.complete:
+            seen.record_sizes(span)
+        if seen.status is not None:
+            code = seen.status
             span.set_attribute("http.response.status_code", code)
             if code >= 500:
                 span.set_attribute("error.type", str(code))
                 span.set_status(Status(StatusCode.ERROR))
+        elif seen.disconnected:
+            pass  # the client left before any response: marked, not an error of the service
         elif not getattr(span, "status", None) or span.status.status_code is not StatusCode.ERROR:  # type: ignore[attr-defined]
             span.set_attribute("error.type", "incomplete_response")
             span.set_status(Status(StatusCode.ERROR))
