@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,15 +54,16 @@ from opentelemetry.util import types
 
 _log = logging.getLogger("mltrace")
 
-_ENV = "MLTRACE_DEFERRED_SPANS"
 _UNSET = Status(StatusCode.UNSET)
 _NO_EVENTS: tuple[sdk_trace.Event, ...] = ()
 _NO_LINKS: tuple[Link, ...] = ()
 
 
 def _env_on() -> bool:
-    """On unless ``MLTRACE_DEFERRED_SPANS`` says off (0/false/no/off)."""
-    return os.environ.get(_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    """``MLTRACE_DEFERRED_SPANS`` (on unless it says off), read through the settings table."""
+    from .._settings import ENV
+
+    return ENV.DEFERRED_SPANS.lenient()
 
 
 _enabled = _env_on()
