@@ -87,10 +87,11 @@ _CURRENT: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("mltr
 class _Request:
     """One request's spans: the ones ended, waiting to be handed to the processors."""
 
-    __slots__ = ("ended", "flushed", "lock", "tracer")
+    __slots__ = ("ended", "flushed", "lock", "trace_id", "tracer")
 
-    def __init__(self, tracer: sdk_trace.Tracer) -> None:
+    def __init__(self, tracer: sdk_trace.Tracer, trace_id: int = 0) -> None:
         self.tracer = tracer
+        self.trace_id = trace_id  # only spans of this trace are deferred into this request
         self.ended: list[DeferredSpan] = []
         self.flushed = False
         self.lock = threading.Lock()
@@ -465,6 +466,7 @@ def start_request_span(
         return tracer.start_span(name, context=context, kind=kind, attributes=attributes), None
     request = _Request(tracer)
     span = _start(request, name, context, kind, attributes, None, None)
+    request.trace_id = span.get_span_context().trace_id
     # Sampled out: nothing will be recorded under it, so no request to keep or hand over.
     return span, (request if type(span) is DeferredSpan else None)
 
@@ -489,7 +491,7 @@ def begin_enriched() -> tuple[_Request, contextvars.Token[_Request | None]] | No
     tracer = TRACER.get()
     if not isinstance(tracer, sdk_trace.Tracer):
         return None
-    request = _Request(tracer)
+    request = _Request(tracer, trace.get_current_span().get_span_context().trace_id)
     return request, _CURRENT.set(request)
 
 
@@ -504,7 +506,13 @@ def start_child(
     request = _CURRENT.get()
     if request is None or request.flushed:
         return None
-    return _start(request, name, None, kind, attributes, links, start_time)
+    context = otel_context.get_current()
+    if trace.get_current_span(context).get_span_context().trace_id != request.trace_id:
+        # Another trace: a new root started inside the request, or a request whose context was
+        # copied from this one (uvicorn starts a pipelined request from inside the last send):
+        # the SDK's own spans, as without deferral.
+        return None
+    return _start(request, name, context, kind, attributes, links, start_time)
 
 
 # -- handing spans over ---------------------------------------------------------------------------

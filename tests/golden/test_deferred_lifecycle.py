@@ -97,3 +97,39 @@ def test_spans_ending_in_threads_during_the_flush_are_exported_once() -> None:
         _deferred.set_deferred(None)
     ids = [s.context.span_id for s in spans]
     assert len(ids) == len(set(ids)) == 50 * 41
+
+
+def test_new_root_inside_a_request_keeps_its_own_trace() -> None:
+    """A new trace started inside a deferred request (a background job's root span): the stage
+    under it belongs to that trace and is exported with it, not with the request."""
+
+    @mltrace.inference(name="job-step")
+    def step(x: int) -> int:
+        return x
+
+    app = FastAPI(telemetry={"tracing": False})
+    app.add_middleware(mltrace.MLTraceMiddleware)
+
+    @app.get("/job")
+    async def job() -> dict[str, bool]:
+        with trace.get_tracer("jobs").start_as_current_span("job", context=otel_context.Context()):
+            step(1)
+        return {"ok": True}
+
+    async def drive() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/job")).status_code == 200
+
+    _deferred.set_deferred(True)
+    try:
+        with capture_spans() as spans:
+            asyncio.run(drive())
+    finally:
+        _deferred.set_deferred(None)
+    by_name = {s.name: s for s in spans}
+    assert set(by_name) == {"GET /job", "job", "job-step"}
+    job_span, stage = by_name["job"], by_name["job-step"]
+    assert stage.parent is not None and stage.parent.span_id == job_span.context.span_id
+    assert stage.context.trace_id == job_span.context.trace_id != by_name["GET /job"].context.trace_id
+    assert [s.name for s in spans] == ["job-step", "job", "GET /job"], "ended in order, none deferred past its root"
