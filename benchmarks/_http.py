@@ -15,7 +15,41 @@ from pathlib import Path
 
 from _asgi import bodies
 
-CASES = ("a_none", "b_otel_fastapi", "c_mltrace", "d_mltrace_sampled_out")
+CASES = ("a_none", "b_otel_fastapi", "c_mltrace", "d_mltrace_sampled_out", "e_mltrace_deferred",
+         "e0_mltrace_deferred_sampled_out")
+CPU: dict[str, list[float]] = {}  # per round: the server process's CPU µs per request (/proc)
+PACED: dict[str, list[float]] = {}  # per request: µs to the last byte at moderate load
+
+# Moderate load: one request every PERIOD seconds on a keep-alive connection (open loop, ~30% of
+# what one connection sustains here), so work a server does after a response is not charged to
+# the next request, as it is when the client sends back to back.
+PERIOD = 0.002
+PACED_CLIENT = r"""
+import http.client, json, sys, time
+port, n, period = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+bodies = [b.encode() for b in json.loads(sys.argv[4])]
+c = http.client.HTTPConnection("127.0.0.1", port)
+h = {"content-type": "application/json"}
+out = []
+due = time.perf_counter()
+for i in range(n):
+    due += period
+    t = time.perf_counter()
+    c.request("POST", "/predict", bodies[i % len(bodies)], h)
+    r = c.getresponse(); r.read()
+    out.append((time.perf_counter() - t) * 1e6)
+    assert r.status == 200, r.status
+    pause = due - time.perf_counter()
+    if pause > 0:
+        time.sleep(pause)
+print(json.dumps(out))
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 HERE = Path(__file__).parent
 
 CLIENT = r"""
@@ -76,7 +110,8 @@ def http_cases(rounds: int = 5, n: int = 1000) -> dict[str, list[float]]:
         for p in ports.values():  # warm up
             subprocess.run([sys.executable, "-c", CLIENT, str(p), "200", body], check=True, capture_output=True)
         for _ in range(rounds):
-            for c, p in ports.items():
+            for (c, p), proc in zip(ports.items(), procs, strict=True):
+                cpu0 = _cpu_seconds(proc.pid)
                 if use_wrk:
                     results[c].append(_wrk(p, 3))
                 else:
@@ -84,6 +119,13 @@ def http_cases(rounds: int = 5, n: int = 1000) -> dict[str, list[float]]:
                         [sys.executable, "-c", CLIENT, str(p), str(n), body], check=True, capture_output=True, text=True
                     ).stdout
                     results[c].append(float(out.strip()))
+                if not use_wrk:
+                    CPU.setdefault(c, []).append((_cpu_seconds(proc.pid) - cpu0) / n * 1e6)
+                out = subprocess.run(
+                    [sys.executable, "-c", PACED_CLIENT, str(p), str(n // 2), str(PERIOD), body],
+                    check=True, capture_output=True, text=True,
+                ).stdout
+                PACED.setdefault(c, []).extend(json.loads(out))
     finally:
         for proc in procs:
             proc.terminate()

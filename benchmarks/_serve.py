@@ -14,14 +14,17 @@ import _app
 from overhead import Discard
 
 import mltrace
+from mltrace.spans._deferred import set_deferred
 
 
 def main(case: str, port: int) -> None:
+    # (c)/(d): mltrace before (deferred spans off); (e)/(e0): after, mltrace makes the server span
+    set_deferred(case.startswith("e"))
     if case != "a_none":
-        sampler = ALWAYS_OFF if case == "d_mltrace_sampled_out" else None
+        sampler = ALWAYS_OFF if case.endswith("sampled_out") else None
         handle = mltrace.configure(service_name="bench", exporter="none", sampler=sampler)
         handle.provider.add_span_processor(BatchSpanProcessor(Discard()))
-    app = _app.build(case.startswith(("c_", "d_")), fastapi_telemetry=case != "a_none")
+    app = _app.build(case.startswith(("c_", "d_", "e")), fastapi_telemetry=case[0] in "bcd")
     if case == "b_otel_fastapi":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

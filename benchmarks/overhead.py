@@ -13,6 +13,15 @@ Cases (ratios are to (a), measured interleaved in the same process):
   (c0) mltrace without summaries  (c) with MLTRACE_SUMMARIES=0: spans only
   (f0) floor, sampled out          a minimal pure-ASGI server span (global propagators' extract,
                                    sampler, attach) and nothing else, FastAPI's telemetry off
+  (e) mltrace deferred             (c) with deferred spans (MLTRACE_DEFERRED_SPANS=1) and FastAPI's
+                                   tracing off: mltrace makes the one server span (docs/performance.md)
+  (e0) mltrace deferred, sampled out
+  (g) mltrace deferred under FastAPI's native server span (its telemetry left on: mltrace enriches
+      that span and defers the stages)
+(a)-(f0) run with deferred spans off (MLTRACE_DEFERRED_SPANS=0): (c) is mltrace before.
+Per case: mean µs per request (everything, the spans handed to the processors included), the
+latency to the response's last body message (p50, p99 over every request of every round), and
+CPU per request (``time.process_time``, all threads: the export thread too).
 mltrace's own share is (c) - (n1) and (d) - (n0): FastAPI makes the server span that mltrace
 enriches, so its cost is there whether or not mltrace is.
 Spans go through a BatchSpanProcessor to an exporter that discards them, so the hot-path cost
@@ -45,6 +54,7 @@ from _asgi import bodies, call
 
 import mltrace
 from mltrace._settings import SETTINGS
+from mltrace.spans._deferred import set_deferred
 
 
 class Toggle(Sampler):
@@ -80,13 +90,49 @@ class Discard(SpanExporter):
 BODIES = bodies()
 
 
-async def time_case(app: Any, n: int) -> float:
+LATENCY: dict[str, list[float]] = {}  # per request: µs to the last body message
+CPU: dict[str, list[float]] = {}  # per round: CPU µs per request (process_time, all threads)
+
+
+async def time_case(app: Any, n: int, name: str = "") -> float:
     """Mean µs per request over ``n`` sequential requests, each with a different body."""
     todo = [BODIES[i % len(BODIES)] for i in range(n)]
+    latencies = LATENCY.setdefault(name, [])
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for body in todo:
-        await call(app, body)
-    return (time.perf_counter() - t0) / n * 1e6
+        start = time.perf_counter()
+        done = await call_timed(app, body)
+        latencies.append((done - start) * 1e6)
+    wall = (time.perf_counter() - t0) / n * 1e6
+    CPU.setdefault(name, []).append((time.process_time() - c0) / n * 1e6)
+    return wall
+
+
+async def call_timed(app: Any, body: bytes) -> float:
+    """One request; returns ``perf_counter()`` at the response's last body message."""
+    last = 0.0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal last
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            last = time.perf_counter()
+
+    await app(_scope(len(body)), receive, send)
+    return last
+
+
+def _scope(size: int) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                                     (b"content-length", str(size).encode())],
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+    }
 
 
 async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
@@ -104,9 +150,13 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
         "n0_fastapi_native_sampled_out": _app.build(False, fastapi_telemetry=True, operation_spans=False),
         "c0_mltrace_no_summaries": _app.build(True, fastapi_telemetry=True),
         "f0_floor_sampled_out": _app.build_floor(),
+        "e_mltrace_deferred": _app.build(True, fastapi_telemetry=False),
+        "e0_mltrace_deferred_sampled_out": _app.build(True, fastapi_telemetry=False),
+        "g_mltrace_deferred_native": _app.build(True, fastapi_telemetry=True),
     }
     FastAPIInstrumentor.instrument_app(apps["b_otel_fastapi"], tracer_provider=handle.provider)
-    for app in apps.values():  # warm up (route compilation, first-call imports)
+    for name, app in apps.items():  # warm up (route compilation, first-call imports)
+        set_deferred(name[0] in "eg")
         for _ in range(200):
             assert await call(app) == 200
     results: dict[str, list[float]] = {k: [] for k in apps}
@@ -117,8 +167,10 @@ async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
         for name, app in order:
             sampler.on = "sampled_out" not in name
             SETTINGS.summaries = name != "c0_mltrace_no_summaries"
-            results[name].append(await time_case(app, n))
+            set_deferred(name[0] in "eg")
+            results[name].append(await time_case(app, n, name))
     SETTINGS.summaries = True
+    set_deferred(None)
     handle.shutdown()
     return results
 
@@ -164,6 +216,28 @@ def report(results: dict[str, list[float]]) -> None:
         print(line)
 
 
+def report_latency() -> None:
+    """Latency to the last body message (what a client waits for) and CPU per request, with
+    what each adds to (a) and the ratio of that to what (b) adds."""
+    def pct(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    p50 = {k: pct(v, 0.5) for k, v in LATENCY.items()}
+    p99 = {k: pct(v, 0.99) for k, v in LATENCY.items()}
+    cpu = {k: statistics.median(v) for k, v in CPU.items()}
+    low = {k: min(v) for k, v in CPU.items()}
+    base, contrib = "a_none", "b_otel_fastapi"
+    print(f"\n{'case':<32}{'p50 µs':>8}{'added':>8}{'/(b)':>6}{'p99 µs':>9}{'CPU µs':>8}{'added':>8}{'/(b)':>6}"
+          f"{'CPU min':>9}{'added':>8}{'/(b)':>6}")
+    for k in LATENCY:
+        la, lb = p50[k] - p50[base], p50[contrib] - p50[base]
+        ca, cb = cpu[k] - cpu[base], cpu[contrib] - cpu[base]
+        fa, fb = low[k] - low[base], low[contrib] - low[base]
+        print(f"{k:<32}{p50[k]:>8.1f}{la:>8.1f}{la / lb:>6.2f}{p99[k]:>9.1f}{cpu[k]:>8.1f}{ca:>8.1f}{ca / cb:>6.2f}"
+              f"{low[k]:>9.1f}{fa:>8.1f}{fa / fb:>6.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=40)
@@ -174,15 +248,30 @@ def main() -> None:
     results = asyncio.run(in_process(args.rounds, args.requests))
     print(f"in-process raw ASGI, {args.rounds} interleaved rounds x {args.requests} requests")
     report(results)
+    report_latency()
     costs = summarize_cost()
     for k, v in costs.items():
         print(f"{k}: {v:.1f}")
     if args.http:
-        from _http import http_cases
+        from _http import CPU as HTTP_CPU
+        from _http import PACED, http_cases
 
         http = http_cases()
         print("\nover HTTP (uvicorn, loopback, load generator in a separate process)")
         report(http)
+        if HTTP_CPU:
+            print("server CPU µs per request (median round; added; added / (b)'s added):")
+            cpu = {k: statistics.median(v) for k, v in HTTP_CPU.items()}
+            for k, v in cpu.items():
+                added, contrib = v - cpu["a_none"], cpu["b_otel_fastapi"] - cpu["a_none"]
+                print(f"  {k:<32}{v:>8.1f}{added:>8.1f}{added / contrib:>6.2f}")
+        if PACED:
+            print("latency to the last byte at moderate load (one request / 2 ms): p50, added, / (b), p99")
+            p50 = {k: statistics.median(v) for k, v in PACED.items()}
+            for k, v in PACED.items():
+                added, contrib = p50[k] - p50["a_none"], p50["b_otel_fastapi"] - p50["a_none"]
+                p99 = sorted(v)[int(0.99 * (len(v) - 1))]
+                print(f"  {k:<32}{p50[k]:>8.1f}{added:>8.1f}{added / contrib:>6.2f}{p99:>9.1f}")
     if args.json:
         print(json.dumps({"in_process": results, **costs}))
 

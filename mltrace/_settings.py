@@ -178,6 +178,7 @@ class ENV:
     )
     # What spans record (SETTINGS below)
     SUMMARIES = Var("MLTRACE_SUMMARIES", parse_bool, True, "input/output summaries on stage spans")
+    DEFERRED_SPANS = Var("MLTRACE_DEFERRED_SPANS", parse_bool, True, "hand spans to the SDK after the response")
     MAX_FEATURES = Var("MLTRACE_MAX_FEATURES", _int(0), 8, "per-feature statistics recorded")
     SUMMARY_MAX_ATTRIBUTES = Var("MLTRACE_SUMMARY_MAX_ATTRIBUTES", _int(1), 52, "attributes one summary may add")
     SAMPLE_SIZE = Var("MLTRACE_SAMPLE_SIZE", _int(1), 100_000, "larger arrays are summarised from a sample")

@@ -38,8 +38,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from .. import semconv
+from .._settings import SETTINGS
 from ..genai._embed import embedding_attributes
 from ..genai._watch import GenerateSpec
+from . import _deferred
+from ._deferred import DeferredSpan
 from ._record import (
     note_failure,
     record_attributes,
@@ -148,6 +151,13 @@ class _Spec:
         start_time = time_ns()
         x = self.input_of(args, kwargs)
         attrs = self.attrs
+        if _deferred._enabled and self.record_input and not self.keys_only and SETTINGS.summaries:
+            span = TRACER.start_span(self.name, attributes=attrs, start_time=start_time)
+            if type(span) is not DeferredSpan or not span.defer_summary(semconv.ML_INPUT_PREFIX, x):
+                record_summary(span, semconv.ML_INPUT_PREFIX, x)  # summarised now, as below
+            if self.drift is not None:
+                record_drift(span, self.drift, x)
+            return span, True
         failed: Exception | None = None
         try:
             extra = self._input_attributes(x)

@@ -34,6 +34,7 @@ from .. import semconv
 from .._lifespan import run_lifespan
 from .._settings import SETTINGS
 from ..sampling._force import FORCE_ATTRIBUTE, force_requested
+from . import _deferred
 from ._bodies import BodyTap, Exchange
 from ._inbound import cap_propagator_logs, request_attributes
 from ._record import note_failure, record_error
@@ -79,6 +80,18 @@ def _entry_context() -> tuple[Context, _Served | None]:
     if getattr(trace.get_current_span(ctx), "end_time", None) is not None:
         return Context(), None
     return ctx, None
+
+
+def _carrier(scope: Scope) -> dict[str, str]:
+    """The request's headers for the propagators, first value of each name (what ``Headers.get``
+    answers). The global propagators ask for 7-9 names (tracecontext, baggage, b3); a dict answers
+    each at once where ``Headers`` scans the list every time: 4.7 -> ~2 µs a request."""
+    out: dict[str, str] = {}
+    for key, value in scope.get("headers", ()):
+        name = key.decode("latin-1")
+        if name not in out:
+            out[name] = value.decode("latin-1")
+    return out
 
 
 def _forced(headers: Headers) -> bool:
@@ -277,6 +290,8 @@ class MLTraceMiddleware:
             span.set_attribute(FORCE_ATTRIBUTE, True)
         payload = _payload_tap(span, scope)
         app_receive, app_send, seen = self._observe(span, receive, send, None)
+        # Deferred: the stages under that span are handed over when the app is done.
+        deferred = _deferred.begin_enriched() if _deferred._enabled else None
         try:
             if payload is None:
                 await self.app(scope, app_receive, app_send)
@@ -287,25 +302,32 @@ class MLTraceMiddleware:
                 payload.finish()
             if not seen.complete:
                 seen.record_sizes(span)  # the owner's span may still be open (a disconnect, an error)
+            if deferred is not None:
+                _deferred.leave(*deferred)
 
     # -- no server span yet: make one ---------------------------------------------------------
     async def _own(self, scope: Scope, receive: Receive, send: Send, entry: Context) -> None:
         headers = Headers(scope=scope)
-        parent = propagate.extract(headers, context=entry)
+        parent = propagate.extract(_carrier(scope), context=entry)
         method = scope.get("method", "HTTP")
         where = (scope.get("path", ""), scope.get("root_path", ""))  # before routing rewrites them
         attributes = request_attributes(scope, headers)
         if SETTINGS.force_trace_header and _forced(headers):
             attributes[FORCE_ATTRIBUTE] = True  # a start attribute, so ForceTraceSampler sees it
-        span = TRACER.start_span(
-            method,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-        )
+        deferred = None
+        if _deferred._enabled:  # light spans now, SDK spans after the response (see _deferred.py)
+            span, deferred = _deferred.start_request_span(method, parent, SpanKind.SERVER, attributes)
+        else:
+            span = TRACER.start_span(
+                method,
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+            )
         served = _Served()
         ctx = otel_context.set_value(_SERVED_KEY, served, trace.set_span_in_context(span, parent))
         token = otel_context.attach(ctx)
+        deferred_token = _deferred.enter(deferred) if deferred is not None else None
         fastapi_key = _FASTAPI_KEY not in scope
         if fastapi_key:
             scope[_FASTAPI_KEY] = None  # a mounted FastAPI app makes no second server span (docs/fastapi.md)
@@ -330,6 +352,8 @@ class MLTraceMiddleware:
             finally:
                 span.end()
                 otel_context.detach(token)
+                if deferred is not None and deferred_token is not None:
+                    _deferred.leave(deferred, deferred_token)
 
     @staticmethod
     def _finish(span: Span, scope: Scope, method: str, seen: Exchange, where: tuple[str, str]) -> None:

@@ -15,6 +15,7 @@ from ..export import COUNTERS
 from ..privacy._attributes import exception_attributes, safe_text, span_safe
 from ..summaries import summarize
 from ..summaries._keys import TOP_LEVEL
+from ._deferred import DeferredSpan
 
 _log = logging.getLogger("mltrace")
 
@@ -67,6 +68,8 @@ def record_summary(span: Span, prefix: str, obj: object) -> None:
     """Summarise ``obj`` under ``prefix`` (``ml.input.``/``ml.output.``) when the span records."""
     if not SETTINGS.summaries or not span.is_recording():
         return
+    if type(span) is DeferredSpan and span.defer_summary(prefix, obj):
+        return  # computed after the response (see _deferred.py)
     try:
         span.set_attributes(summary_attributes(prefix, obj))
     except Exception as exc:

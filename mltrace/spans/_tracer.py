@@ -10,6 +10,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind
 
 from .._version import __version__
+from . import _deferred
 
 
 class LazyTracer:
@@ -41,6 +42,11 @@ class LazyTracer:
         links: Sequence[Link] | None = None,
         start_time: int | None = None,
     ) -> Span:
+        if _deferred._enabled and context is None:
+            # Inside a deferred request: a light span under the current one (see _deferred.py).
+            span = _deferred.start_child(name, kind, attributes, links, start_time)
+            if span is not None:
+                return span
         return self.get().start_span(
             name, context=context, kind=kind, attributes=attributes, links=links, start_time=start_time
         )
