@@ -48,7 +48,9 @@ _SERVED_KEY = otel_context.create_key("mltrace-served-request")
 # What an app raises because its client went away (Starlette's ClientDisconnect, an ASGI 2.4
 # server's OSError, a cancelled stream): after a disconnect was seen, not an error of the service.
 _GONE = (ClientDisconnect, OSError, asyncio.CancelledError)
-_SCOPE_KEY = "mltrace_served"  # an ASGI scope key, not an attribute: set on the scope: a nested MLTraceMiddleware (a mounted sub-app's) passes through
+# an ASGI scope key (not an attribute): set on the scope, so a nested MLTraceMiddleware (a mounted
+# sub-app's) passes through
+_SCOPE_KEY = "mltrace_served"
 _FASTAPI_KEY = "fastapi.telemetry"  # present in the scope: a mounted FastAPI app adds no telemetry of its own
 
 
