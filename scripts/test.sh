@@ -34,7 +34,7 @@ FASTAPI_OLDEST=0.109.0
 old=.venv-fastapi-$FASTAPI_OLDEST
 [[ -d "$old" ]] || python3 -m venv "$old"
 "$old/bin/python" -m pip install -q -e . "fastapi==$FASTAPI_OLDEST" "uvicorn>=0.30" "httpx>=0.27" \
-    "pytest>=8" "pytest-asyncio>=0.23"
+    "pytest>=8" "pytest-asyncio>=0.23" httptools websockets gunicorn uvicorn-worker
 
 backends_state=$(mktemp -d -t mltrace-backends.XXXXXX)
 export MLTRACE_BACKENDS_STATE=$backends_state MLTRACE_BACKENDS_FREE_PORTS=1
@@ -65,7 +65,8 @@ done
 
 # The FastAPI serving tests again, under the oldest FastAPI we support (real uvicorn, loopback).
 echo "== FastAPI $FASTAPI_OLDEST ($("$old/bin/python" -c 'import starlette; print("starlette", starlette.__version__)'))"
-"$old/bin/python" -m pytest -p no:cacheprovider tests/test_fastapi_versions.py || lint=1
+# tests/serving: the differential and keep-alive tests, real uvicorn (h11, httptools) and gunicorn.
+"$old/bin/python" -m pytest -p no:cacheprovider tests/test_fastapi_versions.py tests/serving || lint=1
 
 ((status != 0 || lint == 0)) || status=1
 echo "scripts/test.sh: $((SECONDS - t0)) s"
