@@ -430,7 +430,7 @@ def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Cal
             # ContextVar.set on whatever thread allocates: re-entering ContextVar.set on that same
             # Context (our attach/detach, the SimpleSpanProcessor's suppression flag in span.end())
             # frees the HAMT the outer set is still walking -- CPython gh-148891 (< 3.12), a SIGSEGV
-            # in 3 of 5 runs of tests/serving/repro_sync_stream_crash.py. A copy of the context is
+            # in 8 of 10 runs of tests/serving/repro_sync_stream_crash.py. A copy of the context is
             # a different Context object, so nothing here ever replaces the interrupted one's vars.
             contextvars.copy_context().run(_end_stream, span, spec, items, last, closed, watch, started)
         return result
