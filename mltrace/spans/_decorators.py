@@ -40,7 +40,7 @@ from opentelemetry.trace import Span
 from .. import semconv
 from .._settings import SETTINGS
 from ..genai._embed import embedding_attributes
-from ..genai._watch import GenerateSpec
+from ..genai._watch import GenerateSpec, Watch
 from . import _deferred
 from ._deferred import DeferredSpan
 from ._record import (
@@ -427,26 +427,44 @@ def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Cal
             if _closed_early(exc):
                 closed = True
                 if isinstance(exc, GeneratorExit):  # the consumer stopped early: not an error
-                    token = otel_context.attach(ctx) if ctx is not None else None
-                    try:
-                        inner.close()  # the function's finally blocks run under its span
-                    finally:
-                        if token is not None:
-                            otel_context.detach(token)
+                    # the function's finally blocks run under its span; in a copied context, see below
+                    contextvars.copy_context().run(_close_under, inner, ctx)
             elif started:
                 record_error(span, exc, repeat_stack=False)
             if watch is not None:
                 watch.failed(exc, closed)
             raise
         finally:
-            _finish_stream(span, spec, items, last, closed)
-            if watch is not None:
-                watch.end()
-            if started:
-                span.end()
+            # A generator the consumer dropped (Starlette leaves a disconnected client's iterator to
+            # the GC) is closed by its finalizer, which the cyclic GC may run in the middle of a
+            # ContextVar.set on whatever thread allocates: re-entering ContextVar.set on that same
+            # Context (our attach/detach, the SimpleSpanProcessor's suppression flag in span.end())
+            # frees the HAMT the outer set is still walking -- CPython gh-148891 (< 3.12), a SIGSEGV
+            # in 8 of 10 runs of tests/serving/repro_sync_stream_crash.py. A copy of the context is
+            # a different Context object, so nothing here ever replaces the interrupted one's vars.
+            contextvars.copy_context().run(_end_stream, span, spec, items, last, closed, watch, started)
         return result
 
     return gen_wrapper
+
+
+def _close_under(inner: Generator[Any, Any, Any], ctx: otel_context.Context | None) -> None:
+    token = otel_context.attach(ctx) if ctx is not None else None
+    try:
+        inner.close()
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+
+
+def _end_stream(
+    span: Span, spec: _Spec, items: int, last: Any, closed: bool, watch: Watch | None, started: bool
+) -> None:
+    _finish_stream(span, spec, items, last, closed)
+    if watch is not None:
+        watch.end()
+    if started:
+        span.end()
 
 
 def _wrap_async_gen(
@@ -504,11 +522,8 @@ def _wrap_async_gen(
                 watch.failed(exc, closed)
             raise
         finally:
-            _finish_stream(span, spec, items, last, closed)
-            if watch is not None:
-                watch.end()
-            if started:
-                span.end()
+            # as for generators: never re-enter ContextVar.set on the Context this runs in
+            contextvars.copy_context().run(_end_stream, span, spec, items, last, closed, watch, started)
 
     return agen_wrapper
 
