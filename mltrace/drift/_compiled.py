@@ -83,7 +83,7 @@ class CompiledGroup:
         )
         self.categorical_pos = [i for i, f in enumerate(features) if isinstance(f, CategoricalFeature)]
         numeric = [f for f in features if isinstance(f, NumericalFeature)]
-        self.binner = NumericBinner([numeric_spec(f) for f in numeric], self.missing_code)
+        self.binner = NumericBinner([numeric_spec(f) for f in numeric], self.missing_code, self.numeric_pos.tolist(), m)
         self.category_codes = [
             {key: i for i, (key, _) in enumerate(f.categories)} for f in features if isinstance(f, CategoricalFeature)
         ]

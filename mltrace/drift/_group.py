@@ -68,6 +68,7 @@ class GroupMonitor:
         num = group.is_numeric
         self._num = np.flatnonzero(num)
         self._cat = np.flatnonzero(~num)
+        self.has_categories = bool(len(self._cat))
         #: the above-range code of each numerical feature (0 for categorical ones, unused)
         self._above = np.array(
             [len(f.edges) + 2 if isinstance(f, NumericalFeature) else 0 for f in group.features], dtype=np.int64
@@ -78,55 +79,86 @@ class GroupMonitor:
             [len(f.categories) if isinstance(f, CategoricalFeature) and f.other == 0 else -1 for f in group.features],
             dtype=np.int64,
         )
+        #: the same in flat indices (-1 never matches)
+        self._unseen_flat = np.where(self._unseen >= 0, group.row_offset + self._unseen, -1)
+        self._missing_flat = group.row_offset + group.missing_code
+        #: a missing numerical value's search index (past the end), and the contributions with a
+        #: NaN there, so that a row with one sums to NaN
+        self._sentinel = group.binner.size
+        self._chi = np.append(group.chi_flat, np.nan)
 
     # -- per request --------------------------------------------------------------------------
 
-    def codes(self, numeric: FloatArray, categorical: list[list[object]]) -> tuple[IntArray, bool]:
-        """``(rows, features)`` codes from numerical values and categorical columns, and whether
-        any value was missing."""
+    def score_rows(
+        self, numeric: FloatArray, categorical: list[list[object]]
+    ) -> tuple[list[float], FloatArray, IntArray, bool]:
+        """Per-row scores in [0, 1] (one minus Fisher's combined tail p-value), the per-feature
+        contributions ``-2 ln p``, the ``(rows, features)`` flat indices ``feature * n_codes + code``
+        and whether any value was missing.
+
+        A missing numerical value is found without a pass of its own: its search index is past the
+        end, where the contribution table holds NaN, so the row's total comes out NaN; only then
+        are the indices fixed and looked up again.
+        """
         g = self.g
-        ncodes, missing = g.binner.codes(numeric)
-        if not g.categorical_pos:
-            return ncodes, missing
-        out = np.empty((numeric.shape[0], g.m), dtype=np.int64)
-        out[:, g.numeric_pos] = ncodes
+        flat = g.binner.flat(numeric)
+        missing = False
+        if g.categorical_pos:
+            flat, missing = self._with_categories(flat, categorical)
+        chi = self._chi.take(flat)
+        if len(flat) == 1:  # one request: plain floats beat numpy calls here
+            total = float(chi.sum())
+            if total != total:
+                flat, chi, missing = *self._fix_missing(flat), True
+                total = float(chi.sum())
+            return [1.0 - _stats.fisher_sf_scalar(total, g.m)], chi, flat, missing
+        totals = chi.sum(axis=1)
+        if math.isnan(float(totals.sum())):
+            flat, chi, missing = *self._fix_missing(flat), True
+            totals = chi.sum(axis=1)
+        return (1.0 - _stats.fisher_sf(totals, g.m)).tolist(), chi, flat, missing
+
+    def _with_categories(self, nflat: IntArray, categorical: list[list[object]]) -> tuple[IntArray, bool]:
+        g = self.g
+        out = np.empty((nflat.shape[0], g.m), dtype=np.int64)
+        out[:, g.numeric_pos] = nflat
+        missing = False
         for i, (pos, values) in enumerate(zip(g.categorical_pos, categorical, strict=True)):
             mapping = g.category_codes[i]
-            other = len(mapping)
+            base = pos * g.n_codes
+            other = base + len(mapping)
             col = out[:, pos]
             for r, value in enumerate(values):
                 key = category_key(value)
                 if key is None:
-                    col[r] = g.missing_code
+                    col[r] = base + g.missing_code
                     missing = True
                 else:
-                    col[r] = mapping.get(key, other)
+                    col[r] = base + mapping[key] if key in mapping else other
         return out, missing
 
-    def score_codes(self, codes: IntArray) -> tuple[list[float], FloatArray, IntArray]:
-        """Per-row scores in [0, 1] (one minus Fisher's combined tail p-value), the per-feature
-        contributions ``-2 ln p``, and the flat ``feature * n_codes + code`` indices."""
-        flat = codes + self.g.row_offset
-        chi = self.g.chi_flat[flat]
-        if len(codes) == 1:  # one request: plain floats beat numpy calls here
-            return [1.0 - _stats.fisher_sf_scalar(float(chi.sum()), self.g.m)], chi, flat
-        return (1.0 - _stats.fisher_sf(chi.sum(axis=1), self.g.m)).tolist(), chi, flat
+    def _fix_missing(self, flat: IntArray) -> tuple[IntArray, FloatArray]:
+        """Indices with the past-the-end index of a missing numerical value replaced by its
+        feature's missing code, and their contributions."""
+        flat = np.where(flat == self._sentinel, self._missing_flat, flat)
+        return flat, self._chi.take(flat)
 
     def top_features(self, chi_row: FloatArray) -> list[str]:
         """Up to five features with tail p-value below 0.1, most unusual first."""
         names = self.g.names
-        idx = np.argpartition(chi_row, -TOP_K)[-TOP_K:] if self.g.m > TOP_K else np.arange(self.g.m)
-        ranked = sorted(zip(chi_row[idx].tolist(), idx.tolist(), strict=True), reverse=True)
+        # the method, not np.argpartition (0.6 us of dispatch); the same selection, ties included
+        idx = chi_row.argpartition(-TOP_K)[-TOP_K:] if self.g.m > TOP_K else np.arange(self.g.m)
+        ranked = sorted(zip(chi_row.take(idx).tolist(), idx.tolist(), strict=True), reverse=True)
         return [names[i] for value, i in ranked if value > _TOP_CHI]
 
-    def missing_names(self, codes: IntArray) -> list[str]:
-        hit = (codes == self.g.missing_code).any(axis=0)
+    def missing_names(self, flat: IntArray) -> list[str]:
+        hit = (flat == self._missing_flat).any(axis=0)
         return [self.g.names[i] for i in np.flatnonzero(hit)]
 
-    def unseen_names(self, codes: IntArray) -> list[str]:
+    def unseen_names(self, flat: IntArray) -> list[str]:
         if not len(self._cat):
             return []
-        hit = (codes[:, self._cat] == self._unseen[self._cat]).any(axis=0)
+        hit = (flat[:, self._cat] == self._unseen_flat[self._cat]).any(axis=0)
         return [self.g.names[self._cat[i]] for i in np.flatnonzero(hit)]
 
     # -- window -------------------------------------------------------------------------------

@@ -100,38 +100,39 @@ class DriftMonitor:
         """
         rows = self._reader.read(x, embeddings)
         group = self._inputs
-        codes, any_missing = group.codes(rows.numeric, rows.categorical)
-        scores, chi, flat = group.score_codes(codes)
+        scores, chi, flat, any_missing = group.score_rows(rows.numeric, rows.categorical)
+        n = len(flat)
         raised = False
         if update:
             with self._lock:
-                if len(codes) == 1:
-                    group.ring.push_one(codes[0], flat[0])
-                else:
-                    group.ring.push(codes)
-                for name, ring in self._vectors.items():
-                    vectors = rows.vectors.get(name)
-                    if vectors is not None:
-                        ring.push(vectors)
-                self._pending += len(codes)
-                if self._due(self._pending):
+                group.ring.push_flat(flat)
+                if self._vectors:
+                    for name, ring in self._vectors.items():
+                        vectors = rows.vectors.get(name)
+                        if vectors is not None:
+                            ring.push(vectors)
+                self._pending += n
+                if self._pending >= self.recompute_every or (
+                    self.recompute_seconds is not None and self._due(self._pending)
+                ):
                     raised = self._recompute()
             if raised:
                 _registry.alert_raised(self)
         window_score, alert, window_top = self._window
         result: dict[str, Any] = {
             "score": _batch_score(scores),
-            "top_features": group.top_features(chi[0] if len(scores) == 1 else chi.mean(axis=0)),
+            "top_features": group.top_features(chi[0] if n == 1 else chi.mean(axis=0)),
             "reference": self.profile.id,
             "method": METHOD,
             "window_score": window_score,
             "window_top_features": window_top,
             "alert": alert,
-            "missing_features": self._missing(rows.absent, group.missing_names(codes)) if any_missing else rows.absent,
-            "unseen_categories": group.unseen_names(codes),
-            "rows": len(codes),
+            "missing_features": self._missing(rows.absent, group.missing_names(flat)) if any_missing else rows.absent,
+            "unseen_categories": group.unseen_names(flat) if group.has_categories else [],
+            "rows": n,
         }
-        _put_batch(result, scores, rows.sampled_from)
+        if n > 1 or rows.sampled_from is not None:
+            _put_batch(result, scores, rows.sampled_from)
         return result
 
     @property
@@ -161,12 +162,11 @@ class DriftMonitor:
         if sampled_from is not None:
             rows.sampled_from = sampled_from
         group = self._outputs
-        codes, _ = group.codes(rows.numeric, rows.categorical)
-        scores, chi, _ = group.score_codes(codes)
+        scores, chi, flat, _ = group.score_rows(rows.numeric, rows.categorical)
         if update:
             with self._lock:
-                group.ring.push(codes)
-                self._out_pending += len(codes)
+                group.ring.push_flat(flat)
+                self._out_pending += len(flat)
                 if self._out_pending >= self.recompute_every:
                     self._out_pending = 0
                     self._out_window = self._summary(group.recompute())
@@ -178,7 +178,7 @@ class DriftMonitor:
             "window_score": window_score,
             "window_top_features": top,
             "alert": alert,
-            "rows": len(codes),
+            "rows": len(flat),
         }
         _put_batch(result, scores, rows.sampled_from)
         return result

@@ -16,7 +16,17 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class CodeRing:
-    """The last ``size`` rows of bin codes, with per-feature code counts kept up to date."""
+    """The last ``size`` rows of bin codes, with per-feature code counts.
+
+    A row is written into the ring and its count update deferred: the row it evicts is copied
+    aside (one row copy), and :meth:`fold` adds the pending rows' counts and takes the evicted
+    rows' out with two ``bincount`` calls, at most every ``PENDING`` (64) rows and before anything reads
+    :attr:`counts` or :attr:`totals`. Updating counts row by row by fancy indexing cost ~3 us a
+    request (100 features); folding 100 rows costs ~20 us, once.
+    """
+
+    #: rows pushed before the counts must be folded (bounds the evicted-rows buffer)
+    PENDING = 64
 
     def __init__(self, size: int, m: int, n_codes: int, dtype: type[np.unsignedinteger]) -> None:  # type: ignore[type-arg]
         if size < 1:
@@ -34,31 +44,46 @@ class CodeRing:
         #: fleet's merged drift (mltrace.export._drift_metrics). Folded in from the ring lazily, by
         #: fold(), before any row could be evicted unfolded, so the hot path adds one comparison.
         self.totals = np.zeros(m * n_codes, dtype=np.int64)
+        #: rows (of ``seen``) whose codes are in :attr:`totals` and the window counts
         self.folded = 0
+        self._cap = min(size, self.PENDING)
+        self._evicted = np.zeros((self._cap, m), dtype=dtype)
+        self._n_evicted = 0
 
     @property
     def counts(self) -> IntArray:
-        """``(features, codes)`` counts of the codes in the window (a view; copy before unlocking)."""
+        """``(features, codes)`` counts of the codes in the window (a view; copy before unlocking).
+        Folds pending rows first."""
+        self.fold()
         return self.flat_counts.reshape(self.m, self.n_codes)
 
     @property
     def nbytes(self) -> int:
-        return int(self.codes.nbytes + self.flat_counts.nbytes + self.offsets.nbytes)
+        return int(self.codes.nbytes + self.flat_counts.nbytes + self.offsets.nbytes + self._evicted.nbytes)
 
     def push(self, rows: IntArray) -> None:
         """Add ``(b, features)`` codes, evicting the oldest rows once the window is full."""
-        b = rows.shape[0]
+        self.push_flat(rows + self.offsets)
+
+    def push_one(self, row: IntArray, flat: IntArray) -> None:
+        """Add one row of codes whose flat indices (``offsets + row``) the caller already has."""
+        self._push_row(flat)
+
+    def push_flat(self, flat: IntArray) -> None:
+        """Add ``(b, features)`` rows given as flat indices ``offsets + codes``."""
+        b = flat.shape[0]
         if b == 1:
-            self.push_one(rows[0], rows[0] + self.offsets)
+            self._push_row(flat[0])
             return
-        if self.seen - self.folded + b > self.size:  # these rows would evict unfolded ones
-            self.fold()
-            self.totals += np.bincount((rows + self.offsets).ravel(), minlength=self.totals.size)
-            self.folded += b
+        self.fold()  # a batch counts at once (one bincount serves the window and the totals)
         self.seen += b
+        self.folded = self.seen
+        added = np.bincount(flat.ravel(), minlength=self.totals.size)
+        self.totals += added
         if b >= self.size:
-            self.codes[:] = rows[-self.size :]
-            self.flat_counts[:] = np.bincount((self.offsets + self.codes).ravel(), minlength=self.flat_counts.size)
+            kept = flat[-self.size :]
+            np.subtract(kept, self.offsets, out=self.codes, casting="unsafe")
+            self.flat_counts[:] = np.bincount(kept.ravel(), minlength=self.flat_counts.size)
             self.pos, self.fill = 0, self.size
             return
         slots = (self.pos + np.arange(b)) % self.size
@@ -66,23 +91,24 @@ class CodeRing:
         if occupied.any():
             old = self.codes[slots[occupied]].astype(np.int64) + self.offsets
             self.flat_counts -= np.bincount(old.ravel(), minlength=self.flat_counts.size)
-        self.flat_counts += np.bincount((rows + self.offsets).ravel(), minlength=self.flat_counts.size)
-        self.codes[slots] = rows
+        self.flat_counts += added
+        self.codes[slots] = flat - self.offsets
         self.pos = (self.pos + b) % self.size
         self.fill = min(self.size, self.fill + b)
 
-    def push_one(self, row: IntArray, flat: IntArray) -> None:
-        """Add one row of codes whose flat indices (``offsets + row``) the caller already has."""
-        if self.seen - self.folded >= self.size:
+    def _push_row(self, flat: IntArray) -> None:
+        """One row: write it, keep the row it evicts; counts wait for :meth:`fold`."""
+        if self.seen - self.folded >= self._cap:
             self.fold()
-        self.seen += 1
+        pos = self.pos
         if self.fill == self.size:
-            self.flat_counts[self.offsets + self.codes[self.pos]] -= 1
+            self._evicted[self._n_evicted] = self.codes[pos]
+            self._n_evicted += 1
         else:
             self.fill += 1
-        self.flat_counts[flat] += 1
-        self.codes[self.pos] = row
-        self.pos = (self.pos + 1) % self.size
+        np.subtract(flat, self.offsets, out=self.codes[pos], casting="unsafe")
+        self.pos = pos + 1 if pos + 1 < self.size else 0
+        self.seen += 1
 
     def clear(self) -> None:
         self.fold()
@@ -90,15 +116,22 @@ class CodeRing:
         self.pos = self.fill = 0
 
     def fold(self) -> None:
-        """Add the rows pushed since the last fold (all still in the ring) to :attr:`totals`."""
+        """Count the rows pushed since the last fold (all still in the ring) into the window counts
+        and :attr:`totals`, and take the rows they evicted out of the window counts."""
         k = self.seen - self.folded
-        if k <= 0:
-            return
-        slots = (self.pos - 1 - np.arange(k)) % self.size  # the newest k rows
-        self.totals += np.bincount(
-            (self.codes[slots].astype(np.int64) + self.offsets).ravel(), minlength=self.totals.size
-        )
-        self.folded = self.seen
+        if k > 0:
+            if k <= self.pos:  # the newest k rows, contiguous
+                newest = self.codes[self.pos - k : self.pos]
+            else:
+                newest = self.codes[(self.pos - 1 - np.arange(k)) % self.size]
+            added = np.bincount((newest + self.offsets).ravel(), minlength=self.totals.size)
+            self.totals += added
+            self.flat_counts += added
+            self.folded = self.seen
+        if self._n_evicted:
+            gone = self._evicted[: self._n_evicted] + self.offsets
+            self.flat_counts -= np.bincount(gone.ravel(), minlength=self.flat_counts.size)
+            self._n_evicted = 0
 
 
 class VectorRing:
