@@ -22,6 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .._errors import InputDataError
+
+try:  # the clip ufunc itself: np.clip reaches it through two Python wrappers (1.6 us against 0.65 here)
+    from numpy._core.umath import clip as _clip  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # numpy 1.x
+    from numpy.core.umath import clip as _clip  # type: ignore[attr-defined,unused-ignore,no-redef]
 from ._features import FeatureProfile, NumericalFeature
 
 FloatArray = npt.NDArray[np.float64]
@@ -131,17 +136,16 @@ class NumericBinner:
         # clipping x to 1e300 / inv first costs one ufunc (0.35 us) where np.errstate cost 0.8 us,
         # and changes no code: such values map beyond the clamp either way
         self.guard: FloatArray | None = 1e300 / self.inv if bool((self.inv > 1.0).any()) else None
+        self.low_guard = -self.guard if self.guard is not None else None
 
     def flat(self, values: FloatArray) -> IntArray:
         """Flat indices ``position * stride + code`` for a ``(rows, features)`` float matrix; a NaN
         gives :attr:`size` (±inf is out of range)."""
         if self.guard is not None:
-            values = np.minimum(values, self.guard)
-            np.maximum(values, -self.guard, out=values)
+            values = _clip(values, self.low_guard, self.guard)
         u = values * self.inv
         u += self.shift
-        np.minimum(u, self.upper, out=u)
-        np.maximum(u, self.lower, out=u)
+        _clip(u, self.lower, self.upper, out=u)  # = min(max(u, lower), upper); NaN stays NaN
         return self.keys.searchsorted(u, side="right")
 
     def codes(self, values: FloatArray) -> tuple[IntArray, bool]:

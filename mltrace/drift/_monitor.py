@@ -120,7 +120,7 @@ class DriftMonitor:
                 _registry.alert_raised(self)
         window_score, alert, window_top = self._window
         result: dict[str, Any] = {
-            "score": _batch_score(scores),
+            "score": scores[0] if n == 1 else _batch_score(scores),
             "top_features": group.top_features(chi[0] if n == 1 else chi.mean(axis=0)),
             "reference": self.profile.id,
             "method": METHOD,
