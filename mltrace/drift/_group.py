@@ -20,6 +20,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 TOP_K = 5
+_add_reduce = np.add.reduce
 #: a feature is named among a request's top features when its tail p-value is below this
 TOP_P = 0.1
 _TOP_CHI = -2 * math.log(TOP_P)
@@ -107,10 +108,10 @@ class GroupMonitor:
             flat, missing = self._with_categories(flat, categorical)
         chi = self._chi.take(flat)
         if len(flat) == 1:  # one request: plain floats beat numpy calls here
-            total = float(chi.sum())
+            total = float(_add_reduce(chi, None))  # = chi.sum(), without its Python wrapper (0.3 us)
             if total != total:
                 flat, chi, missing = *self._fix_missing(flat), True
-                total = float(chi.sum())
+                total = float(_add_reduce(chi, None))
             return [1.0 - _stats.fisher_sf_scalar(total, g.m)], chi, flat, missing
         totals = chi.sum(axis=1)
         if math.isnan(float(totals.sum())):
@@ -148,7 +149,7 @@ class GroupMonitor:
         names = self.g.names
         # the method, not np.argpartition (0.6 us of dispatch); the same selection, ties included
         idx = chi_row.argpartition(-TOP_K)[-TOP_K:] if self.g.m > TOP_K else np.arange(self.g.m)
-        ranked = sorted(zip(chi_row.take(idx).tolist(), idx.tolist(), strict=True), reverse=True)
+        ranked = sorted(zip(chi_row.take(idx).tolist(), idx.tolist()), reverse=True)  # noqa: B905 (both TOP_K long)
         return [names[i] for value, i in ranked if value > _TOP_CHI]
 
     def missing_names(self, flat: IntArray) -> list[str]:

@@ -105,7 +105,10 @@ class DriftMonitor:
         raised = False
         if update:
             with self._lock:
-                group.ring.push_flat(flat)
+                if n == 1:
+                    group.ring.push_row(flat[0])
+                else:
+                    group.ring.push_flat(flat)
                 if self._vectors:
                     for name, ring in self._vectors.items():
                         vectors = rows.vectors.get(name)

@@ -67,13 +67,13 @@ class CodeRing:
 
     def push_one(self, row: IntArray, flat: IntArray) -> None:
         """Add one row of codes whose flat indices (``offsets + row``) the caller already has."""
-        self._push_row(flat)
+        self.push_row(flat)
 
     def push_flat(self, flat: IntArray) -> None:
         """Add ``(b, features)`` rows given as flat indices ``offsets + codes``."""
         b = flat.shape[0]
         if b == 1:
-            self._push_row(flat[0])
+            self.push_row(flat[0])
             return
         self.fold()  # a batch counts at once (one bincount serves the window and the totals)
         self.seen += b
@@ -96,7 +96,7 @@ class CodeRing:
         self.pos = (self.pos + b) % self.size
         self.fill = min(self.size, self.fill + b)
 
-    def _push_row(self, flat: IntArray) -> None:
+    def push_row(self, flat: IntArray) -> None:
         """One row: write it, keep the row it evicts; counts wait for :meth:`fold`."""
         if self.seen - self.folded >= self._cap:
             self.fold()
