@@ -31,8 +31,9 @@ UNUSUAL = 0.99
 class DriftMonitor:
     """Scores requests against a :class:`ReferenceProfile` and tracks drift over a window.
 
-    ``score(x)`` is cheap (about 10 µs for one feature, 22 µs for 100, window update included) and thread-safe: binning and scoring need
-    no lock; adding the request to the window takes a short one, and every ``recompute_every``
+    ``score(x)`` is cheap (about 10 µs for one feature, 22 µs for 100, window update included)
+    and thread-safe: binning and scoring need no lock; adding the request to the window takes a
+    short one (the row is written, its count update deferred), and every ``recompute_every``
     updates (or ``recompute_seconds``) the window statistics are recomputed inline. Memory is fixed
     at construction (:attr:`nbytes`). Use one monitor per model.
     """
