@@ -113,6 +113,8 @@ def seed_direct(path: str, n_traces: int, *, planted: bool = True, seed: int = 0
         d_post = 100_000 + rng.integers(0, 50_000, n)
         version = rng.integers(1, 3, n)
         mean, drift, conf, pred = rng.random(n), rng.random(n) * 0.3, rng.random(n), rng.random(n) < 0.5
+        # ~4 requests per distinct input, so `lineage --fingerprint` finds a few predictions each
+        fingerprint = rng.integers(0, max(1, n_traces // 4), n)
         rows = []
         for j in range(n):
             i = lo + j
@@ -125,7 +127,7 @@ def seed_direct(path: str, n_traces: int, *, planted: bool = True, seed: int = 0
                 ("feature_lookup", int(d_fl[j]), f'{{"ml.stage":"feature_lookup","ml.feature_store.name":"redis",'
                  f'"ml.feature_store.hits":{1 - m},"ml.feature_store.misses":{m},"app.customer.id":"c-{c}"}}'),
                 ("preprocess", int(d_pre[j]), f'{{"ml.stage":"preprocess","ml.input.size":{sz},'
-                 f'"ml.input.mean":{float(mean[j])!r}}}'),
+                 f'"ml.input.mean":{float(mean[j])!r},"ml.input.fingerprint":"fp-{int(fingerprint[j]):08x}"}}'),
                 ("inference", int(d_inf[j]), f'{{"ml.stage":"inference","ml.model.name":"bench",'
                  f'"ml.model.version":"{int(version[j])}","ml.input.size":{sz},"ml.drift.score":{float(drift[j])!r},'
                  f'"ml.output.confidence":{float(conf[j])!r}}}'),

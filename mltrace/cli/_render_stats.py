@@ -26,6 +26,11 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
     )
     if not data["count"]:
         return
+    if data.get("sampled"):
+        out.print(
+            f"[yellow]From a uniform sample of {data['analysed']:,} of the window's {data['scanned']:,} traces "
+            f"(each stands for {data['sample_weight']:,.1f}); requests scaled to the window. --scan N reads more.[/]"
+        )
     if data.get("status"):
         out.print(status_line(data["status"], data["count"]))
     out.print(f"end to end (ms): p50 {num(d['p50'])}  p95 {num(d['p95'])}  p99 {num(d['p99'])}  max {num(d['max'])}\n")
