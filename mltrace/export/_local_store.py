@@ -71,6 +71,17 @@ _ENTRY_INDEX = (
     f"WHERE {_ENTRY}"
 )
 
+# `lineage --fingerprint` looks an input fingerprint up among every span's attributes; without an
+# index that parses every span's JSON (a million traces: seconds). Partial on the spans whose JSON
+# holds the key (instr: a substring test, no parse, on each insert), so only those pay for the
+# index. Query and index must match textually (FINGERPRINT_WHERE / FINGERPRINT_EXPR), see above.
+FINGERPRINT_KEY = "ml.input.fingerprint"
+FINGERPRINT_EXPR = f"json_extract(attributes, '$.\"{FINGERPRINT_KEY}\"')"
+FINGERPRINT_WHERE = f"instr(attributes, '\"{FINGERPRINT_KEY}\"') > 0"
+_FINGERPRINT_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS spans_fingerprint ON spans ({FINGERPRINT_EXPR}) WHERE {FINGERPRINT_WHERE}"
+)
+
 _COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, service_name, start_ns, end_ns, "
     "status_code, status_message, attributes, events, links, resource"
@@ -200,6 +211,7 @@ class LocalStore:
             self._conn.executescript(_SCHEMA)
             try:
                 self._conn.execute(_ENTRY_INDEX)
+                self._conn.execute(_FINGERPRINT_INDEX)
             except sqlite3.OperationalError:
                 # A store written by an older mltrace, the index being built by another worker past
                 # the busy timeout: serving must start anyway; the next open builds it (reads work
@@ -417,10 +429,14 @@ class LocalStore:
         test ~1 s (benchmarks/README.md). The exact test stays ``json_extract``; the substring is
         skipped for values the encoder would escape (it would not appear verbatim)."""
         path = f'$."{key}"'
-        if _dumps(value)[1:-1] == value:
+        if key == FINGERPRINT_KEY:  # the spans_fingerprint index: a lookup, not a scan
+            sql = (f"SELECT trace_id, max(start_ns) FROM spans WHERE {FINGERPRINT_WHERE} AND {FINGERPRINT_EXPR} = ? "
+                   "GROUP BY trace_id ORDER BY 2 DESC LIMIT ?")
+            params: tuple[Any, ...] = (value, limit)
+        elif _dumps(value)[1:-1] == value:
             sql = ("SELECT trace_id, max(start_ns) FROM spans WHERE instr(attributes, ?) > 0 "
                    "AND json_extract(attributes, ?) = ? GROUP BY trace_id ORDER BY 2 DESC LIMIT ?")
-            params: tuple[Any, ...] = (value, path, value, limit)
+            params = (value, path, value, limit)
         else:
             sql = ("SELECT trace_id, max(start_ns) FROM spans WHERE json_extract(attributes, ?) = ? "
                    "GROUP BY trace_id ORDER BY 2 DESC LIMIT ?")
