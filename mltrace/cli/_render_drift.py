@@ -87,7 +87,9 @@ def render_drift_history(out: Console, data: dict[str, Any]) -> None:
     scope = f"service {esc(data['service'])}" if data.get("service") else "all services"
     refs = ", ".join(data["references"]) or "-"
     out.print(
-        f"[bold]Drift[/] of {scope}, last {esc(data.get('since') or 'all time')}: {data['count']:,} requests with "
+        f"[bold]Drift[/] of {scope}, last {esc(data.get('since') or 'all time')}: "
+        f"{'~' if data.get('sampled') else ''}{data['requests'] if data.get('sampled') else data['count']:,.0f} "
+        "requests with "
         f"drift scores ({data['scanned']:,} traces scanned from {esc(data['source'])}); reference {esc(refs)}"
     )
     if data.get("sampled"):

@@ -21,8 +21,9 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
     scope = f"service {esc(data['service'])}" if data.get("service") else "all services"
     d = data["duration_ms"]
     out.print(
-        f"[bold]Latency[/] of {scope}, last {esc(data.get('since') or 'all time')}: {data['count']:,} traces, "
-        f"{data['errors']} errors ({percent(data['error_rate'])})"
+        f"[bold]Latency[/] of {scope}, last {esc(data.get('since') or 'all time')}: "
+        + (f"{data['scanned']:,} traces, {percent(data['error_rate'])} errors" if data.get("sampled") else
+           f"{data['count']:,} traces, {data['errors']} errors ({percent(data['error_rate'])})")
     )
     if not data["count"]:
         return
