@@ -118,3 +118,30 @@ def test_lineage_fingerprint_finds_every_use_newest_first(capsys: pytest.Capture
 def test_an_unknown_service_is_still_named(capsys: pytest.CaptureFixture[str], store: str) -> None:
     code, _, err = run(capsys, "stats", "--source", store, "--service", "nope", "--since", "3h")
     assert code != 0 and "win" in err
+
+
+def test_a_ratio_sampled_store_is_weighted_twice(
+    capsys: pytest.CaptureFixture[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Traces kept at 1 in 4 (``mltrace.sampling.adjusted_count`` = 4), 1 in 3 of them analysed:
+    each analysed trace stands for 12 requests."""
+    path = tmp_path_factory.mktemp("ratio") / "traces.db"
+    rng = random.Random(2)
+    s = LocalStore(path)
+    now, batch = time.time_ns(), []
+    for i in range(1_200):
+        spans = _trace(rng, N - 1 - i % 100, now - int(3_000e9) + i * int(2_500e6))  # none "old"
+        root = spans[-1]
+        spans[-1] = ReadableSpan(name=root.name, context=root.context, parent=None, resource=root.resource,
+                                 kind=root.kind, attributes={**(root.attributes or {}),
+                                                             "mltrace.sampling.adjusted_count": 4.0},
+                                 status=root.status, start_time=root.start_time, end_time=root.end_time)
+        batch += spans
+    s.write(batch)
+    s.close()
+    source = f"local://{path}"
+    stats = run_json(capsys, "stats", *_args(source, "--scan", "400", "--json"))
+    assert stats["sampled"] is True and stats["sample_weight"] == 3.0
+    assert stats["requests"] == 1_200 * 4
+    drift = run_json(capsys, "drift", *_args(source, "--scan", "400", "--json"))
+    assert drift["requests"] == 1_200 * 4
