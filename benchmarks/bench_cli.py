@@ -4,6 +4,7 @@
     python benchmarks/bench_cli.py jaeger             # seeds Jaeger over OTLP (scripts/backends.sh up jaeger)
     python benchmarks/bench_cli.py local --traces 10000 --repeat 5
     python benchmarks/bench_cli.py scale --sizes 10000 100000 1000000 --keep /tmp/mltrace-scale
+    python benchmarks/bench_cli.py window --sizes 10000 100000 1000000 --keep /tmp/mltrace-scale
 
 Traces are synthetic but shaped like the demo's (server span, feature_lookup, preprocess,
 inference, postprocess) with two planted causes: inference is slow for large inputs, feature
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -52,7 +54,8 @@ def synthetic_spans(n_traces: int, service: str, seed: int = 0) -> Iterator[list
             ("feature_lookup", (20_000_000 if miss else 300_000) + rng.randrange(100_000),
              {"ml.feature_store.name": "redis", "ml.feature_store.hits": int(not miss),
               "ml.feature_store.misses": int(miss), "app.customer.id": customer}),
-            ("preprocess", 200_000 + rng.randrange(100_000), {"ml.input.size": size, "ml.input.mean": rng.random()}),
+            ("preprocess", 200_000 + rng.randrange(100_000), {"ml.input.size": size, "ml.input.mean": rng.random(),
+                                                              "ml.input.fingerprint": f"fp-{i // 4:08x}"}),
             ("inference", (40_000_000 if size > 1000 else 1_500_000) + rng.randrange(500_000),
              {"ml.model.name": "bench", "ml.model.version": rng.choice(("1", "2")), "ml.input.size": size,
               "ml.drift.score": rng.random() * 0.3, "ml.output.confidence": rng.random()}),
@@ -113,6 +116,8 @@ def seed_direct(path: str, n_traces: int, *, planted: bool = True, seed: int = 0
         d_post = 100_000 + rng.integers(0, 50_000, n)
         version = rng.integers(1, 3, n)
         mean, drift, conf, pred = rng.random(n), rng.random(n) * 0.3, rng.random(n), rng.random(n) < 0.5
+        # ~4 requests per distinct input, so `lineage --fingerprint` finds a few predictions each
+        fingerprint = rng.integers(0, max(1, n_traces // 4), n)
         rows = []
         for j in range(n):
             i = lo + j
@@ -125,7 +130,7 @@ def seed_direct(path: str, n_traces: int, *, planted: bool = True, seed: int = 0
                 ("feature_lookup", int(d_fl[j]), f'{{"ml.stage":"feature_lookup","ml.feature_store.name":"redis",'
                  f'"ml.feature_store.hits":{1 - m},"ml.feature_store.misses":{m},"app.customer.id":"c-{c}"}}'),
                 ("preprocess", int(d_pre[j]), f'{{"ml.stage":"preprocess","ml.input.size":{sz},'
-                 f'"ml.input.mean":{float(mean[j])!r}}}'),
+                 f'"ml.input.mean":{float(mean[j])!r},"ml.input.fingerprint":"fp-{int(fingerprint[j]):08x}"}}'),
                 ("inference", int(d_inf[j]), f'{{"ml.stage":"inference","ml.model.name":"bench",'
                  f'"ml.model.version":"{int(version[j])}","ml.input.size":{sz},"ml.drift.score":{float(drift[j])!r},'
                  f'"ml.output.confidence":{float(conf[j])!r}}}'),
@@ -279,23 +284,80 @@ class _NewestOnly:
         return self._inner.find_traces(*args, **kwargs)
 
 
-def _cli_slow(path: str, scan: int | None) -> tuple[float, float, dict[str, Any]]:
-    """``mltrace slow --json`` as a user runs it: wall seconds, peak RSS (MB), the report."""
+def _cli(argv: list[str]) -> tuple[float, float, dict[str, Any]]:
+    """``mltrace ARGV --json`` as a user runs it: wall seconds, peak RSS (MB), the report."""
     import json
     import subprocess
 
-    argv = [os.path.join(os.path.dirname(sys.executable), "mltrace"), "slow", "--source", f"local://{path}",
-            "--service", "bench", "--since", "24h", "--json"]
-    if scan is not None:
-        argv += ["--scan", str(scan)]
     t = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mltrace"), *argv, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = proc.stdout.read() if proc.stdout else b""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     if status != 0:
-        raise SystemExit(f"mltrace slow failed: {proc.stderr.read() if proc.stderr else b''!r}")
+        raise SystemExit(f"mltrace {argv[0]} failed: {proc.stderr.read() if proc.stderr else b''!r}")
     return wall, usage.ru_maxrss / 1024, json.loads(out)
+
+
+def _cli_slow(path: str, scan: int | None) -> tuple[float, float, dict[str, Any]]:
+    """``mltrace slow --json`` as a user runs it: wall seconds, peak RSS (MB), the report."""
+    argv = ["slow", "--source", f"local://{path}", "--service", "bench", "--since", "24h"]
+    return _cli(argv + (["--scan", str(scan)] if scan is not None else []))
+
+
+def _store(workdir: str, n: int) -> str:
+    path = os.path.join(workdir, f"planted-{n}.db")
+    if not os.path.exists(path):
+        t = time.perf_counter()
+        seed_direct(path, n)
+        print(f"  seeded {n:,} traces in {time.perf_counter() - t:.0f} s", flush=True)
+    return path
+
+
+def _agreement(sample: dict[str, Any], full: dict[str, Any]) -> str:
+    """How far the sampled `stats` is from the full decode of the same window."""
+    shares = {r["stage"]: r["share_of_time"] for r in full["stages"]}
+    share_err = max(abs(r["share_of_time"] - shares.get(r["stage"], 0.0)) for r in sample["stages"])
+    rel = {p: abs(sample["duration_ms"][p] - full["duration_ms"][p]) / full["duration_ms"][p] for p in ("p50", "p95")}
+    group = {g["value"]: g["count"] / full["analysed"] for g in full["by"]["groups"]}
+    group_err = max(abs(g["count"] / sample["analysed"] - group.get(g["value"], 0.0)) for g in sample["by"]["groups"])
+    return (f"p50 {rel['p50']:.1%} off, p95 {rel['p95']:.1%} off, stage shares within {share_err:.3f}, "
+            f"--by group shares within {group_err:.3f}, requests {sample['requests']:,.0f} vs {full['requests']:,.0f}")
+
+
+def bench_window(sizes: list[int], repeat: int, keep: str | None, full_up_to: int) -> None:
+    """`stats --by`, `drift` and `lineage --fingerprint` end to end over 10k..1M traces (the
+    stores of :func:`bench_scale`); the sampled `stats` beside the full decode up to ``full_up_to``."""
+    workdir = keep or tempfile.mkdtemp()
+    os.makedirs(workdir, exist_ok=True)
+    print(f"mltrace CMD --since 24h --json, {repeat} runs each (load average {os.getloadavg()[0]:.1f}, "
+          f"{os.cpu_count()} CPUs); data in {workdir}")
+    for n in sizes:
+        path = _store(workdir, n)
+        base = ["--source", f"local://{path}", "--service", "bench", "--since", "24h"]
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            fingerprint = conn.execute(
+                "SELECT json_extract(attributes, '$.\"ml.input.fingerprint\"') FROM spans WHERE name = 'preprocess' "
+                "LIMIT 1 OFFSET ?", (n // 2,)).fetchone()[0]
+        commands = {
+            "stats --by ml.model.version": ["stats", *base, "--by", "ml.model.version"],
+            "drift": ["drift", *base],
+            "lineage --fingerprint": ["lineage", "--fingerprint", fingerprint, "--source", f"local://{path}"],
+        }
+        for name, argv in commands.items():
+            runs = [_cli(argv) for _ in range(repeat)]
+            walls, rss, report = [r[0] for r in runs], max(r[1] for r in runs), runs[-1][2]
+            what = (f"{report['count']} predictions" if name.startswith("lineage") else
+                    f"scanned {report['scanned']:,}, analysed {report['analysed']:,}, sampled {report['sampled']}, "
+                    f"requests {report['requests']:,.0f}")
+            print(f"  {n:>9,} traces, {name}: {statistics.median(walls):.2f} s median, {min(walls):.2f} s fastest, "
+                  f"peak RSS {rss:.0f} MB; {what}", flush=True)
+        if 10_000 < n <= full_up_to:
+            sample = _cli(commands["stats --by ml.model.version"])[2]
+            wall, rss, full = _cli(commands["stats --by ml.model.version"] + ["--scan", str(n)])
+            print(f"  {n:>9,} traces, stats sampled vs full decode (--scan {n}: {wall:.1f} s, {rss:.0f} MB): "
+                  f"{_agreement(sample, full)}", flush=True)
 
 
 def bench_scale(sizes: list[int], repeat: int, null_seeds: int, keep: str | None, old_up_to: int) -> None:
@@ -306,11 +368,7 @@ def bench_scale(sizes: list[int], repeat: int, null_seeds: int, keep: str | None
     print(f"mltrace slow --since 24h --json, {repeat} runs each (load average {os.getloadavg()[0]:.1f}, "
           f"{os.cpu_count()} CPUs); data in {workdir}")
     for n in sizes:
-        path = os.path.join(workdir, f"planted-{n}.db")
-        if not os.path.exists(path):
-            t = time.perf_counter()
-            seed_direct(path, n)
-            print(f"  seeded {n:,} traces in {time.perf_counter() - t:.0f} s", flush=True)
+        path = _store(workdir, n)
         runs = [_cli_slow(path, None) for _ in range(repeat)]
         walls, rss = [r[0] for r in runs], max(r[1] for r in runs)
         report = runs[-1][2]
@@ -338,11 +396,12 @@ def bench_scale(sizes: list[int], repeat: int, null_seeds: int, keep: str | None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", choices=("local", "jaeger", "scale"))
+    parser.add_argument("target", choices=("local", "jaeger", "scale", "window"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--null-seeds", type=int, default=3, help="scale: no-cause data sets per size")
     parser.add_argument("--keep", help="scale: keep the generated stores in this folder (reused next run)")
     parser.add_argument("--old-up-to", type=int, default=100_000, help="scale: time the previous path up to here")
+    parser.add_argument("--full-up-to", type=int, default=100_000, help="window: full decode beside, up to here")
     parser.add_argument("--traces", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--page-size", type=int, default=500)
@@ -353,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_local(args.traces, args.repeat)
     elif args.target == "scale":
         bench_scale(args.sizes, args.repeat, args.null_seeds, args.keep, args.old_up_to)
+    elif args.target == "window":
+        bench_window(args.sizes, args.repeat, args.keep, args.full_up_to)
     else:
         bench_jaeger(args.traces, args.repeat, args.otlp, args.query, args.page_size)
     return 0

@@ -3,6 +3,7 @@
     python benchmarks/bench_ui.py                      # 100,000 traces, pages at the CLI's default scan
     python benchmarks/bench_ui.py --traces 100000 --scan 100000 --repeat 3
     python benchmarks/bench_ui.py --keep /tmp/ui.db; python benchmarks/bench_ui.py --store /tmp/ui.db --scan 100000
+    python benchmarks/bench_ui.py --store /tmp/mltrace-scale/planted-100000.db --since 24h --pages /
 
 Seeds a temporary store with bench_cli.py's synthetic traces (the demo's shape, two planted
 causes), starts ``mltrace ui`` as a real process on a free loopback port, and times each page and
@@ -49,6 +50,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--store", help="reuse this store (seeded by an earlier run with --keep) instead of seeding")
     parser.add_argument("--keep", help="seed into this path and keep it")
+    parser.add_argument("--since", default="1h", help="?since= for every page (24h for bench_cli.py's 12 h stores)")
+    parser.add_argument("--pages", nargs="+", help="time only these (default: every page; / is the overview)")
     args = parser.parse_args()
     from mltrace.export import LocalStore
 
@@ -73,9 +76,9 @@ def main() -> int:
                     break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            query = {"since": "1h", **({"scan": str(args.scan)} if args.scan else {})}
+            query = {"since": args.since, **({"scan": str(args.scan)} if args.scan else {})}
             trace_id = httpx.get(base + "/api/slow", params=query, timeout=600).json()["traces"][0]["trace_id"]
-            pages = [*PAGES, f"/traces/{trace_id}", f"/lineage/{trace_id}"]
+            pages = args.pages or [*PAGES, f"/traces/{trace_id}", f"/lineage/{trace_id}"]
             print(f"mltrace ui over {args.traces:,} traces, scan {args.scan or 10_000:,}, "
                   f"{args.repeat} rounds (load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs)")
             for page in pages:

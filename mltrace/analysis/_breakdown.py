@@ -91,9 +91,17 @@ def breakdown_us(trace: Trace) -> dict[str, int]:
 
 
 def stage_breakdown(trace: Trace) -> dict[str, float]:
-    """Self time per stage in ms, in pipeline order (see the module docstring)."""
-    raw = breakdown_us(trace)
-    return {name: raw[name] / 1000.0 for name in stage_order(list(raw))}
+    """Self time per stage in ms, in pipeline order (see the module docstring).
+
+    Computed once per trace (~30 µs) and kept on it, as its ``cached_property`` values are (a
+    Trace is immutable): the ui's overview asked for it three times per trace, from slow, stats and
+    its charts. Each caller gets its own copy."""
+    cached: dict[str, float] | None = trace.__dict__.get("_stage_breakdown_ms")
+    if cached is None:
+        raw = breakdown_us(trace)
+        cached = {name: raw[name] / 1000.0 for name in stage_order(list(raw))}
+        trace.__dict__["_stage_breakdown_ms"] = cached
+    return dict(cached)
 
 
 def dominant_stage(stages: dict[str, float]) -> str | None:

@@ -20,7 +20,6 @@ from .._errors import InvalidArgumentError
 from ..query import Span, Trace, TraceSource, parse_duration
 from ._attributes import attribute_value
 from ._effects import format_value
-from ._feedback import without_feedback
 from ._gc import paused_gc
 from ._reports import (
     DriftBucket,
@@ -31,6 +30,7 @@ from ._reports import (
 )
 from ._stats import MAX_GROUPS
 from ._weights import trace_weight
+from ._window import sample_window
 
 TOP_FEATURES = 5
 
@@ -161,18 +161,22 @@ def drift_history(
     if buckets < 1:
         raise InvalidArgumentError(f"buckets must be at least 1; got {buckets}")
     with paused_gc():
-        traces = without_feedback(source.find_traces(service, parse_duration(since), scan, progress=progress))
+        # From the local store: the whole window, a uniform sample of `scan` when it holds more
+        # (`sampled`, `sample_weight`); `requests` and `alert_requests` are scaled to the window.
+        sample = sample_window(source, service, parse_duration(since), scan, progress)
+        traces = sample.traces
         points = sorted((p for t in traces for p in _points(t, by)), key=lambda p: p.start_us)
     alerts = [p for p in points if p.alert]
     scored = [t for t in traces if any(semconv.ML_DRIFT_SCORE in s.attributes for s in t.spans)]
-    weight = {t.trace_id: trace_weight(t) for t in scored}  # adjusted counts (1 when unsampled)
+    # adjusted counts (1 when unsampled), times the window's traces per analysed trace
+    weight = {t.trace_id: trace_weight(t) * sample.sample_weight for t in scored}
     alerted = {t.trace_id for t in scored if any(s.attributes.get(semconv.ML_DRIFT_ALERT) is True for s in t.spans)}
     return {
         "source": source.url,
         "service": service,
         "since": since,
         "by": by,
-        "scanned": len(traces),
+        **sample.fields(),  # type: ignore[typeddict-item]
         "generated_us": int(time.time() * 1e6),
         **_summary(points),
         "requests": round(sum(weight.values()), 1),

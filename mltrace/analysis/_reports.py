@@ -99,6 +99,10 @@ class StatsReport(TraceSummary):
     source: str
     service: str | None
     since: str | float | None
+    scanned: int  # traces in the window (local store) or fetched (Jaeger, Zipkin)
+    analysed: int  # traces the figures come from (feedback-only traces left out)
+    sampled: bool  # True: a uniform sample of the window (issue 14)
+    sample_weight: float  # the window's traces per analysed trace
 
 
 # ---------------------------------------------------------------- show
@@ -264,6 +268,9 @@ class DriftReport(DriftStats):
     since: str | float | None
     by: str | None
     scanned: int
+    analysed: int  # traces the figures come from; a uniform sample of the window when `sampled`
+    sampled: bool
+    sample_weight: float  # the window's traces per analysed trace (scales requests, alert_requests)
     generated_us: int
     requests: float
     alert_requests: float

@@ -18,7 +18,6 @@ from ..query import Trace, TraceSource, parse_duration
 from ._attributes import attribute_value
 from ._breakdown import stage_breakdown, stage_order
 from ._effects import format_value
-from ._feedback import without_feedback
 from ._gc import paused_gc
 from ._reports import (
     CountedPercentiles,
@@ -32,6 +31,7 @@ from ._reports import (
 )
 from ._status import http_status, status_counts
 from ._weights import trace_weights, weighted_quantile
+from ._window import sample_window
 
 PERCENTILES = (50, 95, 99)
 MAX_GROUPS = 12
@@ -161,19 +161,23 @@ def generation_stats(traces: list[Trace]) -> dict[str, Any] | None:
     return stats(traces)
 
 
-def summarize_traces(traces: list[Trace], *, by: str | None = None) -> TraceSummary:
-    """Percentiles per stage and per operation over ``traces`` (what :func:`trace_stats` returns)."""
+def summarize_traces(traces: list[Trace], *, by: str | None = None, sample_weight: float = 1.0) -> TraceSummary:
+    """Percentiles per stage and per operation over ``traces`` (what :func:`trace_stats` returns).
+
+    ``sample_weight``: how many traces each of ``traces`` stands for when they are a uniform sample
+    of a larger window (:mod:`._window`); it scales ``requests`` only (a uniform weight changes no
+    percentile, share or rate)."""
     breakdowns = [stage_breakdown(t) for t in traces]
     errors = sum(1 for t in traces if t.error)
     weights = trace_weights(traces)  # None unless the store holds ratio-sampled traces
     w = weights if weights is not None else np.ones(len(traces))
-    requests = float(w.sum())
+    analysed = float(w.sum())
     weighted_errors = float(sum(wi for wi, t in zip(w, traces, strict=True) if t.error))
     out: TraceSummary = {
         "count": len(traces),
-        "requests": round(requests, 1),
+        "requests": round(analysed * sample_weight, 1),
         "errors": errors,
-        "error_rate": round(weighted_errors / requests, 4) if traces else 0.0,
+        "error_rate": round(weighted_errors / analysed, 4) if traces else 0.0,
         "status": status_counts(traces),
         "duration_ms": percentiles([t.duration_ms for t in traces], weights),
         "stages": _stage_rows(traces, breakdowns),
@@ -198,9 +202,12 @@ def trace_stats(
     """p50/p95/p99 latency per stage (self time) and per operation, counts and error rates.
 
     ``by`` slices latency, errors, prediction mix and drift by an attribute (e.g.
-    ``ml.model.version``, a customer segment, a region).
+    ``ml.model.version``, a customer segment, a region). From the local store every trace in the
+    window is counted (``scanned``) and up to ``scan`` of them, a uniform sample across the window
+    when it holds more, are analysed (``analysed``, ``sampled``, ``sample_weight``; ``requests``
+    is scaled to the window); from Jaeger and Zipkin, the newest ``scan``.
     """
     with paused_gc():
-        traces = source.find_traces(service, parse_duration(since), scan, progress=progress)
-        summary = summarize_traces(without_feedback(traces), by=by)
-    return {"source": source.url, "service": service, "since": since, **summary}
+        sample = sample_window(source, service, parse_duration(since), scan, progress)
+        summary = summarize_traces(sample.traces, by=by, sample_weight=sample.sample_weight)
+    return {"source": source.url, "service": service, "since": since, **summary, **sample.fields()}  # type: ignore[typeddict-item]

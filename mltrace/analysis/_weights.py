@@ -40,7 +40,15 @@ def _from_tracestate(value: Any) -> float | None:
 
 
 def trace_weight(trace: Trace) -> float:
-    """The adjusted count of ``trace``: the largest any of its spans declares, else 1."""
+    """The adjusted count of ``trace``: the largest any of its spans declares, else 1 (kept on the
+    Trace, which is immutable: the ui's overview asks for it from slow, stats and drift)."""
+    cached: float | None = trace.__dict__.get("_adjusted_count")
+    if cached is None:
+        cached = trace.__dict__["_adjusted_count"] = _trace_weight(trace)
+    return cached
+
+
+def _trace_weight(trace: Trace) -> float:
     best: float | None = None
     for span in trace.spans:
         attrs = span.attributes

@@ -87,9 +87,16 @@ def render_drift_history(out: Console, data: dict[str, Any]) -> None:
     scope = f"service {esc(data['service'])}" if data.get("service") else "all services"
     refs = ", ".join(data["references"]) or "-"
     out.print(
-        f"[bold]Drift[/] of {scope}, last {esc(data.get('since') or 'all time')}: {data['count']:,} requests with "
+        f"[bold]Drift[/] of {scope}, last {esc(data.get('since') or 'all time')}: "
+        f"{'~' if data.get('sampled') else ''}{data['requests'] if data.get('sampled') else data['count']:,.0f} "
+        "requests with "
         f"drift scores ({data['scanned']:,} traces scanned from {esc(data['source'])}); reference {esc(refs)}"
     )
+    if data.get("sampled"):
+        out.print(
+            f"[yellow]From a uniform sample of {data['analysed']:,} of the window's {data['scanned']:,} traces "
+            f"(each stands for {data['sample_weight']:,.1f}); requests scaled to the window. --scan N reads more.[/]"
+        )
     if not data["count"]:
         out.print(
             "No spans with ml.drift.* attributes. Give the inference stage a monitor: "

@@ -21,11 +21,17 @@ def render_stats(out: Console, data: dict[str, Any]) -> None:
     scope = f"service {esc(data['service'])}" if data.get("service") else "all services"
     d = data["duration_ms"]
     out.print(
-        f"[bold]Latency[/] of {scope}, last {esc(data.get('since') or 'all time')}: {data['count']:,} traces, "
-        f"{data['errors']} errors ({percent(data['error_rate'])})"
+        f"[bold]Latency[/] of {scope}, last {esc(data.get('since') or 'all time')}: "
+        + (f"{data['scanned']:,} traces, {percent(data['error_rate'])} errors" if data.get("sampled") else
+           f"{data['count']:,} traces, {data['errors']} errors ({percent(data['error_rate'])})")
     )
     if not data["count"]:
         return
+    if data.get("sampled"):
+        out.print(
+            f"[yellow]From a uniform sample of {data['analysed']:,} of the window's {data['scanned']:,} traces "
+            f"(each stands for {data['sample_weight']:,.1f}); requests scaled to the window. --scan N reads more.[/]"
+        )
     if data.get("status"):
         out.print(status_line(data["status"], data["count"]))
     out.print(f"end to end (ms): p50 {num(d['p50'])}  p95 {num(d['p95'])}  p99 {num(d['p99'])}  max {num(d['max'])}\n")

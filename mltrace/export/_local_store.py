@@ -71,6 +71,17 @@ _ENTRY_INDEX = (
     f"WHERE {_ENTRY}"
 )
 
+# `lineage --fingerprint` looks an input fingerprint up among every span's attributes; without an
+# index that parses every span's JSON (a million traces: seconds). Partial on the spans whose JSON
+# holds the key (instr: a substring test, no parse, on each insert), so only those pay for the
+# index. Query and index must match textually (FINGERPRINT_WHERE / FINGERPRINT_EXPR), see above.
+FINGERPRINT_KEY = "ml.input.fingerprint"
+FINGERPRINT_EXPR = f"json_extract(attributes, '$.\"{FINGERPRINT_KEY}\"')"
+FINGERPRINT_WHERE = f"instr(attributes, '\"{FINGERPRINT_KEY}\"') > 0"
+_FINGERPRINT_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS spans_fingerprint ON spans ({FINGERPRINT_EXPR}) WHERE {FINGERPRINT_WHERE}"
+)
+
 _COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, service_name, start_ns, end_ns, "
     "status_code, status_message, attributes, events, links, resource"
@@ -200,6 +211,7 @@ class LocalStore:
             self._conn.executescript(_SCHEMA)
             try:
                 self._conn.execute(_ENTRY_INDEX)
+                self._conn.execute(_FINGERPRINT_INDEX)
             except sqlite3.OperationalError:
                 # A store written by an older mltrace, the index being built by another worker past
                 # the busy timeout: serving must start anyway; the next open builds it (reads work
@@ -400,14 +412,38 @@ class LocalStore:
             rows = self._conn.execute("SELECT DISTINCT service_name FROM spans ORDER BY 1").fetchall()
         return [r[0] for r in rows]
 
-    def find_attribute(self, key: str, value: str, limit: int = 100) -> list[str]:
-        """Trace ids whose spans carry ``key == value`` (e.g. an input fingerprint)."""
+    def has_service(self, service: str) -> bool:
+        """Whether ``service`` wrote a span: an entry-index lookup when it served a request (a
+        million traces: <1 ms, where :meth:`services` scans every span, 0.4 s per 100,000 traces)."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT DISTINCT trace_id FROM spans WHERE json_extract(attributes, ?) = ? "
-                "ORDER BY start_ns DESC LIMIT ?",
-                (f'$."{key}"', value, limit),
-            ).fetchall()
+            conn = self._conn
+            if conn.execute(f"SELECT 1 FROM spans WHERE service_name = ? AND {_ENTRY} LIMIT 1", (service,)).fetchone():
+                return True
+            return conn.execute("SELECT 1 FROM spans WHERE service_name = ? LIMIT 1", (service,)).fetchone() is not None
+
+    def find_attribute(self, key: str, value: str, limit: int = 100) -> list[str]:
+        """Trace ids whose spans carry ``key == value`` (e.g. an input fingerprint), newest first.
+
+        ``ml.input.fingerprint`` is an index lookup (``spans_fingerprint``; 0.42 s end to end over a
+        million traces). Other keys: ``instr`` on the stored JSON text first, ``json_extract`` only
+        on the rows that contain the value as written (100,000 traces: 0.30-0.50 s where parsing
+        every span's JSON took 0.56-0.86 s). The exact test stays ``json_extract``; the substring is
+        skipped for values the encoder would escape (they would not appear verbatim)."""
+        path = f'$."{key}"'
+        if key == FINGERPRINT_KEY:  # the spans_fingerprint index: a lookup, not a scan
+            sql = (f"SELECT trace_id, max(start_ns) FROM spans WHERE {FINGERPRINT_WHERE} AND {FINGERPRINT_EXPR} = ? "
+                   "GROUP BY trace_id ORDER BY 2 DESC LIMIT ?")
+            params: tuple[Any, ...] = (value, limit)
+        elif _dumps(value)[1:-1] == value:
+            sql = ("SELECT trace_id, max(start_ns) FROM spans WHERE instr(attributes, ?) > 0 "
+                   "AND json_extract(attributes, ?) = ? GROUP BY trace_id ORDER BY 2 DESC LIMIT ?")
+            params = (value, path, value, limit)
+        else:
+            sql = ("SELECT trace_id, max(start_ns) FROM spans WHERE json_extract(attributes, ?) = ? "
+                   "GROUP BY trace_id ORDER BY 2 DESC LIMIT ?")
+            params = (path, value, limit)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
         return [r[0] for r in rows]
 
     def payloads(self, trace_id: str) -> list[dict[str, Any]]:

@@ -106,6 +106,11 @@ class LocalSource:
 
     def _check_service(self, service: str | None) -> None:
         if service:
+            try:
+                if self.store.has_service(service):  # cheap; the full list only for the error
+                    return
+            except sqlite3.Error:
+                raise self._guard("services") from None
             known = self.services()
             if service not in known:
                 raise UnknownService(service, known)

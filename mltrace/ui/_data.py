@@ -25,6 +25,7 @@ from ..query._source import Progress
 T = TypeVar("T")
 CACHE_SECONDS = 10.0
 CACHE_ENTRIES = 8
+MAX_LOADED = 250_000  # traces kept by `load` (a page over ?scan=100000 loads its sample once)
 
 
 class CachedSource:
@@ -40,13 +41,16 @@ class CachedSource:
         self._found: OrderedDict[tuple[Any, ...], tuple[float, list[Trace]]] = OrderedDict()
         self._traces: OrderedDict[str, tuple[float, Trace]] = OrderedDict()
         self._derived: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
+        self._loaded: OrderedDict[str, tuple[float, Trace]] = OrderedDict()
 
     def _fresh(self, stamp: float) -> bool:
         return time.monotonic() - stamp < self.ttl
 
     def _purge(self) -> None:
         """Drop what has gone stale, so 100,000 traces fetched once are not held until evicted."""
-        caches: tuple[OrderedDict[Any, tuple[float, Any]], ...] = (self._found, self._traces, self._derived)
+        caches: tuple[OrderedDict[Any, tuple[float, Any]], ...] = (
+            self._found, self._traces, self._derived, self._loaded
+        )
         for cache in caches:
             for key in [k for k, (stamp, _) in cache.items() if not self._fresh(stamp)]:
                 del cache[key]
@@ -68,18 +72,37 @@ class CachedSource:
 
     def __getattr__(self, name: str) -> Any:
         """The source's optional capabilities (the local store's ``trace_window`` and ``load``),
-        behind the lock: analysis then takes the same whole-window path through this cache as the
-        command takes without it (``/api/slow`` must print what ``mltrace slow --json`` prints).
-        Absent from the source, absent here (``AttributeError``), so callers' checks still work."""
+        behind the lock and remembered like ``find_traces``: analysis then takes the same
+        whole-window path through this cache as the command takes without it (``/api/slow`` must
+        print what ``mltrace slow --json`` prints), and the overview's slow, stats and drift, which
+        list the same window and load the same sample of it, read the store once instead of three
+        times. Absent from the source, absent here (``AttributeError``), so callers' checks work."""
         if name not in ("trace_window", "load"):
             raise AttributeError(name)
         method = getattr(self.__dict__["inner"], name)
+        if name == "load":
+            return lambda trace_ids, progress=None: self._load(method, trace_ids, progress)
 
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self.lock:
-                return method(*args, **kwargs)
+        def cached(*args: Any, progress: Any = None, **kwargs: Any) -> Any:
+            # trace_window(service, since, min_duration) / load(trace_ids): hashable once ids are a tuple
+            key = (name, *(tuple(a) if isinstance(a, list) else a for a in args), *sorted(kwargs.items()))
+            return self.memo(key, lambda: method(*args, **kwargs))
 
-        return locked
+        return cached
+
+    def _load(self, method: Callable[..., list[Trace]], trace_ids: list[str], progress: Any) -> list[Trace]:
+        """``load`` trace by trace: slow loads its sample plus the window's slowest, stats and drift
+        the sample alone; each trace is read once for all three."""
+        with self.lock:
+            self._purge()
+            missing = [t for t in trace_ids if t not in self._loaded]
+            if missing:
+                now = time.monotonic()
+                for trace in method(missing, progress):
+                    self._loaded[trace.trace_id] = (now, trace)
+                while len(self._loaded) > MAX_LOADED:
+                    self._loaded.popitem(last=False)
+            return [self._loaded[t][1] for t in trace_ids if t in self._loaded]
 
     def services(self) -> list[str]:
         """The source's services (every page lists them; over HTTP that is a request each)."""
