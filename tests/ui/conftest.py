@@ -68,8 +68,8 @@ def _need_chromium() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")  # not session: Playwright's sync API keeps an event loop running in
+def browser() -> Iterator[Any]:  # this thread while it lives, and asyncio.run() in later tests refuses
     _need_chromium()
     from playwright.sync_api import sync_playwright
 
