@@ -43,7 +43,7 @@ from ..genai._embed import embedding_attributes
 from ..genai._watch import GenerateSpec, Watch
 from . import _deferred
 from ._deferred import DeferredSpan
-from ._record import (
+from ._guarded import (
     note_failure,
     record_attributes,
     record_drift,

@@ -345,7 +345,7 @@ def _expanded(span: DeferredSpan) -> dict[str, Any]:
         return span._attributes
     summarise: Callable[[str, object], dict[str, Any]] | None = _LATE.get("summary_attributes")
     if summarise is None:
-        from ._record import summary_attributes
+        from ._guarded import summary_attributes
 
         summarise = _LATE["summary_attributes"] = summary_attributes
     out: dict[str, Any] = {}
