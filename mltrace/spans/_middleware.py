@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import semconv
 from .._settings import SETTINGS
-from ..sampling._force import FORCE_ATTRIBUTE, force_requested
+from ..sampling import FORCE_ATTRIBUTE, force_requested
 from . import _deferred
 from ._bodies import BodyTap, Exchange
 from ._guarded import note_failure, record_error
