@@ -57,7 +57,6 @@ UNDOCUMENTED_EXPORTS = {
     "query": {"Link", "QueryError", "default_source_url", "parse_duration"},
     "sampling": {"FORCE_ATTRIBUTE", "RunningQuantile", "encode_threshold", "force_requested", "forced_in",
                  "parse_threshold", "threshold_for", "threshold_of"},
-    "spans": {"StageScope", "record_error"},
     "summaries": {"AttrValue", "Summary"},
 }
 
