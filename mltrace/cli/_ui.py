@@ -89,7 +89,7 @@ def serve_demo(args: argparse.Namespace, data: dict[str, object], out: Console) 
 
     profile = None
     if data.get("drift_monitor"):
-        from ..demo import load_model
+        from ..demo._model import load_model
         from ..drift import ReferenceProfile
 
         model = load_model()  # the demo's monitor scored against this profile (demo/_model.py: drift_monitor)
