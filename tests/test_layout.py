@@ -53,7 +53,6 @@ UNDOCUMENTED_EXPORTS = {
                 "path_matches", "redact_text", "sink_from_env", "span_safe"},
     "sampling": {"FORCE_ATTRIBUTE", "RunningQuantile", "encode_threshold", "force_requested", "forced_in",
                  "parse_threshold", "threshold_for", "threshold_of"},
-    "summaries": {"AttrValue", "Summary"},
 }
 
 
