@@ -51,8 +51,6 @@ UNDOCUMENTED_EXPORTS = {
                "resolve_path"},
     "privacy": {"SENSITIVE_HEADERS", "TRUNCATED", "HttpTap", "PayloadCapture", "body_document", "header_allowed",
                 "path_matches", "redact_text", "sink_from_env", "span_safe"},
-    "sampling": {"FORCE_ATTRIBUTE", "RunningQuantile", "encode_threshold", "force_requested", "forced_in",
-                 "parse_threshold", "threshold_for", "threshold_of"},
 }
 
 
