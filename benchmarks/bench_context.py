@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from mltrace._concurrency import run_in_executor, wrap_executor
-from mltrace._logs import instrument_logging, uninstrument_logging
+from mltrace.export._logs import instrument_logging, uninstrument_logging
+from mltrace.spans._concurrency import run_in_executor, wrap_executor
 
 REPEATS = 15
 N = 2_000

@@ -1,6 +1,6 @@
 """The cost of applying the privacy rules to summaries: ``python benchmarks/bench_span_safe.py``.
 
-Times ``spans._record.summary_attributes`` (summarise, apply the rules, prefix: what a stage pays
+Times ``spans._guarded.summary_attributes`` (summarise, apply the rules, prefix: what a stage pays
 per recorded input) on typical payloads, with the rules (``privacy.span_safe``) and with them
 replaced by the identity, interleaved in one process so both see the same machine load. Content is
 the same on every call, so the summary memo applies as it does to a stage's repeated output; the
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-import mltrace.spans._record as record
+import mltrace.spans._guarded as record
 from mltrace.privacy import _attributes, record_feature_values
 
 ROUNDS = 15

@@ -7,16 +7,13 @@ input/output summaries and drift scores, exported through OpenTelemetry.
 
 from __future__ import annotations
 
-from ._concurrency import ContextThreadPoolExecutor, run_in_executor, wrap_executor
 from ._configure import ConfigurationWarning, MLTrace, configure
-from ._current import current_stage, current_trace_id, record_lookup
 from ._errors import ConfigurationError, InputDataError, InvalidArgumentError, MLTraceError
-from ._feedback import feedback
-from ._logs import instrument_logging, uninstrument_logging
 from ._version import __version__
 from .batching import MicroBatcher, batch_member, record_batch, traced_batch
 from .drift import DriftMonitor, DriftThresholds, ProfileFormatError, ProfileMismatchError, ReferenceProfile
 from .export import export_stats
+from .export._logs import instrument_logging, uninstrument_logging
 from .privacy import CaptureRules, PayloadCapture, capture_payload
 from .sampling import TailSamplingConfig
 from .spans import (
@@ -28,6 +25,9 @@ from .spans import (
     preprocess,
     stage,
 )
+from .spans._concurrency import ContextThreadPoolExecutor, run_in_executor, wrap_executor
+from .spans._current import current_stage, current_trace_id, record_lookup
+from .spans._feedback import feedback
 from .summaries import summarize
 
 __all__ = [

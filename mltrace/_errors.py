@@ -6,19 +6,19 @@ catching it. The whole hierarchy, with the module each class is defined in (a te
 drawing against the classes that exist)::
 
     MLTraceError
-    ├── ConfigurationError(ValueError)    mltrace._errors           a configure() argument or MLTRACE_* variable
-    ├── InvalidArgumentError(ValueError)  mltrace._errors           a public function's argument is out of range
-    ├── InputDataError(ValueError)        mltrace._errors           data handed in (array, frame, file) is unusable
-    │   ├── ProfileMismatchError          mltrace._errors           data does not match the reference profile
-    │   └── ProfileFormatError            mltrace._errors           a saved reference profile cannot be read
-    ├── UnknownStage(LookupError)         mltrace._errors           --stage names no stage in these traces
-    ├── BatchSizeError(ValueError)        mltrace.batching._record  a batch function returned too few/many outputs
-    ├── CommandError                      mltrace.cli._common       a CLI command's input cannot be used
-    ├── ParameterError(ValueError)        mltrace.ui._params        a query parameter of ``mltrace ui`` (HTTP 400)
-    └── QueryError                        mltrace.query._errors     what a trace source raises
-        ├── SourceUnavailable             mltrace.query._errors     the backend cannot be reached
-        ├── TraceNotFound(LookupError)    mltrace.query._errors     no trace with this id is stored
-        └── UnknownService(LookupError)   mltrace.query._errors     the source has never seen this service
+    ├── ConfigurationError(ValueError)    mltrace._errors                 a configure() argument or MLTRACE_* variable
+    ├── InvalidArgumentError(ValueError)  mltrace._errors                 a public function's argument is out of range
+    ├── InputDataError(ValueError)        mltrace._errors                 unusable data handed in (array, frame, file)
+    │   ├── ProfileMismatchError          mltrace._errors                 data does not match the reference profile
+    │   └── ProfileFormatError            mltrace._errors                 a saved reference profile cannot be read
+    ├── UnknownStage(LookupError)         mltrace._errors                 --stage names no stage in these traces
+    ├── BatchSizeError(ValueError)        mltrace.batching._batch_spans   a batch function returned too few/many outputs
+    ├── CommandError                      mltrace.cli._common             a CLI command's input cannot be used
+    ├── ParameterError(ValueError)        mltrace.ui._params              a query parameter of ``mltrace ui`` (HTTP 400)
+    └── QueryError                        mltrace.query._errors           what a trace source raises
+        ├── SourceUnavailable             mltrace.query._errors           the backend cannot be reached
+        ├── TraceNotFound(LookupError)    mltrace.query._errors           no trace with this id is stored
+        └── UnknownService(LookupError)   mltrace.query._errors           the source has never seen this service
 
 The drift and analysis errors live here and are re-exported by ``mltrace.drift`` and
 ``mltrace.analysis`` (their old private modules re-export them too). The query, batching, cli and

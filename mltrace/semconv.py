@@ -2,7 +2,7 @@
 
 OpenTelemetry's semantic conventions come first (``http.*``, ``url.*``, ``error.type``,
 ``service.name``); where none exist for ML serving, mltrace uses the ``ml.`` namespace.
-Generation's keys live in ``mltrace.genai._semconv``, batching's in ``mltrace.batching._record``.
+Generation's keys live in ``mltrace.genai._semconv``, batching's in ``mltrace.batching._batch_spans``.
 ``docs/semantic-conventions.md`` documents each key, the decision to keep ``ml.*`` (and how a move
 would go) and the unit policy; a test scans every key constant in the code against it.
 """

@@ -66,7 +66,7 @@ done
 # The FastAPI serving tests again, under the oldest FastAPI we support (real uvicorn, loopback).
 echo "== FastAPI $FASTAPI_OLDEST ($("$old/bin/python" -c 'import starlette; print("starlette", starlette.__version__)'))"
 # tests/serving: the differential and keep-alive tests, real uvicorn (h11, httptools) and gunicorn.
-"$old/bin/python" -m pytest -p no:cacheprovider tests/test_fastapi_versions.py tests/serving || lint=1
+"$old/bin/python" -m pytest -p no:cacheprovider tests/spans/test_fastapi_versions.py tests/serving || lint=1
 
 ((status != 0 || lint == 0)) || status=1
 echo "scripts/test.sh: $((SECONDS - t0)) s"

@@ -1,4 +1,4 @@
-"""A FastAPI model server shaped like the public skeletons people copy, for tests/test_fastapi_versions.py.
+"""A FastAPI model server shaped like the public skeletons people copy, for tests/spans/test_fastapi_versions.py.
 
 Pydantic request and response models, an API-key dependency, a model class whose ``_pre_process`` /
 ``_predict`` / ``_post_process`` methods are mltrace stages, written for FastAPI 0.109 and later (no

@@ -5,7 +5,7 @@
 - :class:`HttpBackend`: answers every request with ``status`` after ``delay`` seconds and keeps
   the raw request bodies (to check what an exporter really sent).
 
-Used by tests/test_faults.py, tests/test_privacy.py and benchmarks/bench_faults.py.
+Used by tests/export/test_faults.py, tests/privacy/test_privacy.py and benchmarks/bench_faults.py.
 """
 
 from __future__ import annotations

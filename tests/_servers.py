@@ -6,7 +6,7 @@
 - :func:`hit_until_two_workers`: requests on fresh connections until two worker pids answered.
 - :func:`read_spans`: the rows of a local SQLite store, polled until a condition holds.
 
-Used by tests/test_workers.py, tests/test_instrumentor.py and tests/test_logs.py.
+Used by tests/spans/test_workers.py, tests/test_instrumentor.py and tests/export/test_logs.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 TypedDicts: what each analysis function returns and each command prints, field by field.
 
 The functions build plain dicts (JSON-ready, no conversion on output); these types let mypy check
-that every field is set with the right kind of value, and tests/test_json_contracts.py checks both
+that every field is set with the right kind of value, and tests/cli/test_json_contracts.py checks both
 that real outputs carry exactly these fields and that every field docs/cli.md names is one of them.
 ``slow``'s report lives with its function (mltrace.analysis._slow, another owner this session).
 Keys that are not identifiers (``"2xx"``) use the functional TypedDict form. No ``from __future__

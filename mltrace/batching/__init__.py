@@ -4,8 +4,7 @@ side). See docs/batching.md."""
 
 from __future__ import annotations
 
-from ._batcher import MicroBatcher
-from ._record import (
+from ._batch_spans import (
     ML_BATCH_INDEX,
     ML_BATCH_TRIGGER,
     STAGE_BATCH_WAIT,
@@ -17,6 +16,7 @@ from ._record import (
     record_batch,
     traced_batch,
 )
+from ._batcher import MicroBatcher
 
 __all__ = [
     "ML_BATCH_INDEX",

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from .. import semconv
 from .._errors import ConfigurationError
-from ._record import ML_BATCH_TRIGGER, BatchMember, BatchSizeError, batch_member, record_batch
+from ._batch_spans import ML_BATCH_TRIGGER, BatchMember, BatchSizeError, batch_member, record_batch
 
 In = TypeVar("In")
 Out = TypeVar("Out")

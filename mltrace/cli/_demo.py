@@ -94,7 +94,7 @@ def _sections(out: Console, data: dict[str, Any], where: str) -> None:
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from ..demo import run_demo
+    from ..demo._run import run_demo
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=args.json or not err.is_terminal) as bar:

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from ..analysis._breakdown import NETWORK, UNACCOUNTED
+from ..analysis import NETWORK, UNACCOUNTED
 
 STAGE_STYLE = {
     "preprocess": "green",

@@ -4,7 +4,5 @@ investigation run on what was recorded. ``create_demo_app`` is the server on its
 from __future__ import annotations
 
 from ._app import create_demo_app
-from ._model import DemoModel, load_model
-from ._run import SERVICE, run_demo
 
-__all__ = ["SERVICE", "DemoModel", "create_demo_app", "load_model", "run_demo"]
+__all__ = ["create_demo_app"]

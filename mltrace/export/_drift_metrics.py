@@ -32,8 +32,7 @@ from opentelemetry.metrics import CallbackOptions, Counter, Observation
 
 from .. import semconv
 from .._version import __version__
-from ..drift import _registry
-from ..drift._monitor import DriftMonitor
+from ..drift import DriftMonitor, _registry
 from ._counters import COUNTERS
 
 _log = logging.getLogger("mltrace.export")

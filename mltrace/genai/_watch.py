@@ -207,7 +207,7 @@ class Watch:
     def _record_span(
         self, ttft: float | None, tpot: float | None, max_gap: float | None, queue: float | None, out: int, finish: str
     ) -> None:
-        from ..spans._record import note_failure, record_attributes
+        from ..spans._guarded import note_failure, record_attributes
 
         attrs: dict[str, Any] = {
             sc.ML_GENERATE_OUTPUT_TOKENS: out,
@@ -251,7 +251,7 @@ class Watch:
 
 
 def _failed(span: Span, where: str, exc: BaseException) -> None:
-    from ..spans._record import note_failure
+    from ..spans._guarded import note_failure
 
     note_failure(span, where, exc)
 

@@ -25,7 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .. import semconv
 from .._settings import SETTINGS
-from ..export._counters import COUNTERS
+from ..export import COUNTERS
 from ._redact import redact, redact_text
 from ._rules import REDACTED, URL_CREDENTIAL_PARAMS, CaptureRules, header_allowed
 from ._sinks import LocalStoreSink, PayloadSink

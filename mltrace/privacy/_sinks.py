@@ -39,7 +39,7 @@ class LocalStoreSink:
     """The local SQLite trace store's ``payloads`` table (the default sink). Ref: ``local:<trace>/<span>``."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        from ..export._local_store import LocalStore, resolve_path
+        from ..export import LocalStore, resolve_path
 
         self.path = resolve_path(path)
         self._store: LocalStore | None = None

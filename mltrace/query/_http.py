@@ -9,7 +9,7 @@ import httpx
 
 from ._errors import SourceUnavailable, TraceNotFound
 from ._model import Trace
-from ._source import Progress
+from ._protocol import Progress
 
 
 class JsonApi:

@@ -1,4 +1,4 @@
-"""The one small interface every trace source implements, and ``open_source(url)`` to pick one.
+"""``open_source(url)``: the trace source for a URL (the interface itself is in ``_protocol.py``).
 
     jaeger://host:16686     Jaeger's HTTP query API            (jaeger+https:// for TLS)
     zipkin://host:9411      Zipkin's v2 API                    (zipkin+https:// for TLS)
@@ -12,68 +12,17 @@ configured with (in this process, or through ``MLTRACE_EXPORTER``/``OTEL_TRACES_
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from .._errors import ConfigurationError
 from .._settings import ENV
-from ._model import Trace
+from ._protocol import Progress, TraceSource, parse_duration
 
-Progress = Callable[[int], None]
-"""Called with the number of traces fetched so far (for a progress display)."""
+__all__ = ["Progress", "TraceSource", "default_source_url", "open_source", "parse_duration"]
 
 DEFAULT_LOCAL = "mltrace-traces.db"
 DEFAULT_JAEGER_PORT = 16686
 DEFAULT_ZIPKIN_PORT = 9411
-
-
-@runtime_checkable
-class TraceSource(Protocol):
-    """Where traces are read from. Times are seconds; ``since`` counts back from now."""
-
-    url: str
-
-    def services(self) -> list[str]:
-        """Every service name the source has spans for."""
-        ...
-
-    def find_traces(
-        self,
-        service: str | None,
-        since: float | None = None,
-        limit: int = 100,
-        min_duration: float | None = None,
-        *,
-        progress: Progress | None = None,
-    ) -> list[Trace]:
-        """Up to ``limit`` complete traces entered through ``service``, newest first."""
-        ...
-
-    def get_trace(self, trace_id: str) -> Trace:
-        """One complete trace; raises :class:`TraceNotFound`."""
-        ...
-
-    def find_by_attribute(self, key: str, value: str, limit: int = 100) -> list[Trace]:
-        """Traces with a span carrying ``key == value`` (e.g. an input fingerprint), newest first."""
-        ...
-
-    def close(self) -> None: ...
-
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-
-
-def parse_duration(text: str | float | int | None) -> float | None:
-    """``"15m"`` → 900.0 seconds (units ms, s, m, h, d, w; a bare number is seconds)."""
-    if text is None or isinstance(text, int | float):
-        return None if text is None else float(text)
-    match = _DURATION.match(text)
-    if not match:
-        raise ConfigurationError(f"not a duration: {text!r} (try 30s, 15m, 2h, 7d)")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 def _host_port(endpoint: str | None, default_port: int) -> str:

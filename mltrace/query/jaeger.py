@@ -27,7 +27,7 @@ from .._errors import ConfigurationError
 from ._errors import SourceUnavailable, TraceNotFound, UnknownService
 from ._http import JsonApi, coerce, page_back
 from ._model import Link, Span, Trace
-from ._source import Progress
+from ._protocol import Progress
 
 PAGE_SIZE = 500
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..export._local_store import LocalStore
+from ..export import LocalStore
 from ._errors import SourceUnavailable, TraceNotFound, UnknownService
 from ._model import Link, Span, Trace
-from ._source import Progress
+from ._protocol import Progress
 
 _CHUNK = 500
 

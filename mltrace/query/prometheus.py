@@ -31,7 +31,7 @@ from ..drift._group import GroupMonitor
 from ..drift._monitor import WINDOW_METHOD
 from ._errors import QueryError
 from ._http import JsonApi
-from ._source import parse_duration
+from ._protocol import parse_duration
 
 METRIC = "mltrace_drift_bin_count_total"  # mltrace.drift.bin.count through Prometheus's OTLP translation
 

@@ -16,7 +16,7 @@ from .. import semconv
 from ._errors import TraceNotFound, UnknownService
 from ._http import JsonApi, coerce, page_back
 from ._model import Span, Trace
-from ._source import Progress
+from ._protocol import Progress
 
 PAGE_SIZE = 500
 DEFAULT_LOOKBACK_S = 7 * 86400.0

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, StatusCode
 
 from .. import semconv
-from ..export._counters import COUNTERS
+from ..export import COUNTERS
 from ._config import TailSamplingConfig
 from ._consistent import (
     ADJUSTED_COUNT,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ._decorators import feature_lookup, inference, postprocess, preprocess
+from ._guarded import record_error
 from ._middleware import MLTraceMiddleware
-from ._record import record_error
 from ._stage import Stage, StageScope, stage
 
 __all__ = [

@@ -8,7 +8,7 @@ import json
 from opentelemetry.trace import Span
 
 from .. import semconv
-from ._record import note_failure, record_summary
+from ._guarded import note_failure, record_summary
 
 
 class BodyTap:

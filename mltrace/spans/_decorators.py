@@ -39,11 +39,11 @@ from opentelemetry.trace import Span
 
 from .. import semconv
 from .._settings import SETTINGS
-from ..genai._embed import embedding_attributes
+from ..genai import embedding_attributes
 from ..genai._watch import GenerateSpec, Watch
 from . import _deferred
 from ._deferred import DeferredSpan
-from ._record import (
+from ._guarded import (
     note_failure,
     record_attributes,
     record_drift,

@@ -345,7 +345,7 @@ def _expanded(span: DeferredSpan) -> dict[str, Any]:
         return span._attributes
     summarise: Callable[[str, object], dict[str, Any]] | None = _LATE.get("summary_attributes")
     if summarise is None:
-        from ._record import summary_attributes
+        from ._guarded import summary_attributes
 
         summarise = _LATE["summary_attributes"] = summary_attributes
     out: dict[str, Any] = {}
@@ -539,7 +539,7 @@ def _quiet_functions() -> tuple[set[object], set[object]]:
     if not _QUIET_FUNCS[0]:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        from ..export._counting import CountingBatchSpanProcessor
+        from ..export import CountingBatchSpanProcessor
         from ..testing import _Fanout
 
         for cls in (sdk_trace.SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor,
@@ -574,7 +574,7 @@ def _exporters_class() -> type:
 
 def _tail_class() -> type:
     if "tail" not in _LATE:
-        from ..sampling._tail import TailSampler
+        from ..sampling import TailSampler
 
         _LATE["tail"] = TailSampler
     return _LATE["tail"]  # type: ignore[no-any-return]

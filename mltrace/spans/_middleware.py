@@ -31,13 +31,13 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import semconv
-from .._lifespan import run_lifespan
 from .._settings import SETTINGS
-from ..sampling._force import FORCE_ATTRIBUTE, force_requested
+from ..sampling import FORCE_ATTRIBUTE, force_requested
 from . import _deferred
 from ._bodies import BodyTap, Exchange
+from ._guarded import note_failure, record_error
 from ._inbound import cap_propagator_logs, request_attributes
-from ._record import note_failure, record_error
+from ._lifespan import run_lifespan
 from ._routes import route_template
 from ._tracer import TRACER
 

@@ -13,7 +13,7 @@ from opentelemetry.trace import Span, SpanKind
 from .. import semconv
 from ..genai import _semconv as gsc
 from ..genai._watch import active
-from ._record import (
+from ._guarded import (
     record_attributes,
     record_drift,
     record_drift_output,

@@ -4,7 +4,8 @@
 keys are defined once in ``_keys.py``. It handles numpy arrays and scalars, lists and tuples
 (numeric, nested, ragged or mixed), dicts of features, lists of records, pydantic models,
 dataclasses, pandas DataFrames and Series and torch tensors (only when the caller has imported
-them), strings, bytes and None, and never raises.
+them), strings, bytes and None, and never raises. Its result is a ``Summary`` (``dict[str, AttrValue]``),
+``AttrValue`` being the one attribute-value alias: a primitive or a homogeneous sequence of them.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from ..query import TraceSource
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "bind", "create_app", "serve"]
+__all__ = ["create_app", "serve"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from .. import semconv
+from ..analysis import stage_breakdown
 from ..analysis._attributes import _flat, _priority
-from ..analysis._breakdown import stage_breakdown, stage_order
+from ..analysis._breakdown import stage_order
 from ..analysis._effects import format_value
 from ..analysis._feedback import without_feedback
 from ..analysis._window import sample_window

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 JAEGER_QUERY = os.environ.get("MLTRACE_E2E_JAEGER_QUERY_URL", "http://127.0.0.1:16686")
 OTLP = os.environ.get("MLTRACE_E2E_OTLP_ENDPOINT", "http://127.0.0.1:4317")
 ZIPKIN = os.environ.get("MLTRACE_E2E_ZIPKIN_URL", "http://127.0.0.1:9411")
-TESTS = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent.parent / "spans"  # test_feedback.py
 
 # 20 predictions (versions 1 and 2 alternating, x = 0.025 ... 0.975); feedback for each: through a
 # /feedback request with the traceresponse header for even i, from outside any request with the bare

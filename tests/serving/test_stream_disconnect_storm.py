@@ -6,7 +6,7 @@ to the GC; the GC finalizes it wherever it happens to run, possibly inside a Con
 event-loop thread. The stage wrapper used to attach/detach the OpenTelemetry context (and end the
 span, whose processor sets a context variable) right there, re-entering ContextVar.set on the same
 Context: a use-after-free in CPython's HAMT (gh-148891, Python < 3.12), and uvicorn died with
-SIGSEGV. tests/test_stream_finalize.py checks the mechanism in-process; this is the served shape of
+SIGSEGV. tests/spans/test_stream_finalize.py checks the mechanism in-process; this is the served shape of
 tests/serving/repro_sync_stream_crash.py, bounded in time, under uvicorn --http httptools.
 """
 

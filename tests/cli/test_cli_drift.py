@@ -281,7 +281,7 @@ def test_drift_from_traces_without_monitors(capsys: pytest.CaptureFixture[str], 
 def test_feedback_loop_example(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """examples/feedback_loop.py runs, and every command docs/cli.md shows for it works on what it wrote."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLTRACE_"))}
-    example = Path(__file__).parents[1] / "examples" / "feedback_loop.py"
+    example = Path(__file__).parents[2] / "examples" / "feedback_loop.py"
     proc = subprocess.run([sys.executable, "-W", "error", str(example), str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr

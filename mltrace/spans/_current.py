@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from opentelemetry import trace
 
-from . import semconv
-from .spans import Stage
+from .. import semconv
+from ._stage import Stage
 
 
 def current_stage() -> Stage:

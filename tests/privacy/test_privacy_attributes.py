@@ -192,7 +192,7 @@ def test_one_row_array_features_follow_the_default(monkeypatch: pytest.MonkeyPat
 
 
 def test_summaries_reach_spans_through_one_function() -> None:
-    """Only spans/_record.py calls summarize(): any other caller would write summaries past the rules."""
+    """Only spans/_guarded.py calls summarize(): any other caller would write summaries past the rules."""
     callers = []
     for path in PACKAGE.rglob("*.py"):
         if path.parent.name == "summaries":
@@ -202,6 +202,6 @@ def test_summaries_reach_spans_through_one_function() -> None:
                 name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
                 if name in ("summarize", "summarize_general", "summarize_small"):
                     callers.append(str(path.relative_to(PACKAGE)))
-    assert callers == ["spans/_record.py"], callers
-    source = (PACKAGE / "spans" / "_record.py").read_text(encoding="utf-8")
+    assert callers == ["spans/_guarded.py"], callers
+    source = (PACKAGE / "spans" / "_guarded.py").read_text(encoding="utf-8")
     assert "span_safe(summary)" in source and "exception_attributes(exc)" in source

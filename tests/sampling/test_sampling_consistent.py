@@ -126,7 +126,7 @@ def test_tail_ratio_is_the_consistent_rule_and_stamps_what_it_kept() -> None:
     # the OTTL condition in deploy/gateway.yaml: last 14 hex digits >= th, as strings
     for tid in ids[:500]:
         assert (format(tid, "032x")[18:] >= "e6666666666666") == ((tid & MASK56) >= threshold_for(0.1))
-    assert "e6666666666666" in (Path(__file__).parents[1] / "deploy" / "gateway.yaml").read_text()
+    assert "e6666666666666" in (Path(__file__).parents[2] / "deploy" / "gateway.yaml").read_text()
 
 
 def test_head_and_tail_nest_to_the_smaller_probability() -> None:

@@ -54,7 +54,7 @@ def _points(reader: InMemoryMetricReader, model: str) -> Points:
             for metric in sm.metrics:
                 for p in metric.data.data_points:  # type: ignore[union-attr]
                     attrs = {k: str(v) for k, v in (p.attributes or {}).items()}
-                    if metric.name == "mltrace.drift.bin.count":  # tests/test_fleet_drift.py
+                    if metric.name == "mltrace.drift.bin.count":  # tests/drift/test_fleet_drift.py
                         continue
                     if metric.name.startswith("mltrace.drift.") and attrs.get(semconv.ML_MODEL_NAME) == model:
                         out[(metric.name, frozenset(attrs.items()))] = float(p.value)  # type: ignore[union-attr]

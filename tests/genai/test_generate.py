@@ -2,7 +2,7 @@
 
 In-process tests of the accounting (tokens, TTFT, per-token gaps, queue time, finish reason,
 disconnects, the Stage API, GenAI attribute names and their opt-in); the served behaviour (real
-uvicorn, SSE, httpx and the openai client) is in tests/test_generate_served.py.
+uvicorn, SSE, httpx and the openai client) is in tests/genai/test_generate_served.py.
 """
 
 from __future__ import annotations

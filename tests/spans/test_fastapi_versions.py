@@ -20,7 +20,7 @@ import httpx
 import pytest
 from _servers import ROOT, ServerProcess, free_port, read_spans, server_env
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # _fastapi_app.py
 # Headers only mltrace adds; every other header and every body must be identical with and without it.
 OWN_HEADERS = {"x-trace-id", "traceresponse", "date"}
 

@@ -14,7 +14,7 @@ from mltrace.genai import _embed as embed
 from mltrace.genai import _semconv as sc
 from mltrace.testing import CapturedSpans
 
-DOC = (Path(__file__).parents[1] / "docs" / "semantic-conventions.md").read_text()
+DOC = (Path(__file__).parents[2] / "docs" / "semantic-conventions.md").read_text()
 SUMMARY_PREFIXES = ("ml.input.", "ml.output.")  # documented as summaries (ml.input.*), key by key below them
 
 

@@ -30,7 +30,8 @@ from opentelemetry.trace import Link, Span, SpanContext
 
 from .. import semconv
 from .._errors import MLTraceError
-from ..spans._record import note_failure, record_attributes, record_error, record_summary
+from ..spans import record_error
+from ..spans._guarded import note_failure, record_attributes, record_summary
 from ..spans._stage import stage_attributes
 from ..spans._tracer import TRACER
 

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import mltrace
-from mltrace._lifespan import flush_providers, run_lifespan
+from mltrace.spans._lifespan import flush_providers, run_lifespan
 
 pytestmark = pytest.mark.slow
 
@@ -228,5 +228,5 @@ def test_flush_survives_a_broken_provider(monkeypatch: pytest.MonkeyPatch) -> No
         def force_flush(self, timeout_millis: int = 0) -> bool:
             raise RuntimeError("exporter wedged")
 
-    monkeypatch.setattr("mltrace._lifespan._providers", lambda: [Broken()])
+    monkeypatch.setattr("mltrace.spans._lifespan._providers", lambda: [Broken()])
     assert flush_providers(0.1) is False

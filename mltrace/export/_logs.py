@@ -18,7 +18,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
 
 _lock = threading.Lock()
 _EXTRA = "opentelemetry-instrumentation-logging (pip install opentelemetry-instrumentation-logging)"
@@ -44,7 +44,7 @@ def _instrumentor() -> Any:
 def _log_exporter(endpoint: str | None, protocol: str | None, headers: dict[str, str] | None) -> Any:
     """OTLP logs over gRPC (default) or HTTP; with no endpoint the exporters read the standard
     ``OTEL_EXPORTER_OTLP_(LOGS_)ENDPOINT`` variables."""
-    from .export._factories import otlp_protocol
+    from ._factories import otlp_protocol
 
     proto = otlp_protocol(
         protocol

@@ -14,9 +14,9 @@ from typing import Any
 
 from opentelemetry.trace import INVALID_SPAN_ID, Link, SpanContext, TraceFlags
 
-from . import semconv
-from ._errors import InvalidArgumentError
-from .spans._tracer import TRACER
+from .. import semconv
+from .._errors import InvalidArgumentError
+from ._tracer import TRACER
 
 #: ``traceparent`` (request) and ``traceresponse`` (response; a W3C Trace Context Level 3 draft) share a format
 _CONTEXT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")

@@ -19,8 +19,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from starlette.testclient import TestClient
 
 import mltrace
-from mltrace._concurrency import run_in_executor
-from mltrace._logs import instrument_logging, uninstrument_logging
+from mltrace.export._logs import instrument_logging, uninstrument_logging
+from mltrace.spans._concurrency import run_in_executor
 from mltrace.testing import CapturedSpans
 
 
@@ -161,7 +161,7 @@ import logging, os
 
 import mltrace
 from fastapi import FastAPI
-from mltrace._logs import instrument_logging
+from mltrace.export._logs import instrument_logging
 
 mltrace.configure(service_name="logs-test", exporter="local", local_path=os.environ["APP_DB"])
 instrument_logging(

@@ -522,12 +522,12 @@ def test_fingerprints_are_stable_across_processes() -> None:
     """Equal content gives the same fingerprint in another process (other hash seed too)."""
     here = [summarize(obj)["fingerprint"] for obj in FINGERPRINTED]
     code = (
-        "import json, sys; sys.path.insert(0, 'tests'); import test_summaries as t;"
+        "import json, sys; sys.path.insert(0, 'tests/summaries'); import test_summaries as t;"
         "print(json.dumps([t.summarize(o)['fingerprint'] for o in t.FINGERPRINTED]))"
     )
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-        env={"PYTHONHASHSEED": "12345", "MLTRACE_EXPORTER": "none"}, cwd=Path(__file__).parents[1],
+        env={"PYTHONHASHSEED": "12345", "MLTRACE_EXPORTER": "none"}, cwd=Path(__file__).parents[2],
     )  # fmt: skip
     assert json.loads(run.stdout) == here
 

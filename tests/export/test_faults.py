@@ -31,7 +31,7 @@ from mltrace._configure import MLTrace
 from mltrace.export import COUNTERS, CountingBatchSpanProcessor, CountingExporter, build_exporter
 from mltrace.export._metrics import enable_metrics
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]  # _loopback.py
 EXPORTERS = ("otlp-http", "otlp-grpc", "zipkin")
 FAULTS = ("refused", "hang", "slow", "errors")
 EXPORT_TIMEOUT_S = 1  # each export call gives up after this (OTEL_EXPORTER_*_TIMEOUT)

@@ -37,7 +37,7 @@ from mltrace.privacy import CaptureRules, FileSink, PayloadCapture, capture_payl
 from mltrace.summaries import summarize
 from mltrace.testing import capture_spans
 
-CORPUS = Path(__file__).parent / "fuzz_corpus"
+CORPUS = Path(__file__).parents[1] / "fuzz_corpus"
 CONTENT_TYPES = {
     ".json": "application/json",
     ".txt": "text/plain",

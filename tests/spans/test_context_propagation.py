@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 from starlette.testclient import TestClient
 
 import mltrace
-from mltrace._concurrency import ContextThreadPoolExecutor, run_in_executor, wrap_executor
+from mltrace.spans._concurrency import ContextThreadPoolExecutor, run_in_executor, wrap_executor
 from mltrace.testing import CapturedSpans
 
 

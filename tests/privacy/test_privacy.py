@@ -42,7 +42,8 @@ from mltrace.privacy import (
 )
 from mltrace.testing import CapturedSpans
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]  # _loopback.py
+HERE = Path(__file__).parent  # test_privacy itself, imported by the subprocess
 
 # Values that must never leave the process once capture is on.
 SECRETS = {
@@ -391,7 +392,7 @@ def test_configure_parameter_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 EVERY_EXPORTER = """
 import io, json, sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {here!r}]
 import mltrace
 from _loopback import HttpBackend
 from opentelemetry import trace
@@ -437,8 +438,8 @@ print(json.dumps(out))
 def test_no_redacted_value_reaches_any_exporter(tmp_path: Path) -> None:
     """Console, in-memory, OTLP/HTTP, Zipkin and the local store file (spans + payloads) hold no secret."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLTRACE_"))}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), env.get("PYTHONPATH", "")) if p)
-    code = textwrap.dedent(EVERY_EXPORTER.format(tests=str(TESTS)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), str(HERE), env.get("PYTHONPATH", "")) if p)
+    code = textwrap.dedent(EVERY_EXPORTER.format(tests=str(TESTS), here=str(HERE)))
     proc = subprocess.run(
         [sys.executable, "-W", "error", "-c", code],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,

@@ -12,7 +12,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 from .. import semconv
 from .._settings import SETTINGS
 from ..export import COUNTERS
-from ..privacy._attributes import exception_attributes, safe_text, span_safe
+from ..privacy import span_safe
+from ..privacy._attributes import exception_attributes, safe_text
 from ..summaries import summarize
 from ..summaries._keys import TOP_LEVEL
 from ._deferred import DeferredSpan
