@@ -92,6 +92,15 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             preferred = getattr(inner, "preferred_batch_size", None)
             if isinstance(preferred, int) and preferred > 0:
                 kwargs["max_export_batch_size"] = preferred
+        if not args and "max_queue_size" not in kwargs and not os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE"):
+            # An in-process store can take a deeper queue than a network exporter (the spans are in
+            # this process's memory either way): the local store's writer is starved of the GIL
+            # while a CPU-bound handler holds it, and a 2,048-span queue overflowed within seconds
+            # at a served app's capacity (tests/export/test_store_capacity.py).
+            inner = getattr(span_exporter, "inner", span_exporter)
+            queue = getattr(inner, "preferred_queue_size", None)
+            if isinstance(queue, int) and queue > 0:
+                kwargs["max_queue_size"] = max(queue, kwargs.get("max_export_batch_size", 0))
         super().__init__(span_exporter, *args, **kwargs)
         bp = getattr(self, "_batch_processor", None)
         queue = getattr(bp, "_queue", None)

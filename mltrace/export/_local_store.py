@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._settings import ENV
+from ..semconv import ML_INPUT_PREFIX
 from ._counters import COUNTERS
 
 _log = logging.getLogger("mltrace.export")
@@ -75,7 +76,7 @@ _ENTRY_INDEX = (
 # index that parses every span's JSON (a million traces: seconds). Partial on the spans whose JSON
 # holds the key (instr: a substring test, no parse, on each insert), so only those pay for the
 # index. Query and index must match textually (FINGERPRINT_WHERE / FINGERPRINT_EXPR), see above.
-FINGERPRINT_KEY = "ml.input.fingerprint"
+FINGERPRINT_KEY = ML_INPUT_PREFIX + "fingerprint"  # the summaries' `fingerprint` under ml.input.*
 FINGERPRINT_EXPR = f"json_extract(attributes, '$.\"{FINGERPRINT_KEY}\"')"
 FINGERPRINT_WHERE = f"instr(attributes, '\"{FINGERPRINT_KEY}\"') > 0"
 _FINGERPRINT_INDEX = (
@@ -469,6 +470,8 @@ class LocalStoreExporter(SpanExporter):
     # interpreter interrupts at the switch interval, so a larger batch does not stall requests the
     # way a large protobuf encode does (the reason for 128 elsewhere).
     preferred_batch_size = 512
+    # ... and a deeper queue than the SDK's 2,048 (CountingBatchSpanProcessor), see _counting.py.
+    preferred_queue_size = 32_768
 
     def __init__(
         self,
