@@ -6,34 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from _memory import MemorySource as _Memory
 
 from mltrace import semconv
 from mltrace._errors import InvalidArgumentError
 from mltrace.analysis import accuracy
-from mltrace.query import Span, Trace, TraceNotFound
+from mltrace.query import Span, Trace
 
 NOW_US = int(time.time() * 1e6)
-
-
-class _Memory:
-    """Just enough of a TraceSource: traces by id, and feedback traces by attribute."""
-
-    url = "memory://"
-
-    def __init__(self, traces: list[Trace]) -> None:
-        self.traces = {t.trace_id: t for t in traces}
-
-    def services(self) -> list[str]:
-        return sorted({s for t in self.traces.values() for s in t.services})
-
-    def get_trace(self, trace_id: str) -> Trace:
-        if trace_id not in self.traces:
-            raise TraceNotFound(trace_id)
-        return self.traces[trace_id]
-
-    def find_by_attribute(self, key: str, value: str, limit: int = 100) -> list[Trace]:
-        hits = [t for t in self.traces.values() if any(s.attributes.get(key) == value for s in t.spans)]
-        return sorted(hits, key=lambda t: -t.start_us)[:limit]
 
 
 def _prediction(n: int, prediction: object, version: str, weight: float | None = None) -> Trace:
