@@ -11,6 +11,7 @@ import random
 import pytest
 
 from mltrace.analysis._critical_path import critical_path, path_by_stage
+from mltrace.analysis._show import trace_tree
 from mltrace.query import Span, Trace
 
 TID = "t" * 32
@@ -174,3 +175,22 @@ def test_agrees_with_a_jaeger_shaped_walk_on_generated_traces(skew: bool) -> Non
         # the stretches tile the root exactly: contiguous, in order, adding up to its duration
         assert [a for _, a, _ in got] == [trace.root.start_us] + [b for _, _, b in got[:-1]]
         assert sum(b - a for _, a, b in got) == trace.root.duration_us
+
+
+def test_show_lays_the_trace_out_with_its_path() -> None:
+    """``show``'s data (trace_tree): spans in tree order with depth, offset and self time, the
+    stage each counts toward, and the path's time per stage adding up to the request."""
+    trace = Trace.of(TID, [
+        _span("root", None, 1000, 11_000), _span("pre", "root", 1000, 3000, "preprocess"),
+        _span("inf", "root", 3000, 10_000, "inference"), _span("layer", "inf", 4000, 9000),
+        _span("warm", "root", 3000, 5000, "inference"),
+    ])
+    tree = trace_tree(trace)
+    assert [(s["span_id"], s["depth"]) for s in tree["spans"]] == [
+        ("root", 0), ("pre", 1), ("inf", 1), ("layer", 2), ("warm", 1)]
+    rows = {s["span_id"]: s for s in tree["spans"]}
+    assert (rows["pre"]["offset_ms"], rows["inf"]["self_ms"], rows["layer"]["counts_toward"]) == (0.0, 2.0, "inference")
+    assert tree["duration_ms"] == 10.0 and tree["dominant_stage"] == "inference"
+    assert [s["span_id"] for s in tree["critical_path"]] == ["pre", "inf", "layer", "inf", "root"]
+    assert tree["critical_path_by_stage"] == {"preprocess": 2.0, "inference": 7.0, "unaccounted": 1.0}
+    assert sum(tree["critical_path_by_stage"].values()) == tree["duration_ms"]
