@@ -38,10 +38,9 @@ JAEGER_BIN="$CACHE/jaeger-$JAEGER_MODULE_VERSION"
 ZIPKIN_ARTIFACT="io.zipkin:zipkin-server:$ZIPKIN_VERSION:jar:exec"
 ZIPKIN_JAR="$CACHE/zipkin-server-$ZIPKIN_VERSION-exec.jar"
 
-say() { echo "backends: $*" >&2; }
-die() { say "error: $*"; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+TAG=backends
+# shellcheck source=scripts/_lib.sh
+source "$ROOT/scripts/_lib.sh"  # say, die, now, since, free_ports, pid_of, wait_healthy, stop
 
 as_root() {
     if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
@@ -168,27 +167,12 @@ launch() {
 
 # ---------------------------------------------------------------- processes
 
-pid_of() {  # prints the pid if this checkout's process for $1 is alive (and not a reused pid)
-    local pid
-    pid=$(cat "$STATE/$1.pid" 2>/dev/null) || return 1
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null &&
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -e "$(program "$1")" &&
-        echo "$pid"
-}
-
 port_taken() { (exec 3<>"/dev/tcp/$LISTEN_HOST/$1") 2>/dev/null; }
 
 choose_free_ports() {  # once per state directory: ports the OS hands out for port 0, kept in ports.env
     [[ -f "$STATE/ports.env" ]] && return
     local ports i=0 var
-    # All sockets stay bound until every port is chosen, so no port is handed out twice.
-    read -r -a ports < <(python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[2]))]
-for s in socks:
-    s.bind((sys.argv[1], 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-' "$LISTEN_HOST" "${#PORT_VARS[@]}")
+    read -r -a ports <<<"$(free_ports "${#PORT_VARS[@]}" "$LISTEN_HOST")"
     {
         echo "# Ports chosen by scripts/backends.sh (MLTRACE_BACKENDS_FREE_PORTS=1) for this state directory."
         for var in "${PORT_VARS[@]}"; do
@@ -212,36 +196,6 @@ start() {
     # setsid: its own session, so a Ctrl-C meant for the caller does not reach it.
     launch "$name" </dev/null >"$STATE/$name.log" 2>&1 &
     echo $! >"$STATE/$name.pid"
-}
-
-wait_healthy() {
-    local name=$1 deadline
-    deadline=$(($(date +%s) + TIMEOUT))
-    until healthy "$name"; do
-        if ! kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null; then
-            tail -n 30 "$STATE/$name.log" >&2
-            die "$name exited during start-up (log above, full log $STATE/$name.log)"
-        fi
-        if (($(date +%s) >= deadline)); then
-            tail -n 30 "$STATE/$name.log" >&2
-            stop "$name"
-            die "$name not healthy after ${TIMEOUT}s (log above, full log $STATE/$name.log)"
-        fi
-        sleep 0.3
-    done
-}
-
-stop() {
-    local name=$1 pid i
-    pid=$(pid_of "$name") || { rm -f "$STATE/$name.pid"; return; }
-    kill -TERM "$pid"
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -0 "$pid" 2>/dev/null && { say "$name did not stop in 20 s; killing it"; kill -KILL "$pid"; }
-    rm -f "$STATE/$name.pid"
-    say "$name down"
 }
 
 # ---------------------------------------------------------------- commands

@@ -37,10 +37,9 @@ JAEGER_BIN="$CACHE/jaeger-$JAEGER_MODULE_VERSION"
 PROMETHEUS_MODULE=github.com/prometheus/prometheus
 PROMETHEUS_BIN="$CACHE/prometheus-$PROMETHEUS_VERSION"
 
-say() { echo "fleet: $*" >&2; }
-die() { say "error: $*"; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+TAG=fleet
+# shellcheck source=scripts/_lib.sh
+source "$ROOT/scripts/_lib.sh"  # say, die, now, since, free_ports, pid_of, wait_healthy, stop
 
 # ---------------------------------------------------------------- build
 
@@ -75,18 +74,6 @@ cmd_build() { build_jaeger; build_prometheus; }
 
 # ---------------------------------------------------------------- ports and settings
 
-free_ports() {  # N free TCP ports on $HOST, chosen by the OS
-    python3 - "$1" <<'PY'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-PY
-}
-
 ratio_settings() {  # FLEET_RATIO -> the th threshold (14 hex digits) and the adjusted count
     python3 - "${FLEET_RATIO:-0.1}" <<'PY'
 import sys
@@ -103,7 +90,7 @@ ensure_ports() {
     mkdir -p "$STATE"
     [[ -s "$STATE/ports.env" ]] && return
     local p
-    read -r -a p <<<"$(free_ports 10)"
+    read -r -a p <<<"$(free_ports 10 "$HOST")"
     cat >"$STATE/ports.env" <<EOF
 FLEET_GATEWAY_OTLP_GRPC_PORT=${p[0]}
 FLEET_GATEWAY_OTLP_HTTP_PORT=${p[1]}
@@ -167,45 +154,12 @@ launch() {
     esac
 }
 
-pid_of() {
-    local pid
-    pid=$(cat "$STATE/$1.pid" 2>/dev/null) || return 1
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null &&
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -e "$(program "$1")" &&
-        echo "$pid"
-}
-
 start() {
     local name=$1
     pid_of "$name" >/dev/null && return
     rm -f "$STATE/$name.pid"
     launch "$name" </dev/null >>"$STATE/$name.log" 2>&1 &
     echo $! >"$STATE/$name.pid"
-}
-
-wait_healthy() {
-    local name=$1 deadline
-    deadline=$(($(date +%s) + TIMEOUT))
-    until healthy "$name"; do
-        if ! kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null; then
-            tail -n 30 "$STATE/$name.log" >&2
-            die "$name exited during start-up (log above, full log $STATE/$name.log)"
-        fi
-        (($(date +%s) < deadline)) || { tail -n 30 "$STATE/$name.log" >&2; stop "$name"; die "$name not healthy after ${TIMEOUT}s"; }
-        sleep 0.3
-    done
-}
-
-stop() {
-    local name=$1 pid i
-    pid=$(pid_of "$name") || { rm -f "$STATE/$name.pid"; return 0; }
-    kill -TERM "$pid"
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -0 "$pid" 2>/dev/null && { say "$name did not stop in 20 s; killing it"; kill -KILL "$pid"; }
-    rm -f "$STATE/$name.pid"
 }
 
 # ---------------------------------------------------------------- commands

@@ -5,12 +5,15 @@
   HTTP path answers, and on exit sends SIGTERM to the whole group, then SIGKILL if needed.
 - :func:`hit_until_two_workers`: requests on fresh connections until two worker pids answered.
 - :func:`read_spans`: the rows of a local SQLite store, polled until a condition holds.
+- :func:`spans_of`: the stored spans of given traces, once each has its SERVER span.
 
-Used by tests/spans/test_workers.py, tests/test_instrumentor.py and tests/export/test_logs.py.
+Used by tests/spans/, tests/serving/ (through tests/serving/_serving.py), tests/cli/,
+tests/golden/, tests/test_instrumentor.py and tests/export/test_logs.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, suppress
@@ -51,7 +55,8 @@ def server_env(extra: Mapping[str, str], pythonpath: Sequence[Path | str] = ()) 
 
 
 class ServerProcess:
-    """``with ServerProcess([...], port=p, env=e, log=path) as server:`` then ``server.url``."""
+    """``with ServerProcess([...], port=p, env=e, log=path) as server:`` then ``server.url``;
+    ``server.db`` is the local store the server writes its spans to, when the caller names one."""
 
     def __init__(
         self,
@@ -63,9 +68,11 @@ class ServerProcess:
         ready_path: str = "/health",
         ready_timeout: float = 60.0,
         cwd: Path | None = None,
+        db: Path | None = None,
     ) -> None:
         self.argv = list(argv)
         self.port = port
+        self.db = db
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self._env = dict(env)
@@ -144,11 +151,14 @@ def hit_until_two_workers(url: str, *, max_requests: int = 400, timeout: float =
     return results
 
 
-def read_spans(db: Path, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0) -> list[dict[str, Any]]:
-    """Rows of the local store at ``db`` (attributes and resource decoded), once ``until(rows)``
-    holds; the last rows read if it never does within ``timeout``."""
-    import json
+SPAN_COLUMNS = "trace_id, span_id, parent_span_id, name, kind, status_code, attributes, resource, events"
+JSON_COLUMNS = ("attributes", "resource", "events")
 
+
+def read_spans(db: Path, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0) -> list[dict[str, Any]]:
+    """Rows of the local store at ``db`` (the :data:`SPAN_COLUMNS`; attributes, resource and
+    events decoded), once ``until(rows)`` holds; the last rows read if it never does within
+    ``timeout``."""
     rows: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while True:
@@ -156,15 +166,26 @@ def read_spans(db: Path, until: Callable[[list[dict[str, Any]]], bool], timeout:
             try:
                 with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
                     conn.row_factory = sqlite3.Row
-                    cur = conn.execute(
-                        "SELECT trace_id, span_id, parent_span_id, name, kind, attributes, resource FROM spans"
-                    )
-                    rows = [dict(r) for r in cur.fetchall()]
+                    rows = [dict(r) for r in conn.execute(f"SELECT {SPAN_COLUMNS} FROM spans")]
                 for r in rows:
-                    r["attributes"] = json.loads(r["attributes"])
-                    r["resource"] = json.loads(r["resource"])
+                    for column in JSON_COLUMNS:
+                        r[column] = json.loads(r[column])
             except sqlite3.OperationalError:
                 rows = []
         if until(rows) or time.monotonic() >= deadline:
             return rows
         time.sleep(0.2)
+
+
+def spans_of(db: Path, trace_ids: list[str], timeout: float = 20.0) -> dict[str, list[dict[str, Any]]]:
+    """All stored spans of each trace in ``trace_ids``, waiting until each has its SERVER span."""
+    wanted = set(trace_ids)
+
+    def done(rows: list[dict[str, Any]]) -> bool:
+        return wanted <= {r["trace_id"] for r in rows if r["kind"] == "SERVER"}
+
+    by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in read_spans(db, done, timeout):
+        if row["trace_id"] in wanted:
+            by_trace[row["trace_id"]].append(row)
+    return by_trace

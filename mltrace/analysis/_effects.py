@@ -68,6 +68,9 @@ class Column:
         self.key = key
         self.ks_factor = math.sqrt(-math.log(alpha / 2.0) / 2.0)
         self.z_critical = NormalDist().inv_cdf(1.0 - alpha)
+        # A NaN is a missing value: sorted last, it counted as above every threshold in the KS
+        # statistic while the condition's mask left it out, which cost the cause its separation.
+        raw = [None if isinstance(v, float) and math.isnan(v) else v for v in raw]
         self.n = len(raw)
         self.present: BoolArray = np.array([v is not None for v in raw], dtype=bool)
         values = [v for v in raw if v is not None]

@@ -23,6 +23,7 @@ from ._errors import UnknownStage
 from ._feedback import without_feedback
 from ._gc import paused_gc
 from ._weights import trace_weights, weighted_quantile
+from ._window import sample_indices
 
 SLOW_QUANTILE = 0.9  # the slow set is the top tenth
 MIN_SLOW = 5
@@ -255,8 +256,7 @@ def _over_window(
     n = len(win)
     if n == 0:
         return analyze_slow([], limit=limit, stage=stage) | {"analysed": 0, "sampled": False, "sample_weight": 1.0}
-    chosen = np.arange(n) if n <= scan else np.sort(np.random.default_rng(0).choice(n, size=scan, replace=False))
-    sample_ids = [win.trace_ids[i] for i in chosen.tolist()]
+    sample_ids = [win.trace_ids[i] for i in sample_indices(n, scan)]  # the draw sample_window makes
     sampled = len(sample_ids) < n
     top = np.argsort(-win.duration_ms, kind="stable")[:limit] if stage is None else np.array([], dtype=np.int64)
     top_ids = [win.trace_ids[i] for i in top.tolist()]

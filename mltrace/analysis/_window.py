@@ -36,6 +36,18 @@ class WindowSample:
                 "sample_weight": self.sample_weight}
 
 
+def sample_indices(n: int, scan: int) -> list[int]:
+    """Which of a window's ``n`` traces (in the window's order) are analysed: all of them when
+    ``n <= scan``, else a uniform sample of ``scan`` (at least one), ascending. The one place the
+    sample is drawn: ``slow`` and the other window analyses must pick the same traces from the
+    same window, or the UI's cache, keyed on the traces loaded, misses and a page's panels
+    describe different samples."""
+    if n <= scan:
+        return list(range(n))
+    chosen: list[int] = np.sort(np.random.default_rng(0).choice(n, size=max(1, scan), replace=False)).tolist()
+    return chosen
+
+
 def sample_window(
     source: Any, service: str | None, window: float | None, scan: int, progress: Any = None
 ) -> WindowSample:
@@ -46,11 +58,7 @@ def sample_window(
         return WindowSample(without_feedback(traces), len(traces), False, 1.0)
     win = source.trace_window(service, window, progress=progress)
     n = len(win)
-    if n <= scan:
-        ids = list(win.trace_ids)
-    else:
-        chosen = np.sort(np.random.default_rng(0).choice(n, size=max(1, scan), replace=False))
-        ids = [win.trace_ids[i] for i in chosen.tolist()]
+    ids = [win.trace_ids[i] for i in sample_indices(n, scan)]
     traces = without_feedback(source.load(ids, progress))
     sampled = len(ids) < n
     # Each chosen trace stands for n / len(ids) of the window, feedback-only ones included, so the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,6 @@ from ..analysis._feedback import without_feedback
 from ..analysis._window import sample_window
 from ..query import Trace, TraceSource, parse_duration
 from . import _charts as charts
-from ._critical import critical_path
 from ._data import CachedSource, answer
 from ._params import parse
 
@@ -222,10 +222,19 @@ def backend_link(source: TraceSource, trace_id: str) -> str | None:
     return None
 
 
+def critical_spans(show: Mapping[str, Any]) -> set[str]:
+    """The spans to mark on the waterfall: those with a stretch on ``show``'s critical path (the
+    analysis' ``critical_path``, as Jaeger defines it), and the root, which the whole request is."""
+    ids = {seg["span_id"] for seg in show["critical_path"]}
+    if show["spans"]:
+        ids.add(show["spans"][0]["span_id"])
+    return ids
+
+
 def trace_page(source: TraceSource, trace_id: str) -> dict[str, Any]:
     args = parse("show", [], positional=trace_id)
     data = answer(source, args)
-    critical = critical_path(source.get_trace(args.trace_id))
+    critical = critical_spans(data)
     colors = charts.stage_colors([s["counts_toward"] or "" for s in data["spans"]])
     spans = [{**s, "groups": _attribute_groups(s["attributes"]), "critical": s["span_id"] in critical}
              for s in data["spans"]]

@@ -8,11 +8,11 @@ from time import time_ns
 
 import pytest
 
+from mltrace.analysis._show import trace_tree
 from mltrace.query import Span, Trace
 from mltrace.ui._charts import number
-from mltrace.ui._critical import critical_path
 from mltrace.ui._params import ParameterError, parse
-from mltrace.ui._views import _holds
+from mltrace.ui._views import _holds, critical_spans
 
 
 def _span(span_id: str, parent: str | None, start: int, end: int) -> Span:
@@ -27,12 +27,20 @@ def test_critical_path_skips_the_shorter_of_two_concurrent_children() -> None:
         _span("a", "root", 0, 40), _span("b", "root", 0, 10), _span("c", "root", 40, 50),
         _span("a1", "a", 0, 5), _span("a2", "a", 5, 38),
     ])
-    assert critical_path(trace) == {"root", "a", "c", "a2", "a1"}
+    assert critical_spans(trace_tree(trace)) == {"root", "a", "c", "a2", "a1"}
 
 
 def test_critical_path_of_a_sequential_trace_is_every_span() -> None:
     trace = Trace.of("t" * 32, [_span("root", None, 0, 30), _span("x", "root", 1, 10), _span("y", "root", 10, 29)])
-    assert critical_path(trace) == {"root", "x", "y"}
+    assert critical_spans(trace_tree(trace)) == {"root", "x", "y"}
+
+
+def test_critical_path_leaves_out_a_sibling_overlapping_the_path() -> None:
+    """b (10-90) was still running when the request entered a (50-100): the waterfall marks the
+    same spans as `show`'s critical path, Jaeger's definition (the UI's own walk used to mark b)."""
+    trace = Trace.of("t" * 32, [_span("root", None, 0, 100), _span("a", "root", 50, 100),
+                                _span("b", "root", 10, 90)])
+    assert critical_spans(trace_tree(trace)) == {"root", "a"}
 
 
 @pytest.mark.parametrize(
