@@ -377,16 +377,21 @@ def _summary_failed(span: DeferredSpan, prefix: str, exc: Exception) -> None:
 
 
 def _start(
-    request: _Request,
+    request: _Request | None,
     name: str,
     context: Context | None,
     kind: SpanKind,
     attributes: types.Attributes,
     links: Sequence[Link] | None,
     start_time: int | None,
+    root_tracer: sdk_trace.Tracer | None = None,
 ) -> trace.Span:
-    """``Tracer.start_span`` of the SDK, step for step, ending in a DeferredSpan instead of a span."""
-    tracer = request.tracer
+    """``Tracer.start_span`` of the SDK, step for step, ending in a DeferredSpan instead of a span.
+
+    ``request`` None: a request's root (from ``root_tracer``), whose ``_Request`` is made only
+    when the span records (a sampled-out request makes nothing but its ``NonRecordingSpan``)."""
+    tracer = request.tracer if request is not None else root_tracer
+    assert tracer is not None
     links = links or ()
     if context is None:  # looked up once, for the parent, the sampler and on_start
         context = otel_context.get_current()
@@ -414,6 +419,8 @@ def _start(
     record_end = tracer._tracer_metrics.start_span(parent, decision)
     if decision is Decision.DROP:
         return NonRecordingSpan(span_context)
+    if request is None:
+        request = _Request(tracer, trace_id)
     return DeferredSpan(
         request, name, span_context, parent, context, kind, start_attributes, links, start_time, record_end
     )
@@ -464,11 +471,9 @@ def start_request_span(
     tracer = TRACER.get()
     if not isinstance(tracer, sdk_trace.Tracer):
         return tracer.start_span(name, context=context, kind=kind, attributes=attributes), None
-    request = _Request(tracer)
-    span = _start(request, name, context, kind, attributes, None, None)
-    request.trace_id = span.get_span_context().trace_id
+    span = _start(None, name, context, kind, attributes, None, None, tracer)
     # Sampled out: nothing will be recorded under it, so no request to keep or hand over.
-    return span, (request if type(span) is DeferredSpan else None)
+    return span, (span._request if type(span) is DeferredSpan else None)
 
 
 def enter(request: _Request) -> contextvars.Token[_Request | None]:
