@@ -120,7 +120,8 @@ def propagated_headers() -> frozenset[bytes] | None:
     inner = getattr(textmap, "_propagators", None)
     key = (id(textmap), id(inner), len(inner) if isinstance(inner, list | tuple) else -1)
     if _PROPAGATED[0] == key:
-        return _PROPAGATED[1]
+        cached: frozenset[bytes] | None = _PROPAGATED[1]
+        return cached
     parts = list(inner) if type(textmap) is CompositePropagator and isinstance(inner, list | tuple) else [textmap]
     names: set[str] | None = set()
     for part in parts:
