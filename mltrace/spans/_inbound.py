@@ -111,6 +111,23 @@ _KNOWN_READS: dict[str, frozenset[str]] = {
 }
 
 
+def _reads_of(propagator: TextMapPropagator, depth: int) -> set[str] | None:
+    """What ``propagator`` reads, composites opened (configure() may nest one in another)."""
+    inner = getattr(propagator, "_propagators", None)
+    if type(propagator) is not CompositePropagator or not isinstance(inner, list | tuple):
+        read = _read_by(propagator)
+        return None if read is None else set(read)
+    if depth > 4:
+        return None
+    names: set[str] = set()
+    for part in inner:
+        more = _reads_of(part, depth + 1)
+        if more is None:
+            return None
+        names |= more
+    return names
+
+
 def propagated_headers() -> frozenset[bytes] | None:
     """The (lower-case, encoded) header names the global propagators read, or ``None`` when one
     of them is not a known type (then every header goes to ``propagate.extract``, as before).
@@ -122,14 +139,7 @@ def propagated_headers() -> frozenset[bytes] | None:
     if _PROPAGATED[0] == key:
         cached: frozenset[bytes] | None = _PROPAGATED[1]
         return cached
-    parts = list(inner) if type(textmap) is CompositePropagator and isinstance(inner, list | tuple) else [textmap]
-    names: set[str] | None = set()
-    for part in parts:
-        read = _read_by(part)
-        if read is None or names is None:
-            names = None
-            break
-        names |= read
+    names = _reads_of(textmap, 0)
     found = None if names is None else frozenset(n.encode("latin-1") for n in names)
     _PROPAGATED[0], _PROPAGATED[1] = key, found
     return found
