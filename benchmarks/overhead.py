@@ -44,7 +44,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
@@ -58,7 +58,8 @@ from mltrace.spans._deferred import set_deferred
 
 
 class Toggle(Sampler):
-    """ALWAYS_ON or ALWAYS_OFF, switched between measurement rounds."""
+    """ALWAYS_ON or ALWAYS_OFF, switched between measurement rounds: a custom sampler, asked for
+    every span (``--custom-sampler``; the runs before 2026-12-05 04:45 UTC used it)."""
 
     def __init__(self) -> None:
         self.on = True
@@ -135,11 +136,36 @@ def _scope(size: int) -> dict[str, Any]:
     }
 
 
-async def in_process(rounds: int, n: int) -> dict[str, list[float]]:
+class Standard:
+    """The samplers users run, switched between rounds: the SDK's default ``ParentBased(ALWAYS_ON)``
+    for sampled cases, ``configure(sample_ratio=0.0)``'s consistent sampler for sampled-out ones
+    (swapped inside configure()'s head sampler, as a later ``configure(sample_ratio=...)`` does)."""
+
+    def __init__(self, head: Any) -> None:
+        from mltrace.sampling import ConsistentProbabilitySampler
+
+        self.head = head
+        self.samplers = {True: ParentBased(ALWAYS_ON), False: ConsistentProbabilitySampler(0.0)}
+
+    @property
+    def on(self) -> bool:
+        return self.head.delegate is self.samplers[True]
+
+    @on.setter
+    def on(self, value: bool) -> None:
+        self.head.update(self.samplers[value], False)
+
+
+async def in_process(rounds: int, n: int, custom_sampler: bool = False) -> dict[str, list[float]]:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    sampler = Toggle()
-    handle = mltrace.configure(service_name="bench", exporter="none", sampler=sampler)
+    sampler: Any
+    if custom_sampler:
+        sampler = Toggle()
+        handle = mltrace.configure(service_name="bench", exporter="none", sampler=sampler)
+    else:
+        handle = mltrace.configure(service_name="bench", exporter="none", sampler=ParentBased(ALWAYS_ON))
+        sampler = Standard(handle.provider.sampler)
     handle.provider.add_span_processor(BatchSpanProcessor(Discard()))
     apps = {
         "a_none": _app.build(False, fastapi_telemetry=False),
@@ -244,9 +270,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--http", action="store_true", help="also measure over HTTP with uvicorn")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--custom-sampler", action="store_true",
+                        help="a custom sampler asked for every span (ALWAYS_ON/ALWAYS_OFF behind a wrapper), "
+                             "instead of ParentBased(ALWAYS_ON) / configure(sample_ratio=0.0)")
     args = parser.parse_args()
-    results = asyncio.run(in_process(args.rounds, args.requests))
-    print(f"in-process raw ASGI, {args.rounds} interleaved rounds x {args.requests} requests")
+    results = asyncio.run(in_process(args.rounds, args.requests, args.custom_sampler))
+    print(f"in-process raw ASGI, {args.rounds} interleaved rounds x {args.requests} requests, "
+          f"sampler: {'custom (Toggle)' if args.custom_sampler else 'ParentBased(ALWAYS_ON) / sample_ratio=0.0'}")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}")
     report(results)
     report_latency()
     costs = summarize_cost()

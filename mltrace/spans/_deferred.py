@@ -50,6 +50,7 @@ from opentelemetry.trace import (
     TraceFlags,
     TraceState,
 )
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 _log = logging.getLogger("mltrace")
@@ -377,20 +378,29 @@ def _summary_failed(span: DeferredSpan, prefix: str, exc: Exception) -> None:
 
 
 def _start(
-    request: _Request,
+    request: _Request | None,
     name: str,
     context: Context | None,
     kind: SpanKind,
     attributes: types.Attributes,
     links: Sequence[Link] | None,
     start_time: int | None,
+    root_tracer: sdk_trace.Tracer | None = None,
+    parent_span_context: SpanContext | None = None,
 ) -> trace.Span:
-    """``Tracer.start_span`` of the SDK, step for step, ending in a DeferredSpan instead of a span."""
-    tracer = request.tracer
+    """``Tracer.start_span`` of the SDK, step for step, ending in a DeferredSpan instead of a span.
+
+    ``request`` None: a request's root (from ``root_tracer``), whose ``_Request`` is made only
+    when the span records (a sampled-out request makes nothing but its ``NonRecordingSpan``)."""
+    tracer = request.tracer if request is not None else root_tracer
+    assert tracer is not None
     links = links or ()
     if context is None:  # looked up once, for the parent, the sampler and on_start
         context = otel_context.get_current()
-    parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+    # ``parent_span_context``: the caller looked it up in ``context`` already (~0.5 µs a span)
+    parent: SpanContext | None = (
+        parent_span_context if parent_span_context is not None else trace.get_current_span(context).get_span_context()
+    )
     if not tracer._is_enabled():
         return NonRecordingSpan(parent)  # type: ignore[arg-type]  # as the SDK does
     if parent is None or not parent.is_valid:
@@ -399,25 +409,58 @@ def _start(
     else:
         trace_id = parent.trace_id
     trace_state: TraceState | None
-    if parent is not None and parent.trace_flags.sampled and not parent.is_remote and _keeps(tracer.sampler):
-        # What ParentBased(ALWAYS_ON) answers for a local sampled parent, without the call (~1.3 µs)
-        decision, start_attributes, trace_state = Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state
+    rule = _child_rule(tracer.sampler) if parent is not None and parent.trace_flags.sampled else None
+    if rule is not None and parent is not None and not parent.is_remote:
+        # What the sampler answers for a local sampled parent, without the call (~1.3 µs)
+        decision, trace_state = Decision.RECORD_AND_SAMPLE, parent.trace_state
+        start_attributes = attributes if rule is _AS_GIVEN else rule(trace_state, attributes)
     else:
         result = tracer.sampler.should_sample(context, trace_id, name, kind, attributes, links)
         decision, start_attributes, trace_state = result.decision, result.attributes, result.trace_state
     sampled = decision is Decision.RECORD_AND_SAMPLE
     random_id = tracer.id_generator.is_trace_id_random() if parent is None else parent.trace_flags.random_trace_id
     flags = _FLAGS[sampled, bool(random_id)]
-    span_context = SpanContext(
-        trace_id, tracer.id_generator.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state,
-    )
+    span_id = tracer.id_generator.generate_span_id()
+    if _TUPLE_CONTEXT and parent is not None and 0 < span_id <= _MAX_SPAN_ID:
+        # The parent's trace id is valid and so is the span id: SpanContext.__new__'s checks and
+        # defaults would give exactly this tuple (checked at import, _tuple_layout_holds) (~1 µs)
+        state = _NO_STATE if trace_state is None else trace_state
+        span_context = _new_tuple(SpanContext, (trace_id, span_id, False, flags, state, True))
+    else:
+        span_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=trace_state)
     record_end = tracer._tracer_metrics.start_span(parent, decision)
     if decision is Decision.DROP:
         return NonRecordingSpan(span_context)
+    if request is None:
+        request = _Request(tracer, trace_id)
     return DeferredSpan(
         request, name, span_context, parent, context, kind, start_attributes, links, start_time, record_end
     )
 
+
+_new_tuple = tuple.__new__
+_MAX_SPAN_ID = (1 << 64) - 1
+_NO_STATE = DEFAULT_TRACE_STATE  # what SpanContext puts in for None
+
+
+def _tuple_layout_holds() -> bool:
+    """Whether a SpanContext is still the tuple (trace_id, span_id, is_remote, trace_flags,
+    trace_state, is_valid) that its ``__new__`` builds (else _start calls the constructor)."""
+    try:
+        flags, state = TraceFlags(3), TraceState([("k", "v")])
+        made = SpanContext(5, 6, is_remote=False, trace_flags=flags, trace_state=state)
+        built = _new_tuple(SpanContext, (5, 6, False, flags, state, True))
+        plain = SpanContext(5, 6, is_remote=False, trace_flags=flags)
+        return (
+            type(made).__mro__[1] is tuple and tuple(made) == tuple(built) and made == built
+            and built.is_valid and built.trace_state is state and not built.is_remote
+            and plain.trace_state is _NO_STATE
+        )
+    except Exception:  # pragma: no cover - an API that changed its insides
+        return False
+
+
+_TUPLE_CONTEXT = _tuple_layout_holds()
 
 # TraceFlags are immutable ints: one object per combination of (sampled, random trace id).
 _FLAGS = {
@@ -429,16 +472,47 @@ _FLAGS = {
 }
 
 
-def _keeps(sampler: object) -> bool:
-    """Whether ``sampler`` is (configure()'s wrapper around) the SDK's ParentBased sampler with its
-    default for a local sampled parent, ALWAYS_ON: then a child's answer is known without asking
-    (sample, the attributes as given, the parent's trace state). Any other sampler is asked."""
+def _as_given(trace_state: TraceState | None, attributes: types.Attributes) -> types.Attributes:
+    return attributes
+
+
+_AS_GIVEN = _as_given
+
+
+def _child_rule(sampler: object) -> Callable[[TraceState | None, types.Attributes], types.Attributes] | None:
+    """How ``sampler`` (or configure()'s wrapper around it) answers for a span under a local
+    sampled parent, when that is known without asking: always sample, with the parent's trace
+    state, and the start attributes this function returns. ``None``: ask the sampler.
+
+    The SDK's ParentBased with its default for that case (ALWAYS_ON): the attributes as given.
+    mltrace's ConsistentProbabilitySampler: plus the parent's adjusted count (its own rule)."""
     if type(sampler) is _head_sampler_class():
         sampler = sampler.delegate  # type: ignore[attr-defined]
-    if type(sampler) is not ParentBased:
-        return False
-    local = sampler._local_parent_sampled
-    return type(local) is StaticSampler and local._decision is Decision.RECORD_AND_SAMPLE
+    last = _LAST_RULE
+    if last[0] is sampler:  # asked per span; the sampler changes on configure() only
+        known: Callable[[TraceState | None, types.Attributes], types.Attributes] | None = last[1]
+        return known
+    rule: Callable[[TraceState | None, types.Attributes], types.Attributes] | None = None
+    cls = type(sampler)
+    if cls is ParentBased:
+        local = sampler._local_parent_sampled  # type: ignore[attr-defined]
+        if type(local) is StaticSampler and local._decision is Decision.RECORD_AND_SAMPLE:
+            rule = _AS_GIVEN
+    elif cls is _consistent_class():
+        rule = sampler.child_attributes  # type: ignore[attr-defined]
+    _LAST_RULE[:] = [sampler, rule]
+    return rule
+
+
+_LAST_RULE: list[Any] = [None, None]  # [sampler, its rule]: one slot
+
+
+def _consistent_class() -> type:
+    if "consistent" not in _LATE:
+        from ..sampling import ConsistentProbabilitySampler
+
+        _LATE["consistent"] = ConsistentProbabilitySampler
+    return _LATE["consistent"]  # type: ignore[no-any-return]
 
 
 def _head_sampler_class() -> type:
@@ -464,11 +538,9 @@ def start_request_span(
     tracer = TRACER.get()
     if not isinstance(tracer, sdk_trace.Tracer):
         return tracer.start_span(name, context=context, kind=kind, attributes=attributes), None
-    request = _Request(tracer)
-    span = _start(request, name, context, kind, attributes, None, None)
-    request.trace_id = span.get_span_context().trace_id
+    span = _start(None, name, context, kind, attributes, None, None, tracer)
     # Sampled out: nothing will be recorded under it, so no request to keep or hand over.
-    return span, (request if type(span) is DeferredSpan else None)
+    return span, (span._request if type(span) is DeferredSpan else None)
 
 
 def enter(request: _Request) -> contextvars.Token[_Request | None]:
@@ -507,12 +579,13 @@ def start_child(
     if request is None or request.flushed:
         return None
     context = otel_context.get_current()
-    if trace.get_current_span(context).get_span_context().trace_id != request.trace_id:
+    parent = trace.get_current_span(context).get_span_context()
+    if parent.trace_id != request.trace_id:
         # Another trace: a new root started inside the request, or a request whose context was
         # copied from this one (uvicorn starts a pipelined request from inside the last send):
         # the SDK's own spans, as without deferral.
         return None
-    return _start(request, name, context, kind, attributes, links, start_time)
+    return _start(request, name, context, kind, attributes, links, start_time, None, parent)
 
 
 # -- handing spans over ---------------------------------------------------------------------------

@@ -17,9 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from starlette.datastructures import Headers
+from opentelemetry import propagate
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from starlette.types import Scope
 
 from ..privacy import redact_query
@@ -54,8 +57,9 @@ def host_attributes(host: str, scheme: str) -> dict[str, Any]:
     return attrs
 
 
-def request_attributes(scope: Scope, headers: Headers) -> dict[str, Any]:
-    """The server span's start attributes (OpenTelemetry HTTP server conventions)."""
+def request_attributes(scope: Scope, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The server span's start attributes (OpenTelemetry HTTP server conventions); ``headers``
+    answers ``host`` and ``user-agent`` (the first value of each, as Starlette's ``Headers``)."""
     scheme = scope.get("scheme", "http")
     attrs: dict[str, Any] = {
         "http.request.method": scope.get("method", "_OTHER"),
@@ -81,6 +85,90 @@ def request_attributes(scope: Scope, headers: Headers) -> dict[str, Any]:
     if agent:
         attrs["user_agent.original"] = agent[:MAX_TEXT]
     return attrs
+
+
+# -- the headers the propagators read ------------------------------------------------------------
+
+def _read_by(propagator: TextMapPropagator) -> frozenset[str] | None:
+    """The header names ``propagator.extract`` reads (from its source), or ``None`` when unknown.
+
+    Exact types only (a subclass may read more), and not ``fields``: that is what ``inject``
+    writes, and B3's multi-header extract also reads the single ``b3`` header, which its
+    ``fields`` leaves out; Jaeger's reads every ``uberctx-`` header, a prefix."""
+    cls = type(propagator)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    return _KNOWN_READS.get(name)
+
+
+_B3_READS = frozenset({"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags"})
+_KNOWN_READS: dict[str, frozenset[str]] = {
+    "opentelemetry.trace.propagation.tracecontext.TraceContextTextMapPropagator":
+        frozenset({"traceparent", "tracestate"}),
+    "opentelemetry.baggage.propagation.W3CBaggagePropagator": frozenset({"baggage"}),
+    "opentelemetry.propagators.b3.B3MultiFormat": _B3_READS,
+    "opentelemetry.propagators.b3.B3SingleFormat": _B3_READS,  # B3MultiFormat's extract
+    "opentelemetry.propagators.b3.B3Format": _B3_READS,  # the deprecated alias's class
+}
+
+
+def _reads_of(propagator: TextMapPropagator, depth: int) -> set[str] | None:
+    """What ``propagator`` reads, composites opened (configure() may nest one in another)."""
+    inner = getattr(propagator, "_propagators", None)
+    if type(propagator) is not CompositePropagator or not isinstance(inner, list | tuple):
+        read = _read_by(propagator)
+        return None if read is None else set(read)
+    if depth > 4:
+        return None
+    names: set[str] = set()
+    for part in inner:
+        more = _reads_of(part, depth + 1)
+        if more is None:
+            return None
+        names |= more
+    return names
+
+
+def propagated_headers() -> frozenset[bytes] | None:
+    """The (lower-case, encoded) header names the global propagators read, or ``None`` when one
+    of them is not a known type (then every header goes to ``propagate.extract``, as before).
+
+    Cached per global propagator object (``propagate.set_global_textmap`` replaces it)."""
+    textmap = propagate.get_global_textmap()
+    inner = getattr(textmap, "_propagators", None)
+    key = (id(textmap), id(inner), len(inner) if isinstance(inner, list | tuple) else -1)
+    if _PROPAGATED[0] == key:
+        cached: frozenset[bytes] | None = _PROPAGATED[1]
+        return cached
+    names = _reads_of(textmap, 0)
+    found = None if names is None else frozenset(n.encode("latin-1") for n in names)
+    _PROPAGATED[0], _PROPAGATED[1] = key, found
+    return found
+
+
+# (key of the global propagator it was computed for, names): one slot, rebuilt when it changes
+_PROPAGATED: list[Any] = [None, None]
+
+
+def inbound_headers(
+    scope: Scope, wanted: frozenset[bytes] | None, extra: tuple[bytes, ...]
+) -> tuple[dict[str, str], bool]:
+    """One pass over the request's headers: ``(headers, trace)``.
+
+    ``headers`` holds the first value of each name in ``wanted`` or ``extra`` (every header when
+    ``wanted`` is None: the propagators are not all known); ``trace``: whether any header the
+    propagators read is there (always True when ``wanted`` is None). A dict answers each lookup at
+    once where Starlette's ``Headers`` scans the list every time."""
+    out: dict[str, str] = {}
+    found = wanted is None
+    for key, value in scope.get("headers", ()):
+        if wanted is None or key in wanted:
+            found = True
+        elif key not in extra:
+            continue
+        name = key.decode("latin-1")
+        if name not in out:
+            out[name] = value.decode("latin-1")
+    return out, found
 
 
 # -- what propagators may log about a client's headers --------------------------------------------

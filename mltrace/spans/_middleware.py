@@ -19,7 +19,7 @@ and ignored.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
@@ -36,7 +36,7 @@ from ..sampling import FORCE_ATTRIBUTE, force_requested
 from . import _deferred
 from ._bodies import BodyTap, Exchange
 from ._guarded import note_failure, record_error
-from ._inbound import cap_propagator_logs, request_attributes
+from ._inbound import cap_propagator_logs, inbound_headers, propagated_headers, request_attributes
 from ._lifespan import run_lifespan
 from ._routes import route_template
 from ._tracer import TRACER
@@ -84,22 +84,21 @@ def _entry_context() -> tuple[Context, _Served | None]:
     return ctx, None
 
 
-def _carrier(scope: Scope) -> dict[str, str]:
-    """The request's headers for the propagators, first value of each name (what ``Headers.get``
-    answers). The global propagators ask for 7-9 names (tracecontext, baggage, b3); a dict answers
-    each at once where ``Headers`` scans the list every time: 4.7 -> ~2 µs a request."""
-    out: dict[str, str] = {}
-    for key, value in scope.get("headers", ()):
-        name = key.decode("latin-1")
-        if name not in out:
-            out[name] = value.decode("latin-1")
-    return out
-
-
-def _forced(headers: Headers) -> bool:
+def _forced(headers: Mapping[str, str]) -> bool:
     """The force-trace header (off unless ``MLTRACE_FORCE_TRACE_HEADER`` names one) asks to keep this trace."""
     name = SETTINGS.force_trace_header
-    return bool(name) and force_requested(headers.get(name), SETTINGS.force_trace_token)
+    return bool(name) and force_requested(headers.get(name.lower()), SETTINGS.force_trace_token)
+
+
+_HOST_AGENT = (b"host", b"user-agent")
+
+
+def _wanted_extra() -> tuple[bytes, ...]:
+    """Headers read besides the propagators': ``host``, ``user-agent``, the force-trace header."""
+    name = SETTINGS.force_trace_header
+    if not name:
+        return _HOST_AGENT
+    return (*_HOST_AGENT, name.lower().encode("latin-1"))
 
 
 def _payload_tap(span: Span, scope: Scope) -> HttpTap | None:
@@ -196,12 +195,10 @@ class MLTraceMiddleware:
         if not ctx.is_valid:
             return message
         extra: list[tuple[bytes, bytes]] = []
-        trace_id = format(ctx.trace_id, "032x")
-        if self.traceresponse:
-            value = f"00-{trace_id}-{format(ctx.span_id, '016x')}-{int(ctx.trace_flags):02x}"
-            extra.append((b"traceresponse", value.encode("latin-1")))
+        if self.traceresponse:  # bytes formatting: no str round trip (2.1 -> ~1 µs a response)
+            extra.append((b"traceresponse", b"00-%032x-%016x-%02x" % (ctx.trace_id, ctx.span_id, ctx.trace_flags)))
         if self.trace_id_header:
-            extra.append((self.trace_id_header, trace_id.encode("latin-1")))
+            extra.append((self.trace_id_header, b"%032x" % ctx.trace_id))
         return {**message, "headers": [*message.get("headers", ()), *extra]}
 
     def _headers_only(self, span: Span, send: Send) -> Send:
@@ -309,10 +306,12 @@ class MLTraceMiddleware:
 
     # -- no server span yet: make one ---------------------------------------------------------
     async def _own(self, scope: Scope, receive: Receive, send: Send, entry: Context) -> None:
-        headers = Headers(scope=scope)
-        parent = propagate.extract(_carrier(scope), context=entry)
+        # One pass over the headers picks out what is read (the propagators' headers, host,
+        # user-agent, the force header); with only known propagators and none of their headers
+        # there, propagate.extract (~1.5 µs) is skipped: it would return ``entry`` unchanged.
+        headers, traced = inbound_headers(scope, propagated_headers(), _wanted_extra())
+        parent = propagate.extract(headers, context=entry) if traced else entry
         method = scope.get("method", "HTTP")
-        where = (scope.get("path", ""), scope.get("root_path", ""))  # before routing rewrites them
         attributes = request_attributes(scope, headers)
         if SETTINGS.force_trace_header and _forced(headers):
             attributes[FORCE_ATTRIBUTE] = True  # a start attribute, so ForceTraceSampler sees it
@@ -326,6 +325,10 @@ class MLTraceMiddleware:
                 kind=SpanKind.SERVER,
                 attributes=attributes,
             )
+        if not span.is_recording():
+            await self._unrecorded(span, parent, scope, receive, send, entry)
+            return
+        where = (scope.get("path", ""), scope.get("root_path", ""))  # before routing rewrites them
         served = _Served()
         ctx = otel_context.set_value(_SERVED_KEY, served, trace.set_span_in_context(span, parent))
         token = otel_context.attach(ctx)
@@ -356,6 +359,47 @@ class MLTraceMiddleware:
                 otel_context.detach(token)
                 if deferred is not None and deferred_token is not None:
                     _deferred.leave(deferred, deferred_token)
+
+    async def _unrecorded(
+        self, span: Span, parent: Context, scope: Scope, receive: Receive, send: Send, entry: Context
+    ) -> None:
+        """A request whose server span does not record (sampled out): the span is current (its
+        trace id reaches children, outgoing calls and the response headers) and nothing else is
+        done: no body counting, disconnect bookkeeping, route lookup or attributes, which only a
+        recording span would keep. The server's ``receive``/``send`` still run in ``entry``."""
+        served = _Served()
+        ctx = otel_context.set_value(_SERVED_KEY, served, trace.set_span_in_context(span, parent))
+        token = otel_context.attach(ctx)
+        fastapi_key = _FASTAPI_KEY not in scope
+        if fastapi_key:
+            scope[_FASTAPI_KEY] = None
+        response_headers = self._response_headers
+
+        async def entry_receive() -> Message:
+            token = otel_context.attach(entry)
+            try:
+                return await receive()
+            finally:
+                otel_context.detach(token)
+
+        async def entry_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await send(response_headers(span, message))
+                return
+            token = otel_context.attach(entry)
+            try:
+                await send(message)
+            finally:
+                otel_context.detach(token)
+
+        try:
+            await self.app(scope, entry_receive, entry_send)
+        finally:
+            served.done = True
+            if fastapi_key:
+                scope.pop(_FASTAPI_KEY, None)
+            span.end()
+            otel_context.detach(token)
 
     @staticmethod
     def _finish(span: Span, scope: Scope, method: str, seen: Exchange, where: tuple[str, str]) -> None:

@@ -288,3 +288,37 @@ def test_custom_sampler_asked_per_span() -> None:
     (_, before), (_, after) = runs
     assert "shard" not in {s.name for s in after} and "preprocess" in {s.name for s in after}
     assert [_plain(s) for s in _canonical(before)] == [_plain(s) for s in _canonical(after)]
+
+
+def test_consistent_sampler_children_known_without_asking() -> None:
+    """Under configure(sample_ratio=...)'s ConsistentProbabilitySampler, a deferred span under a
+    local sampled parent is not asked about (its answer is the sampler's own rule): the spans,
+    their ``ot=th`` tracestate and ``mltrace.sampling.adjusted_count`` are the SDK's exactly."""
+    from mltrace.sampling import ConsistentProbabilitySampler
+    from mltrace.spans._tracer import TRACER
+
+    runs = []
+    for deferred in (False, True):
+        with capture_spans():
+            tracer = TRACER.get()
+            saved = tracer.sampler  # type: ignore[attr-defined]
+            tracer.sampler = ConsistentProbabilitySampler(1.0)  # type: ignore[attr-defined]
+            try:
+                runs.append(_run(deferred))
+            finally:
+                tracer.sampler = saved  # type: ignore[attr-defined]
+    (_, before), (_, after) = runs
+    # new traces carry ot=th:0 and their children the adjusted count; the one remote parent
+    # (no tracestate) passes none on
+    children = [s for s in after if s.name == "preprocess"]
+    counted = [s for s in children if s.context.trace_state.get("ot") == "th:0"]
+    assert len(counted) == len(children) - 1 >= 2
+    assert all(s.attributes and s.attributes["mltrace.sampling.adjusted_count"] == 1.0 for s in counted)
+    # One known difference, older than this fast path (the sampler was asked then and answered
+    # the same): an attribute the sampler adds comes before a deferred input summary, after it
+    # when the summary is made during the request. Same attributes and values, order aside.
+    def unordered(spans: list[ReadableSpan]) -> list[dict[str, Any]]:
+        plain = [_plain(s) for s in _canonical(spans)]
+        return [{**p, "attributes": sorted(p["attributes"], key=lambda kv: kv[0])} for p in plain]
+
+    assert unordered(before) == unordered(after)  # contexts too: ot=th in every tracestate
