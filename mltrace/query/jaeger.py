@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +31,7 @@ from .._errors import ConfigurationError
 from ._errors import SourceUnavailable, TraceNotFound, UnknownService
 from ._http import JsonApi, coerce, page_back
 from ._model import Link, Span, Trace
+from ._otlp_json import spans_by_trace
 from ._protocol import Progress
 
 PAGE_SIZE = 500
@@ -96,7 +101,42 @@ def parse_trace(raw: dict[str, Any]) -> Trace:
 
 # -- api_v3: OTLP JSON -------------------------------------------------------------------------
 _KINDS = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
-_V3_MAX_PAGE = 20_000  # traces in one api_v3 answer at most (~60 MB of OTLP JSON)
+# The first request asks for the whole window with this many traces at most: a window that holds
+# fewer is one request; one that holds more gives the density the slices are planned from.
+_PROBE = 500
+_SLICE = 1_500  # traces a slice is planned to hold (~4.5 MB of OTLP JSON for the bench's traces)
+_SLICE_ASK = 3_000  # traces asked per slice: a slice this full is split (headroom for bursts)
+_AHEAD = 2  # slices downloading while one is decoded (Jaeger and the CLI share the cores)
+
+
+class _Prefetch:
+    """One HTTP request on a daemon thread: a Ctrl-C in the main thread ends the command at once
+    (a pool's threads would be joined at exit, waiting for the download to finish)."""
+
+    def __init__(self, fetch: Callable[[], bytes | None]) -> None:
+        self._fetch = fetch
+        self._done = threading.Event()
+        self._value: bytes | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name="mltrace-jaeger-fetch", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fetch()
+        except BaseException as exc:  # handed to the thread that waits for the result
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> bytes | None:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def abandon(self) -> None:
+        """Not needed after all: its body is dropped when it arrives."""
+        self._value = None
 
 
 def _otlp_id(raw: Any, width: int) -> str:
@@ -220,11 +260,13 @@ class JaegerSource:
 
     _v3: bool | None = None  # api_v3 served? (asked once)
 
-    def _v3_page(self, service: str, start_us: int, end_us: int, limit: int, min_duration: float | None) -> list[Trace]:
+    def _v3_get(self, service: str, lo: int, hi: int, limit: int, min_duration: float | None) -> bytes | None:
+        """The body of one api_v3 search (``None``: no traces in the window). Only HTTP: safe to run
+        in a worker thread (httpx's client is), so the next window downloads while this one decodes."""
         params: dict[str, Any] = {
             "query.service_name": service,
-            "query.start_time_min": _rfc3339(start_us),
-            "query.start_time_max": _rfc3339(end_us),
+            "query.start_time_min": _rfc3339(lo),
+            "query.start_time_max": _rfc3339(hi),
             "query.num_traces": limit,
         }
         if min_duration is not None:
@@ -238,19 +280,25 @@ class JaegerSource:
             ) from None
         if response.status_code in (404, 405, 501):
             if response.status_code == 404 and "no traces" in response.text.lower():
-                return []  # api_v3's answer to an empty window
+                return None  # api_v3's answer to an empty window
             raise _NoV3
         if response.status_code >= 400:
             raise SourceUnavailable(
                 f"Jaeger at {self.api.base_url} answered {response.status_code} to /api/v3/traces: "
                 f"{response.text.strip()[:200]}"
             )
+        return response.content
+
+    def _v3_traces(self, body: bytes | None) -> list[Trace]:
+        """An api_v3 answer's traces (:mod:`._otlp_json`)."""
+        if body is None:
+            return []
         grouped: dict[str, list[Span]] = {}
         try:
             try:  # one object (the usual answer): json.loads on the bytes, ~40% faster than raw_decode
-                chunks = [json.loads(response.content)]
+                chunks = [json.loads(body)]
             except ValueError:
-                chunks = _decode_stream(response.text)
+                chunks = _decode_stream(body.decode("utf-8", "replace"))
         except ValueError:
             raise SourceUnavailable(f"{self.api.base_url}/api/v3/traces did not answer with JSON") from None
         for chunk in chunks:
@@ -258,9 +306,84 @@ class JaegerSource:
                 if "no traces" in str(chunk["error"]).lower():
                     continue
                 raise SourceUnavailable(f"Jaeger api_v3 error: {str(chunk['error'])[:200]}")
-            for tid, spans in parse_otlp(chunk).items():
-                grouped.setdefault(tid, []).extend(spans)
+            spans_by_trace(chunk, grouped)
         return [Trace.of(tid, spans) for tid, spans in grouped.items()]
+
+    def _v3_window(self, service: str, start: int, end: int, limit: int, min_duration: float | None,
+                   progress: Progress | None) -> list[Trace]:
+        """The newest ``limit`` traces in ``[start, end]`` (µs) from api_v3, read in slices of the window.
+
+        One request where the window holds few traces (a page that is not full holds its whole
+        window). Else the window is walked back from its end in slices sized from the traces seen
+        so far (about ``_SLICE`` traces each), ``_AHEAD`` slices downloading in worker threads
+        while the main thread decodes the previous one: Jaeger serialises and sends the next slice
+        while Python decodes this one, and memory holds a few slices' JSON, never the whole
+        window's (100,000 traces are ~300 MB of OTLP JSON). A slice that comes back full may hold
+        more: it is split in four and its parts read first (``_http.page_back``'s rule), so the
+        answer is right whatever order the store answers in; fetching stops once the slices read,
+        all newer than any not yet read, hold ``limit`` traces.
+        """
+        ask = min(limit + 1, _PROBE)
+        first = self._v3_traces(self._v3_get(service, start, end, ask, min_duration))
+        if progress is not None:
+            progress(len(first))
+        if len(first) < ask:  # the whole window (limit + 1 asked: exactly ``limit`` is not full)
+            return sorted(first, key=lambda t: t.start_us, reverse=True)[:limit]
+        # Density from the first page: a store that answers newest first (Jaeger's memory and
+        # Badger stores) gives the newest traces' span of time; one that answers in another
+        # order gives a lower bound, and full slices are split below.
+        found: dict[str, Trace] = {t.trace_id: t for t in first}
+        starts = [t.start_us for t in first]
+        # Over the page's own span of time, not up to the window's end: a service idle for the
+        # last minutes would otherwise look sparse, and its first slice come back full.
+        density = len(first) / max(1, max(starts) - min(starts) + 1)  # traces per µs
+        # The first slice reaches from the window's end past the first page's oldest trace (it
+        # holds the page's traces again, which are cheap to fetch twice: a page of a store that
+        # answers newest first holds the newest traces, and the time after them is empty).
+        cursor = max(start, min(starts) - int((_SLICE - len(first)) / density))
+        pending: deque[tuple[int, int]] = deque([(cursor, end)])  # windows to read, newest first
+        inflight: dict[tuple[int, int], _Prefetch] = {}
+
+        def plan() -> None:
+            nonlocal cursor  # every window from cursor to end is planned
+            lo = max(start, cursor - max(1, int(_SLICE / max(density, 1e-12))))
+            pending.append((lo, cursor - 1))
+            cursor = lo
+
+        try:
+            while True:
+                while cursor > start and len(pending) <= _AHEAD:
+                    plan()
+                if not pending:
+                    break
+                for w in list(pending)[: _AHEAD + 1]:
+                    if w not in inflight:
+                        inflight[w] = _Prefetch(functools.partial(self._v3_get, service, w[0], w[1], _SLICE_ASK,
+                                                                  min_duration))
+                lo, hi = pending.popleft()
+                page = self._v3_traces(inflight.pop((lo, hi)).result())
+                for t in page:
+                    found.setdefault(t.trace_id, t)
+                if progress is not None:
+                    progress(len(found))
+                if len(page) >= _SLICE_ASK and hi - lo >= 4:
+                    cuts = [lo + (hi - lo + 1) * i // 4 for i in range(4)] + [hi + 1]
+                    pending.extendleft((cuts[i], cuts[i + 1] - 1) for i in range(4))  # newest part ends first
+                    continue
+                # The next slices' width from this one's density over its traces' span of time
+                # (a slice that is half gap is not half as dense); after an empty slice, 4x wider at
+                # most: an idle hour before a busy one must not make the next slice the rest.
+                if len(page) >= 2:
+                    times = [t.start_us for t in page]
+                    density = len(page) / max(1, max(times) - min(times) + 1)
+                else:
+                    density /= 4
+                if len(found) >= limit and sum(1 for t in found.values() if t.start_us >= lo) >= limit:
+                    break
+        finally:
+            for fetch in inflight.values():
+                fetch.abandon()
+        return sorted(found.values(), key=lambda t: t.start_us, reverse=True)[:limit]
 
     def _page(self, service: str, start_us: int, end_us: int, limit: int, min_duration: float | None,
               tags: dict[str, str] | None = None) -> list[Trace]:
@@ -277,15 +400,7 @@ class JaegerSource:
         start = end - int((since if since is not None else DEFAULT_LOOKBACK_S) * 1e6)
         if not tags and self._v3 is not False:
             try:
-                found = page_back(
-                    lambda lo, hi, n: self._v3_page(service, lo, hi, n, min_duration),
-                    # One request for the whole window where it fits: a full page makes page_back split
-                    # the window and fetch its parts again (19 requests and ~3x the traces for 10,000
-                    # at 2,000 a page); limit + 1, so exactly ``limit`` traces is a page not full.
-                    start=start, end=end, limit=limit, page_size=min(max(limit + 1, self.page_size), _V3_MAX_PAGE),
-                    unit_us=1,
-                    progress=progress,
-                )
+                found = self._v3_window(service, start, end, limit, min_duration, progress)
                 self._v3 = True
                 return found
             except _NoV3:
