@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 import uuid
 
@@ -37,9 +38,9 @@ OTLP = os.environ.get("MLTRACE_E2E_OTLP_ENDPOINT", "http://127.0.0.1:4317")
 KINDS = (SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL, SpanKind.PRODUCER, SpanKind.CONSUMER)
 
 
-def _trace(i: int, resource: Resource, now: int) -> list[ReadableSpan]:
+def _trace(i: int, resource: Resource, now: int, base: int) -> list[ReadableSpan]:
     """A server span and four children: every attribute type, an event, a link, an error."""
-    tid = (0x5EED << 100) + i
+    tid = (base << 16) + i  # fresh ids each run: Jaeger would merge a rerun's spans into old traces
     root = SpanContext(tid, 0x1000 + i, False, TraceFlags(1))
     t0 = now - (200 - i) * 50_000_000
     spans = [ReadableSpan(
@@ -56,7 +57,7 @@ def _trace(i: int, resource: Resource, now: int) -> list[ReadableSpan]:
                         "ml.drift.score": i / 7 + k, "ml.drift.alert": bool((i + k) % 2),
                         "ml.input.shape": [i, k], "ml.labels": ["a", f"b{i}"], "ml.weights": [0.5, i / 3],
                         "ml.flags": [True, False], "ml.output.prediction": f"p{i % 3}"},
-            events=[], links=[OtelLink(SpanContext((0xFEED << 100) + i, 0x77, False, TraceFlags(1)),
+            events=[], links=[OtelLink(SpanContext((base << 16) + 0x8000 + i, 0x77, False, TraceFlags(1)),
                                        {"link.kind": "batch", "link.n": i})] if k == 3 else [],
             status=Status(StatusCode.ERROR, f"boom {i}") if k == 4 else Status(StatusCode.UNSET),
             start_time=start, end_time=start + 500_000 * k,
@@ -70,7 +71,8 @@ def seeded() -> tuple[str, int]:
     service = f"mltrace-e2e-otlpjson-{uuid.uuid4().hex[:8]}"
     resource = Resource.create({"service.name": service, "ml.model.version": "3", "host.name": "h1"})
     now = time.time_ns()
-    spans = [s for i in range(200) for s in _trace(i, resource, now)]
+    base = random.getrandbits(100) | 1 << 99
+    spans = [s for i in range(200) for s in _trace(i, resource, now, base)]
     # An event needs the SDK's Event type; one span gets two (exception and a first token).
     from opentelemetry.sdk.trace import Event
 
