@@ -242,7 +242,9 @@ def _seed_jaeger(n_traces: int, otlp: str, query: str) -> str:
     return service
 
 
-def bench_jaeger(n_traces: int, repeat: int, otlp: str, query: str, service: str | None, v1: bool) -> None:
+def bench_jaeger(
+    n_traces: int, repeat: int, otlp: str, query: str, service: str | None, v1: bool, one: bool
+) -> None:
     """``mltrace slow`` over Jaeger end to end, as a user runs it, and where its time goes: the
     window read in slices (what the CLI does) beside the same window in one api_v3 request (the
     previous path) and, with ``--v1``, over the v1 API; analysis time on its own."""
@@ -257,7 +259,9 @@ def bench_jaeger(n_traces: int, repeat: int, otlp: str, query: str, service: str
     probe = jaeger._PROBE
     # "one request": the window in one api_v3 answer, as before the slices (a first page of the
     # window's size + 1; Jaeger refuses a search depth above its memory store's max_traces)
-    reads: dict[str, int | None] = {"sliced": probe, "one request": n_traces + 1, **({"v1 API": None} if v1 else {})}
+    # (above 20,000 traces only with --one-request: ~300 MB of JSON at 100,000, 2.6 GB peak)
+    reads: dict[str, int | None] = {"sliced": probe, **({"one request": n_traces + 1} if one else {}),
+                                    **({"v1 API": None} if v1 else {})}
     rows: dict[str, list[tuple[float, int]]] = {k: [] for k in reads}
     cli: list[tuple[float, float]] = []
     analysis: list[float] = []
@@ -267,7 +271,7 @@ def bench_jaeger(n_traces: int, repeat: int, otlp: str, query: str, service: str
         wall, rss, report = _cli(argv)
         cli.append((wall, rss))
         for label, first in reads.items():
-            source = JaegerSource(query)
+            source = JaegerSource(query, timeout=300.0)  # one request of a large window takes long
             jaeger._PROBE = first if first is not None else probe
             source._v3 = False if first is None else None
             traces = []  # the previous round's traces freed before this read
@@ -428,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--service", help="jaeger: time this already seeded service (seeded within the hour)")
     parser.add_argument("--v1", action="store_true", help="jaeger: time the v1 API's read beside")
+    parser.add_argument("--one-request", action="store_true",
+                        help="jaeger: time the window in one api_v3 request beside (default up to 20,000 traces)")
     parser.add_argument("--otlp", default=os.environ.get("MLTRACE_E2E_OTLP_ENDPOINT", "http://127.0.0.1:4317"))
     parser.add_argument("--query", default=os.environ.get("MLTRACE_E2E_JAEGER_QUERY_URL", "http://127.0.0.1:16686"))
     args = parser.parse_args(argv)
@@ -438,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.target == "window":
         bench_window(args.sizes, args.repeat, args.keep, args.full_up_to)
     else:
-        bench_jaeger(args.traces, args.repeat, args.otlp, args.query, args.service, args.v1)
+        bench_jaeger(args.traces, args.repeat, args.otlp, args.query, args.service, args.v1,
+                     args.one_request or args.traces <= 20_000)
     return 0
 
 

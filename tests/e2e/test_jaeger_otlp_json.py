@@ -141,11 +141,11 @@ def test_sliced_read_finds_what_one_request_finds(seeded: tuple[str, int], monke
     whole = JaegerSource(QUERY)
     one = {t.trace_id: t for t in whole.find_traces(service, 900.0, 1000)}
     assert whole.api.requests == 2  # the service check, then the window in one request
-    # Slices of ~15 traces, a first page of 20, three downloading ahead: many requests, and some
+    # Slices of ~12 traces (24 asked), a first page of 20, three downloading ahead: many requests, and some
     # slices come back full and are split.
     monkeypatch.setattr(jaeger, "_PROBE", 20)
-    monkeypatch.setattr(jaeger, "_SLICE", 15)
-    monkeypatch.setattr(jaeger, "_SLICE_ASK", 25)
+    monkeypatch.setattr(jaeger, "_SLICE", 12)
+    monkeypatch.setattr(jaeger, "_SLICE_MAX", 12)
     monkeypatch.setattr(jaeger, "_AHEAD", 3)
     sliced = JaegerSource(QUERY)
     seen: list[int] = []
