@@ -181,3 +181,30 @@ def test_slow_over_jaeger_covers_the_whole_window(seeded: tuple[str, int]) -> No
     # Counts, threshold and the slowest traces from the whole window, not from the sample.
     assert part["slow_count"] == full["slow_count"] and part["median_ms"] == full["median_ms"]
     assert [t["trace_id"] for t in part["traces"]] == [t["trace_id"] for t in full["traces"]]  # type: ignore[attr-defined]
+
+
+def test_ctrl_c_mid_read_stops_the_sliced_read(seeded: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while slices are downloading (here: raised from the progress callback, in the main
+    thread, as the signal is) leaves find_traces at once; the downloads still in flight run on
+    daemon threads, so nothing waits for them at exit."""
+    import threading
+
+    service, _ = seeded
+    monkeypatch.setattr(jaeger, "_PROBE", 20)
+    monkeypatch.setattr(jaeger, "_SLICE", 12)
+    monkeypatch.setattr(jaeger, "_SLICE_MAX", 12)
+    monkeypatch.setattr(jaeger, "_AHEAD", 3)
+    source = JaegerSource(QUERY)
+    calls: list[int] = []
+
+    def progress(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        source.find_traces(service, 900.0, 1000, progress=progress)
+    assert len(calls) == 3
+    fetchers = [t for t in threading.enumerate() if t.name == "mltrace-jaeger-fetch"]
+    assert all(t.daemon for t in fetchers)
+    source.close()
