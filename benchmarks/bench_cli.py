@@ -315,15 +315,29 @@ def _cli(argv: list[str]) -> tuple[float, float, dict[str, Any]]:
     import json
     import subprocess
 
-    t = time.perf_counter()
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mltrace"), *argv, "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    if status != 0:
-        raise SystemExit(f"mltrace {argv[0]} failed: {proc.stderr.read() if proc.stderr else b''!r}")
-    return wall, usage.ru_maxrss / 1024, json.loads(out)
+    # Peak RSS from the child's own /proc/PID/status VmHWM, polled: wait4's ru_maxrss also counts
+    # the parent's pages at fork, so a bench process holding 10,000 traces made a 180 MB command
+    # read 403 MB.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mltrace"), *argv, "--json"],
+                                stdout=out, stderr=err)
+        peak_kb = 0
+        while proc.poll() is None:
+            try:
+                with open(f"/proc/{proc.pid}/status") as status_file:
+                    for line in status_file:
+                        if line.startswith("VmHWM:"):
+                            peak_kb = max(peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        wall = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"mltrace {argv[0]} failed: {err.read()!r}")
+        return wall, peak_kb / 1024, json.loads(out.read())
 
 
 def _cli_slow(path: str, scan: int | None) -> tuple[float, float, dict[str, Any]]:
