@@ -2,6 +2,9 @@
 
     python benchmarks/bench_cli.py local              # seeds a temporary store, times `slow`
     python benchmarks/bench_cli.py jaeger             # seeds Jaeger over OTLP (scripts/backends.sh up jaeger)
+    python benchmarks/bench_cli.py jaeger --traces 10000 --repeat 3 --v1
+    python benchmarks/bench_cli.py jaeger --traces 100000 --repeat 2 --otlp http://127.0.0.1:PORT \
+        --query http://127.0.0.1:PORT   # a Jaeger of your own: see benchmarks/README.md
     python benchmarks/bench_cli.py local --traces 10000 --repeat 5
     python benchmarks/bench_cli.py scale --sizes 10000 100000 1000000 --keep /tmp/mltrace-scale
     python benchmarks/bench_cli.py window --sizes 10000 100000 1000000 --keep /tmp/mltrace-scale
@@ -211,7 +214,8 @@ def bench_local(n_traces: int, repeat: int) -> None:
     print(f"  {_check(report)}")
 
 
-def bench_jaeger(n_traces: int, repeat: int, otlp: str, query: str, page_size: int) -> None:
+def _seed_jaeger(n_traces: int, otlp: str, query: str) -> str:
+    """``n_traces`` bench traces sent to Jaeger over OTLP as a fresh service, once all are readable."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
     from mltrace.query.jaeger import JaegerSource
@@ -224,52 +228,74 @@ def bench_jaeger(n_traces: int, repeat: int, otlp: str, query: str, page_size: i
         if result.name != "SUCCESS":
             raise SystemExit(f"OTLP export to {otlp} failed: {result}")
     exporter.shutdown()
-    print(f"seeded {n_traces:,} traces into Jaeger as {service} in {time.perf_counter() - t:.1f} s")
-    source = JaegerSource(query, page_size=page_size)
-    deadline = time.monotonic() + 120
+    print(f"seeded {n_traces:,} traces into Jaeger as {service} in {time.perf_counter() - t:.1f} s "
+          f"(reuse them within the hour: --service {service})", flush=True)
+    source = JaegerSource(query)
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # ingestion is asynchronous
-        if service in source.services() and len(source.find_traces(service, 3600.0, n_traces)) >= n_traces:
+        if service in source.services() and len(source.trace_window(service, 3600.0)) >= n_traces:
             break
-        time.sleep(1)
+        time.sleep(2)
     else:
-        raise SystemExit(f"Jaeger did not return all {n_traces} traces of {service} within 120 s")
-    http = [0.0]
-    get = source.api.client.get
-
-    def timed_get(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return get(*args, **kwargs)
-        finally:
-            http[0] += time.perf_counter() - t0
-
-    source.api.client.get = timed_get  # type: ignore[method-assign]
-    for api in ("api_v3", "v1"):
-        fetch, analysis, requests, wire = [], [], [], []
-        report: dict[str, Any] = {}
-        for _ in range(repeat):
-            source._v3 = None if api == "api_v3" else False  # v1: the path before api_v3
-            http[0] = 0.0
-            before = source.api.requests
-            t0 = time.perf_counter()
-            traces = source.find_traces(service, 3600.0, n_traces)
-            t1 = time.perf_counter()
-            report = analyze_slow(traces, limit=10)
-            t2 = time.perf_counter()
-            fetch.append(t1 - t0)
-            analysis.append(t2 - t1)
-            wire.append(http[0])
-            requests.append(source.api.requests - before)
-        best = fetch.index(min(fetch))
-        print(f"Jaeger {api}, {len(traces):,} traces, best of {repeat} "
-              f"(median fetch {statistics.median(fetch):.3f} s):")
-        print(f"  fetch (find_traces)         {fetch[best]:.3f} s  in {requests[best]} requests")
-        print(f"    HTTP round trips + body    {wire[best]:.3f} s  (Jaeger serialising, transfer)")
-        print(f"    JSON decode + model        {fetch[best] - wire[best]:.3f} s")
-        print(f"  analysis (analyze_slow)     {min(analysis):.3f} s")
-        print(f"  fetch + analysis            {fetch[best] + min(analysis):.3f} s")
-        print(f"  {_check(report)}")
+        raise SystemExit(f"Jaeger did not return all {n_traces} traces of {service} within 300 s")
     source.close()
+    return service
+
+
+def bench_jaeger(
+    n_traces: int, repeat: int, otlp: str, query: str, service: str | None, v1: bool, one: bool
+) -> None:
+    """``mltrace slow`` over Jaeger end to end, as a user runs it, and where its time goes: the
+    window read in slices (what the CLI does) beside the same window in one api_v3 request (the
+    previous path) and, with ``--v1``, over the v1 API; analysis time on its own."""
+    from mltrace.analysis._gc import paused_gc
+    from mltrace.query import jaeger
+    from mltrace.query.jaeger import JaegerSource
+
+    service = service or _seed_jaeger(n_traces, otlp, query)
+    argv = ["slow", "--source", "jaeger://" + query.split("://", 1)[1], "--service", service, "--since", "1h"]
+    print(f"command: mltrace {' '.join(argv)} --json; {repeat} rounds, side by side "
+          f"(load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs)", flush=True)
+    probe = jaeger._PROBE
+    # "one request": the window in one api_v3 answer, as before the slices (a first page of the
+    # window's size + 1; Jaeger refuses a search depth above its memory store's max_traces)
+    # (above 20,000 traces only with --one-request: ~300 MB of JSON at 100,000, 2.6 GB peak)
+    reads: dict[str, int | None] = {"sliced": probe, **({"one request": n_traces + 1} if one else {}),
+                                    **({"v1 API": None} if v1 else {})}
+    rows: dict[str, list[tuple[float, int]]] = {k: [] for k in reads}
+    cli: list[tuple[float, float]] = []
+    analysis: list[float] = []
+    report: dict[str, Any] = {}
+    traces: list[Any] = []
+    for _ in range(repeat):
+        wall, rss, report = _cli(argv)
+        cli.append((wall, rss))
+        for label, first in reads.items():
+            source = JaegerSource(query, timeout=300.0)  # one request of a large window takes long
+            jaeger._PROBE = first if first is not None else probe
+            source._v3 = False if first is None else None
+            traces = []  # the previous round's traces freed before this read
+            with paused_gc():  # as `slow` reads
+                t = time.perf_counter()
+                traces = source.find_traces(service, 3600.0, sys.maxsize)
+                rows[label].append((time.perf_counter() - t, source.api.requests - 1))  # less the service check
+            source.close()
+        jaeger._PROBE = probe
+        with paused_gc():
+            t = time.perf_counter()
+            analyze_slow(traces, limit=10)
+            analysis.append(time.perf_counter() - t)
+    walls = [w for w, _ in cli]
+    print(f"Jaeger, {len(traces):,} traces in the window (load average now {os.getloadavg()[0]:.1f}):")
+    print(f"  mltrace slow end to end      median {statistics.median(walls):.2f} s, fastest {min(walls):.2f} s, "
+          f"peak RSS {max(r for _, r in cli):.0f} MB; scanned {report['scanned']:,}, analysed "
+          f"{report['analysed']:,}, sampled {report['sampled']}; {_check(report)}")
+    for label, runs in rows.items():
+        times = [t for t, _ in runs]
+        print(f"  read ({label + ')':<13}          median {statistics.median(times):.2f} s, fastest {min(times):.2f} s "
+              f"in {runs[0][1]} requests")
+    print(f"  analysis of all (analyze_slow) median {statistics.median(analysis):.2f} s, "
+          f"fastest {min(analysis):.2f} s")
 
 
 class _NewestOnly:
@@ -289,15 +315,29 @@ def _cli(argv: list[str]) -> tuple[float, float, dict[str, Any]]:
     import json
     import subprocess
 
-    t = time.perf_counter()
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mltrace"), *argv, "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    if status != 0:
-        raise SystemExit(f"mltrace {argv[0]} failed: {proc.stderr.read() if proc.stderr else b''!r}")
-    return wall, usage.ru_maxrss / 1024, json.loads(out)
+    # Peak RSS from the child's own /proc/PID/status VmHWM, polled: wait4's ru_maxrss also counts
+    # the parent's pages at fork, so a bench process holding 10,000 traces made a 180 MB command
+    # read 403 MB.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mltrace"), *argv, "--json"],
+                                stdout=out, stderr=err)
+        peak_kb = 0
+        while proc.poll() is None:
+            try:
+                with open(f"/proc/{proc.pid}/status") as status_file:
+                    for line in status_file:
+                        if line.startswith("VmHWM:"):
+                            peak_kb = max(peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        wall = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"mltrace {argv[0]} failed: {err.read()!r}")
+        return wall, peak_kb / 1024, json.loads(out.read())
 
 
 def _cli_slow(path: str, scan: int | None) -> tuple[float, float, dict[str, Any]]:
@@ -404,7 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-up-to", type=int, default=100_000, help="window: full decode beside, up to here")
     parser.add_argument("--traces", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--page-size", type=int, default=500)
+    parser.add_argument("--service", help="jaeger: time this already seeded service (seeded within the hour)")
+    parser.add_argument("--v1", action="store_true", help="jaeger: time the v1 API's read beside")
+    parser.add_argument("--one-request", action="store_true",
+                        help="jaeger: time the window in one api_v3 request beside (default up to 20,000 traces)")
     parser.add_argument("--otlp", default=os.environ.get("MLTRACE_E2E_OTLP_ENDPOINT", "http://127.0.0.1:4317"))
     parser.add_argument("--query", default=os.environ.get("MLTRACE_E2E_JAEGER_QUERY_URL", "http://127.0.0.1:16686"))
     args = parser.parse_args(argv)
@@ -415,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.target == "window":
         bench_window(args.sizes, args.repeat, args.keep, args.full_up_to)
     else:
-        bench_jaeger(args.traces, args.repeat, args.otlp, args.query, args.page_size)
+        bench_jaeger(args.traces, args.repeat, args.otlp, args.query, args.service, args.v1,
+                     args.one_request or args.traces <= 20_000)
     return 0
 
 
