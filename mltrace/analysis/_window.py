@@ -6,8 +6,9 @@ source that can list its window cheaply (the local store's entry index,
 decoding a span), every trace in the window is counted; at most ``scan`` of them are decoded and
 analysed, a uniform random sample across the window when it holds more (fixed seed: the same store
 gives the same answer). The sample says so: ``sampled`` and ``sample_weight`` (the window's traces
-per analysed trace), so counts can be scaled to the window. Sources without a window listing
-(Jaeger, Zipkin) give their newest ``scan`` traces, as before (issue 14).
+per analysed trace), so counts can be scaled to the window. Jaeger lists its window by reading all
+of it (in slices, :meth:`mltrace.query.jaeger.JaegerSource.trace_window`), then the same sample is
+drawn; Zipkin, which has no window listing, gives its newest ``scan`` traces (issue 14).
 """
 
 from __future__ import annotations

@@ -22,7 +22,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
     p.add_argument("--service", "-s", help="service name (required for Jaeger)")
     p.add_argument("--since", default="1h", help="time window back from now (default 1h)")
     p.add_argument("--by", metavar="ATTRIBUTE", help="slice by an attribute, e.g. ml.model.version")
-    p.add_argument("--scan", type=int, default=10_000, help="use at most this many traces (default 10000)")
+    p.add_argument(
+        "--scan", type=int, default=10_000,
+        help="analyse at most this many traces (default 10000): a uniform sample across the window when it holds more",
+    )
     p.set_defaults(run=run)
 
 
