@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -141,15 +141,44 @@ def _calibrate_c_call(ms: float = 3.0) -> int:
 _C_CALL = 0
 
 
-def _write_case(
-    writer: Callable[[LocalStore, Sequence[ReadableSpan]], None],
-    batches: list[list[ReadableSpan]],
-    busy: str,
-    budget: float,
-    tmp: str,
-) -> float:
+class _Case:
+    """One writer under test, writing into a fresh store at ``path``."""
+
+    def __init__(self, kind: str, path: str) -> None:
+        self.kind = kind
+        if kind == "two threads":
+            from mltrace.export._local_store import LocalStoreExporter
+
+            self.exporter: LocalStoreExporter | None = LocalStoreExporter(path)
+            self.exporter.start_writer_thread()  # what CountingBatchSpanProcessor does
+            self.store = self.exporter.store
+        else:
+            self.exporter = None
+            self.store = LocalStore(path)
+
+    def write(self, batch: Sequence[ReadableSpan]) -> None:
+        if self.kind == "per row":
+            legacy_write(self.store, batch)
+        elif self.kind == "one thread":
+            self.store.write(batch)
+        else:
+            assert self.exporter is not None
+            self.exporter.export(batch)
+
+    def finish(self) -> None:
+        if self.exporter is not None:
+            self.exporter.force_flush(60_000)
+
+    def close(self) -> None:
+        if self.exporter is not None:
+            self.exporter.shutdown()
+        else:
+            self.store.close()
+
+
+def _write_case(kind: str, batches: list[list[ReadableSpan]], busy: str, budget: float, tmp: str) -> float:
     path = os.path.join(tmp, f"w-{random.getrandbits(32)}.db")
-    store = LocalStore(path)
+    case = _Case(kind, path)
     stop = threading.Event()
     spinner = threading.Thread(target=_busy, args=(stop, busy), daemon=True)
     if busy:
@@ -159,50 +188,81 @@ def _write_case(
     t0 = time.perf_counter()
     try:
         for batch in batches:
-            writer(store, batch)
+            case.write(batch)
             written += len(batch)
             if time.perf_counter() - t0 > budget:
                 break
+        case.finish()  # every span written, not only handed over
         elapsed = time.perf_counter() - t0
     finally:
         stop.set()
         if busy:
             spinner.join()
-    (count,) = store._conn.execute("SELECT COUNT(*) FROM spans").fetchone()
-    store.close()
+    (count,) = case.store._conn.execute("SELECT COUNT(*) FROM spans").fetchone()
+    case.close()
     for suffix in ("", "-wal", "-shm"):
         Path(path + suffix).unlink(missing_ok=True)
     assert count == written, (count, written)
     return written / elapsed
 
 
-def bench_write(rounds: int, n_spans: int, batch: int, budget: float) -> None:
+def sdk_spans(n_traces: int) -> list[ReadableSpan]:
+    """``bench_cli.synthetic_spans``' traces re-made by the OpenTelemetry SDK, so that each span is
+    what an app's exporter receives (attributes in a ``BoundedAttributes``, not a plain dict)."""
     from bench_cli import synthetic_spans
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    memory = InMemorySpanExporter()
+    provider: TracerProvider | None = None
+    for spans in synthetic_spans(n_traces, "bench"):
+        if provider is None:
+            provider = TracerProvider(resource=spans[0].resource)
+            provider.add_span_processor(SimpleSpanProcessor(memory))
+            tracer = provider.get_tracer("bench")
+        *children, root = spans
+        server = tracer.start_span(root.name, kind=root.kind, attributes=root.attributes, start_time=root.start_time)
+        parent = trace.set_span_in_context(server)
+        for child in children:
+            tracer.start_span(child.name, context=parent, kind=child.kind, attributes=child.attributes,
+                              start_time=child.start_time).end(child.end_time)
+        server.end(root.end_time)
+    return list(memory.get_finished_spans())
+
+
+WRITERS = ("per row", "one thread", "two threads")
+
+
+def bench_write(rounds: int, n_spans: int, batch: int, budget: float) -> None:
     global _C_CALL
     _C_CALL = _calibrate_c_call()
-    spans = [s for trace in synthetic_spans(n_spans // 5, "bench") for s in trace]
+    spans = sdk_spans(n_spans // 5)
     batches = [spans[i : i + batch] for i in range(0, len(spans), batch)]
-    cases: dict[str, tuple[Callable[[LocalStore, Sequence[ReadableSpan]], None], str]] = {}
-    for mode, busy in (("idle", ""), ("busy Python thread", "python"), ("busy C-call thread", "c")):
-        cases[f"old, {mode}"] = (legacy_write, busy)
-        cases[f"new, {mode}"] = (LocalStore.write, busy)
+    modes = (("idle", ""), ("busy Python thread", "python"), ("busy C-call thread", "c"))
+    cases = {f"{kind}, {mode}": (kind, busy) for mode, busy in modes for kind in WRITERS}
     results: dict[str, list[float]] = {k: [] for k in cases}
+    load = [os.getloadavg()[0]]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
             order = list(cases)
             random.shuffle(order)
             for name in order:
-                writer, busy = cases[name]
-                results[name].append(_write_case(writer, batches, busy, budget, tmp))
-    print(f"LocalStore.write, {len(spans):,} spans in batches of {batch}, {rounds} rounds, "
-          f"switch interval {sys.getswitchinterval() * 1000:.0f} ms, load average {os.getloadavg()[0]:.1f}:")
+                kind, busy = cases[name]
+                results[name].append(_write_case(kind, batches, busy, budget, tmp))
+            load.append(os.getloadavg()[0])
+    print(f"LocalStore writers, {len(spans):,} SDK spans in batches of {batch}, {rounds} rounds, {started}, "
+          f"switch interval {sys.getswitchinterval() * 1000:.0f} ms, {os.cpu_count()} CPUs, "
+          f"load average (1 min) {min(load):.1f}-{max(load):.1f}, SQLite {sqlite3.sqlite_version}:")
     for name, rates in results.items():
-        print(f"  {name:<30} median {statistics.median(rates):>9,.0f} spans/s   fastest {max(rates):>9,.0f}")
-    for mode in ("idle", "busy Python thread", "busy C-call thread"):
-        old, new = results[f"old, {mode}"], results[f"new, {mode}"]
-        print(f"  new/old, {mode}: median {statistics.median(new) / statistics.median(old):.1f}x, "
-              f"fastest {max(new) / max(old):.1f}x")
+        print(f"  {name:<32} median {statistics.median(rates):>9,.0f} spans/s   fastest {max(rates):>9,.0f}")
+    for mode, _ in modes:
+        old, one, two = (results[f"{kind}, {mode}"] for kind in WRITERS)
+        print(f"  {mode}: two threads / one thread: median {statistics.median(two) / statistics.median(one):.2f}x, "
+              f"fastest {max(two) / max(one):.2f}x; two threads / per row: median "
+              f"{statistics.median(two) / statistics.median(old):.1f}x")
 
 
 # -- serve: loss at the app's capacity --------------------------------------------------------------
