@@ -1,9 +1,10 @@
 """The app ``bench_store.py serve`` runs under uvicorn: ~3 ms of CPU per request, the local store.
 
 Shaped like the README's example: FastAPI, mltrace's middleware, preprocess / inference /
-postprocess stages. ``BENCH_LEGACY=1`` swaps in the previous commit's per-row writer (kept in
-``bench_store.legacy_write``, reachable from the benchmark only). At shutdown each worker flushes
-and writes its ``mltrace.export_stats()`` to ``$BENCH_STATS_DIR/<pid>.json``.
+postprocess stages. ``BENCH_WRITER`` picks the writer: ``two threads`` (today's), ``one thread``
+(encode and execute in the batch processor's thread) or ``per row`` (the original ``executemany``,
+kept in ``bench_store.legacy_write``, reachable from the benchmark only). At shutdown each worker
+flushes and writes its ``mltrace.export_stats()`` to ``$BENCH_STATS_DIR/<pid>.json``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ from opentelemetry import trace
 
 import mltrace
 
-if os.environ.get("BENCH_LEGACY"):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_store import legacy_write
+WRITER = os.environ.get("BENCH_WRITER", "two threads")
+if WRITER != "two threads":
+    # The earlier writers, for side-by-side runs: "one thread" encodes and executes in the batch
+    # processor's thread (the writer before the store had a thread of its own); "per row" is also
+    # the original per-row ``executemany``.
+    from mltrace.export._local_store import LocalStoreExporter
 
-    from mltrace.export._local_store import LocalStore
+    LocalStoreExporter.start_writer_thread = lambda self: None  # type: ignore[method-assign]
+    if WRITER == "per row":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_store import legacy_write
 
-    LocalStore.write = legacy_write  # type: ignore[method-assign]
+        from mltrace.export._local_store import LocalStore
+
+        LocalStore.write = legacy_write  # type: ignore[method-assign]
 
 CPU_MS = float(os.environ.get("BENCH_CPU_MS", "3"))
 

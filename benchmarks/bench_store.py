@@ -276,20 +276,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SPANS_PER_REQUEST = 4  # the server span and three stages
+
+
 def serve_once(
-    workers: int, seconds: float, clients: int, legacy: bool, tmp: Path, sync: bool = False
+    workers: int, seconds: float, clients: int, writer: str, tmp: Path, sync: bool = False, queue: int = 0
 ) -> dict[str, Any]:
-    """One uvicorn run at capacity; what was answered, stored and counted."""
+    """One uvicorn run at capacity; what was answered, stored and counted, and the backlog over time
+    (spans answered requests made minus rows in the store, sampled every second)."""
     import httpx
 
-    run = tmp / f"{'old' if legacy else 'new'}-{workers}w-{random.getrandbits(24)}"
+    run = tmp / f"{writer.replace(' ', '-')}-{workers}w-{random.getrandbits(24)}"
     run.mkdir()
     db, stats = run / "store.db", run / "stats"
     stats.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLTRACE_"))}
-    env.update(BENCH_DB=str(db), BENCH_STATS_DIR=str(stats), PYTHONPATH=str(HERE))
-    if legacy:
-        env["BENCH_LEGACY"] = "1"
+    env.update(BENCH_DB=str(db), BENCH_STATS_DIR=str(stats), PYTHONPATH=str(HERE), BENCH_WRITER=writer)
+    if queue:
+        env["OTEL_BSP_MAX_QUEUE_SIZE"] = str(queue)
     if sync:
         env["BENCH_SYNC"] = "1"
     port = _free_port()
@@ -298,6 +302,8 @@ def serve_once(
     log = (run / "server.log").open("wb")
     proc = subprocess.Popen(argv, env=env, cwd=HERE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    answered_so_far = [0] * clients
+    samples: list[tuple[float, int, int]] = []  # (seconds, spans made by answered requests, rows stored)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -311,25 +317,45 @@ def serve_once(
             time.sleep(0.1)
         stop_at = time.monotonic() + seconds
 
-        def client(_: int) -> tuple[list[str], int]:
+        def client(i: int) -> tuple[list[str], int]:
             ids, failed = [], 0
             with httpx.Client(base_url=url, timeout=30) as c:
                 while time.monotonic() < stop_at:
                     r = c.post("/predict", json={"values": [random.random() for _ in range(32)]})
                     if r.status_code == 200:
                         ids.append(r.headers["x-trace-id"])
+                        answered_so_far[i] += 1
                     else:
                         failed += 1
             return ids, failed
 
+        done = threading.Event()
+
+        def sample() -> None:
+            # max(rowid) is the row count here (a fresh store, nothing pruned) at O(log n).
+            conn = None
+            while not done.wait(1.0):
+                try:
+                    conn = conn or sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+                    (rows,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM spans").fetchone()
+                except sqlite3.Error:
+                    continue
+                samples.append((time.monotonic() - t0, SPANS_PER_REQUEST * sum(answered_so_far), rows))
+            if conn is not None:
+                conn.close()
+
         t0 = time.monotonic()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         with ThreadPoolExecutor(clients) as pool:
             results = list(pool.map(client, range(clients)))
         elapsed = time.monotonic() - t0
+        done.set()
+        sampler.join()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(60)
+            proc.wait(120)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -341,7 +367,8 @@ def serve_once(
     counters = [json.loads(p.read_text()) for p in stats.glob("*.json")]
     return {
         "workers": workers,
-        "writer": "old" if legacy else "new",
+        "writer": writer,
+        "seconds": elapsed,
         "requests": len(answered),
         "failed": sum(f for _, f in results),
         "req_per_s": len(answered) / elapsed,
@@ -352,20 +379,53 @@ def serve_once(
         "spans_dropped_total": sum(c["spans_dropped_total"] for c in counters),
         "spans_dropped_queue_full": sum(c["spans_dropped_queue_full"] for c in counters),
         "spans_exported": sum(c["spans_exported"] for c in counters),
+        "samples": samples,
     }
 
 
-def bench_serve(workers: int, seconds: float, clients: int, rounds: int, sync: bool) -> None:
+def backlog_summary(samples: list[tuple[float, int, int]]) -> str:
+    """The store's rate against the app's, and whether the backlog grew: its maximum, and its
+    slope (least squares, spans/s) over the second half of the run, ~0 when the writer keeps up."""
+    if len(samples) < 4:
+        return "too few samples"
+    t = [s[0] for s in samples]
+    made = [s[1] for s in samples]
+    rows = [s[2] for s in samples]
+    backlog = [m - r for m, r in zip(made, rows, strict=True)]
+    half = samples[len(samples) // 2 :]
+    ht = [s[0] for s in half]
+    hb = [s[1] - s[2] for s in half]
+    mt, mb = statistics.fmean(ht), statistics.fmean(hb)
+    var = sum((x - mt) ** 2 for x in ht)
+    slope = sum((x - mt) * (y - mb) for x, y in zip(ht, hb, strict=True)) / var if var else 0.0
+    span_rate = (made[-1] - made[0]) / (t[-1] - t[0])
+    store_rate = (rows[-1] - rows[0]) / (t[-1] - t[0])
+    return (f"app made {span_rate:,.0f} spans/s, store wrote {store_rate:,.0f} rows/s; backlog max {max(backlog):,} "
+            f"spans, at the end {backlog[-1]:,}, slope over the second half {slope:+,.1f} spans/s")
+
+
+def bench_serve(
+    workers: int, seconds: float, clients: int, rounds: int, sync: bool, writers: list[str], queue: int
+) -> None:
+    qsize = queue or 32_768
+    print(f"serve: uvicorn --workers {workers}, {clients} keep-alive clients, {seconds:.0f} s per run, export queue "
+          f"{qsize:,} spans{' (OTEL_BSP_MAX_QUEUE_SIZE)' if queue else ''} per worker, {os.cpu_count()} CPUs, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
-            for legacy in (True, False):
-                r = serve_once(workers, seconds, clients, legacy, Path(tmp), sync)
+            for writer in writers:
+                load = os.getloadavg()[0]
+                r = serve_once(workers, seconds, clients, writer, Path(tmp), sync, queue)
                 lost = r["traces_missing"] / max(1, r["requests"])
-                print(f"  {r['writer']} writer, {workers} worker(s): {r['requests']:,} requests "
-                      f"({r['req_per_s']:.0f}/s), traces missing {r['traces_missing']:,} ({lost:.1%}), "
+                rate = SPANS_PER_REQUEST * r["req_per_s"]
+                print(f"  {r['writer']} writer, {workers} worker(s), load average {load:.1f}-{os.getloadavg()[0]:.1f}: "
+                      f"{r['requests']:,} requests in {r['seconds']:.0f} s ({r['req_per_s']:.0f}/s, "
+                      f"{rate:,.0f} spans/s), traces missing {r['traces_missing']:,} ({lost:.1%}), "
                       f"spans stored {r['spans_stored']:,}, exported {r['spans_exported']:,}, counted dropped "
                       f"{r['spans_dropped_total']:,} (queue full {r['spans_dropped_queue_full']:,}), "
                       f"{r['workers_reporting']}/{workers} workers reported", flush=True)
+                print(f"    {backlog_summary(r['samples'])}; the queues alone ({workers} x {qsize:,} spans) "
+                      f"absorb {workers * qsize / max(1.0, rate):.0f} s of the app's spans", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,11 +439,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--sync", action="store_true", help="serve: a plain `def` endpoint (FastAPI's thread pool)")
+    parser.add_argument("--writers", default="two threads",
+                        help="serve: comma-separated, of 'two threads', 'one thread', 'per row'")
+    parser.add_argument("--queue", type=int, default=0, help="serve: OTEL_BSP_MAX_QUEUE_SIZE for the app (0: default)")
     args = parser.parse_args(argv)
     if args.mode == "write":
         bench_write(args.rounds, args.spans, args.batch, args.budget)
     else:
-        bench_serve(args.workers, args.seconds, args.clients, args.rounds if args.rounds != 7 else 1, args.sync)
+        writers = [w.strip() for w in args.writers.split(",") if w.strip()]
+        for w in writers:
+            if w not in WRITERS:
+                parser.error(f"--writers: {w!r} is not one of {', '.join(WRITERS)}")
+        bench_serve(args.workers, args.seconds, args.clients, args.rounds if args.rounds != 7 else 1, args.sync,
+                    writers, args.queue)
     return 0
 
 

@@ -516,7 +516,10 @@ class _Writer:
     counted there. Spans are counted exported when their statement commits, failed when it fails.
     """
 
-    def __init__(self, store: LocalStore, after_write: Any, max_batches: int = 8) -> None:
+    # Four 512-span batches: enough to overlap encoding with SQLite and to join a 2,048-row
+    # statement when behind, few enough that the batch processor's queue (where overflow is
+    # counted) stays the one place spans wait.
+    def __init__(self, store: LocalStore, after_write: Any, max_batches: int = 4) -> None:
         self.store = store
         self._after_write = after_write
         self._max_batches = max_batches

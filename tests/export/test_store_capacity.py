@@ -17,6 +17,7 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -95,6 +96,12 @@ def _drive(url: str, seconds: float, clients: int) -> list[str]:
         return [t for ids in pool.map(client, range(clients)) for t in ids]
 
 
+# The SDK's default queue (2,048 spans) instead of the local store's 32,768: a writer that falls
+# behind the app for the run's length would overflow it (counted, and failing the test), where a
+# deep queue could hide it for half a minute. The per-row writer of issue 11 fell behind here.
+TEST_QUEUE = 2_048
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 4])
 def test_no_span_lost_at_capacity_under_uvicorn(tmp_path: Path, workers: int) -> None:
@@ -106,12 +113,15 @@ def test_no_span_lost_at_capacity_under_uvicorn(tmp_path: Path, workers: int) ->
         ["uvicorn", "capacity_app:app", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
          "--log-level", "warning", "--no-access-log"],
         port=port,
-        env=server_env({"APP_DB": str(db), "APP_STATS": str(stats)}, pythonpath=[tmp_path]),
+        env=server_env(
+            {"APP_DB": str(db), "APP_STATS": str(stats), "OTEL_BSP_MAX_QUEUE_SIZE": str(TEST_QUEUE)},
+            pythonpath=[tmp_path],
+        ),
         log=tmp_path / "server.log",
         cwd=tmp_path,
     )
     with server:
-        answered = _drive(server.url, seconds=6.0, clients=4 * workers + 4)
+        answered = _drive(server.url, seconds=12.0, clients=4 * workers + 4)
         server.stop(timeout=60)  # SIGTERM: each worker flushes, then writes its counters
     assert len(answered) > 200, f"only {len(answered)} requests answered:\n{server.output()}"
     counters = [json.loads(p.read_text()) for p in stats.glob("*.json")]
@@ -206,3 +216,101 @@ def test_the_store_is_pruned_to_its_bound_oldest_first_and_counted(tmp_path: Pat
     assert exporter.store.payloads(first) == []
     assert not conn.in_transaction
     exporter.shutdown()
+
+
+def _sdk_spans(n: int) -> list[Any]:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("writer")
+    for i in range(n):
+        with tracer.start_as_current_span(f"s{i}", attributes={"i": i, "ml.stage": "inference"}):
+            pass
+    return list(memory.get_finished_spans())
+
+
+def _rows(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+
+
+def test_writer_thread_counts_spans_when_written_and_flush_waits_for_it(tmp_path: Path) -> None:
+    """Under the batch processor the store writes in its own thread: ``export`` returns once the
+    batch is encoded and handed over, ``force_flush`` returns once it is written, and the spans are
+    counted exported when they are rows (not when handed over)."""
+    exporter = LocalStoreExporter(tmp_path / "w.db")
+    processor = CountingBatchSpanProcessor(CountingExporter(exporter, "local"), schedule_delay_millis=60_000)
+    assert exporter.counts_exports  # the processor started the writer thread
+    spans = _sdk_spans(3_000)
+    before = COUNTERS.snapshot()
+    exporter.store._lock.acquire()  # hold the writer at its statement
+    try:
+        assert exporter.export(spans[:1_000]).name == "SUCCESS"
+        mid = COUNTERS.snapshot()
+        assert mid["spans_exported"] == before["spans_exported"]  # handed over, not yet written
+    finally:
+        exporter.store._lock.release()
+    for span in spans[1_000:]:
+        processor.on_end(span)
+    assert processor.force_flush(30_000)
+    after = COUNTERS.snapshot()
+    assert after["spans_exported"] - before["spans_exported"] == 3_000 == _rows(tmp_path / "w.db")
+    processor.shutdown()
+    assert exporter.export(spans[:10]).name == "FAILURE"  # closed: refused and counted
+    assert COUNTERS.snapshot()["spans_dropped_after_shutdown"] - after["spans_dropped_after_shutdown"] == 10
+
+
+def test_batches_waiting_for_the_writer_are_joined_into_one_statement(tmp_path: Path) -> None:
+    """When the writer falls behind, the 512-span batches waiting for it go into one statement of
+    up to 2,048 rows: more spans per GIL hand-off the further behind it is."""
+    exporter = LocalStoreExporter(tmp_path / "j.db")
+    exporter.start_writer_thread()
+    inserts: list[int] = []
+    exporter.store._conn.set_trace_callback(
+        lambda sql: inserts.append(sql.count("),(") + 1) if sql.startswith("INSERT OR REPLACE INTO spans") else None
+    )
+    spans = _sdk_spans(4 * 512)
+    exporter.store._lock.acquire()
+    try:
+        for i in range(0, len(spans), 512):  # four batches wait while the writer is held
+            exporter.export(spans[i : i + 512])
+    finally:
+        exporter.store._lock.release()
+    assert exporter.force_flush(30_000)
+    assert _rows(tmp_path / "j.db") == 2_048
+    assert sum(inserts) == 2_048 and len(inserts) <= 2 and max(inserts) >= 1_536, inserts
+    exporter.shutdown()
+
+
+def test_a_failed_write_in_the_writer_thread_is_counted(tmp_path: Path) -> None:
+    """A statement that fails in the writer thread (here: the table is gone) counts its spans as
+    export failures; nothing is counted exported."""
+    exporter = LocalStoreExporter(tmp_path / "f.db")
+    exporter.start_writer_thread()
+    with sqlite3.connect(tmp_path / "f.db") as conn:
+        conn.execute("DROP TABLE spans")
+    before = COUNTERS.snapshot()
+    assert exporter.export(_sdk_spans(100)).name == "SUCCESS"  # handed over
+    assert exporter.force_flush(30_000)
+    after = COUNTERS.snapshot()
+    assert after["spans_export_failed"] - before["spans_export_failed"] == 100
+    assert after["spans_exported"] == before["spans_exported"]
+    exporter.shutdown()
+
+
+def test_without_a_batch_processor_export_writes_before_returning(tmp_path: Path) -> None:
+    """``configure(batch=False)``: a SimpleSpanProcessor calls ``export`` per span and expects it
+    written when it returns (no writer thread)."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    exporter = LocalStoreExporter(tmp_path / "s.db")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(CountingExporter(exporter, "local")))
+    with provider.get_tracer("s").start_as_current_span("one"):
+        pass
+    assert not exporter.counts_exports
+    assert _rows(tmp_path / "s.db") == 1
+    provider.shutdown()
