@@ -1,22 +1,30 @@
 """The local store's writer: spans written per second beside a busy thread, and loss at capacity.
 
-    python benchmarks/bench_store.py write                 # old vs new writer, idle and busy, 7 rounds
-    python benchmarks/bench_store.py serve --workers 1     # real uvicorn at capacity, old vs new
-    python benchmarks/bench_store.py serve --workers 4 --seconds 10
+    python benchmarks/bench_store.py write --rounds 5 --budget 1.5 --batch 512
+    python benchmarks/bench_store.py serve --workers 1 --seconds 180
+    python benchmarks/bench_store.py serve --workers 4 --clients 20 --seconds 150 --queue 2048
+    python benchmarks/bench_store.py serve --workers 1 --seconds 12 --queue 2048 --writers "per row,two threads"
 
-``write``: the spans of ``bench_cli.synthetic_spans`` (5 per trace, shaped like a served request's)
-written through ``LocalStore.write`` in batches of 128 (the batch processor's batch size), into a
-fresh file per round, with and without a thread spinning pure Python beside the writer (a
-CPU-bound request handler holds the GIL the same way). Each round runs every case, in shuffled
-order; a case stops after ``--budget`` seconds and counts what it wrote.
+``write``: 20,000 spans shaped like a served request's (``bench_cli.synthetic_spans``, re-made by
+the OpenTelemetry SDK so they are what an exporter receives) written in batches of ``--batch`` into
+a fresh file per case, with nothing beside the writer, a thread spinning Python, or a thread making
+back-to-back ~3 ms C calls that never let the GIL go. Three writers: "per row" (the original
+per-row ``executemany``, kept here as :func:`legacy_write` only), "one thread" (``LocalStore.write``:
+one statement per batch, encoded and executed in the calling thread, the writer before the store had
+a thread of its own) and "two threads" (``LocalStoreExporter`` as the batch processor drives it:
+encoded in the calling thread, executed in the store's writer thread; timed until ``force_flush``
+returns, i.e. every span written). Each round runs every case in shuffled order; a case stops after
+``--budget`` seconds. Printed: median and fastest round per case, the load average, the ratios.
 
 ``serve``: ``_store_app.py`` under real uvicorn (``--workers N``: N processes writing one SQLite
-file in WAL mode), ~3 ms of CPU per request, driven by ``--clients`` keep-alive clients for
-``--seconds``; the workers are then stopped with SIGTERM, flush, and write their export counters.
-Reported: requests answered, their traces found in the store, and the counters' dropped total.
-
-"old" is the writer of the commit before this benchmark (per-row ``executemany`` inside a
-transaction), kept here as :func:`legacy_write` only; "new" is ``LocalStore.write``.
+file in WAL mode), ~3 ms of GIL-holding CPU per request, driven by ``--clients`` keep-alive clients
+for ``--seconds``; the workers are then stopped with SIGTERM, flush, and write their export counters.
+Printed per writer (``--writers``): requests answered and spans made per second, traces missing from
+the store, spans stored / exported / counted dropped; and, sampled every second, the store's rows
+against the spans answered requests made: the store's rate, the backlog's maximum and its slope over
+the second half (about 0 when the writer keeps up), and how many seconds of the app's spans the
+export queues alone could absorb (``--queue`` sets ``OTEL_BSP_MAX_QUEUE_SIZE``; run longer than that
+to show the writer keeps up rather than the queue hiding it).
 """
 
 from __future__ import annotations

@@ -523,6 +523,7 @@ class _Writer:
         self.store = store
         self._after_write = after_write
         self._max_batches = max_batches
+        self._row_limit = store.row_limit()
         self._start()
 
     def _start(self) -> None:
@@ -553,7 +554,7 @@ class _Writer:
             return True
 
     def _take(self) -> list[tuple[int, list[Any]]] | None:
-        limit = self.store.row_limit()
+        limit = self._row_limit
         with self._cond:
             while not self._batches:
                 if self._closed:
