@@ -272,16 +272,22 @@ def test_batches_waiting_for_the_writer_are_joined_into_one_statement(tmp_path: 
     exporter.store._conn.set_trace_callback(
         lambda sql: inserts.append(sql.count("),(") + 1) if sql.startswith("INSERT OR REPLACE INTO spans") else None
     )
-    spans = _sdk_spans(4 * 512)
+    spans = _sdk_spans(1 + 4 * 512)
+    writer = exporter._writer
+    assert writer is not None
     exporter.store._lock.acquire()
     try:
-        for i in range(0, len(spans), 512):  # four batches wait while the writer is held
+        exporter.export(spans[:1])  # the writer takes this one and waits for the store...
+        deadline = time.monotonic() + 30
+        while not writer._busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for i in range(1, len(spans), 512):  # ... while four batches queue behind it
             exporter.export(spans[i : i + 512])
     finally:
         exporter.store._lock.release()
     assert exporter.force_flush(30_000)
-    assert _rows(tmp_path / "j.db") == 2_048
-    assert sum(inserts) == 2_048 and len(inserts) <= 2 and max(inserts) >= 1_536, inserts
+    assert _rows(tmp_path / "j.db") == 2_049
+    assert inserts == [1, 2_048], inserts
     exporter.shutdown()
 
 
