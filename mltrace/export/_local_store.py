@@ -120,7 +120,8 @@ def _attrs(attributes: Any) -> str:
 
 
 def _events(span: ReadableSpan) -> str:
-    events = span.events
+    raw = getattr(span, "_events", None)  # the public property copies it into a tuple per access
+    events = span.events if raw is None else raw
     if not events:
         return "[]"
     return _dumps([{"name": e.name, "time_ns": e.timestamp, "attributes": _plain_dict(e.attributes)} for e in events])
@@ -134,7 +135,10 @@ def _plain_dict(attributes: Any) -> dict[str, Any]:
 
 
 def _links(span: ReadableSpan) -> str:
-    links = span.links
+    # As for events: ``span.links`` builds a tuple through a generator on every access; for spans
+    # with neither, the two properties cost 0.4 ms of a 512-span batch's 2.3 ms (measured).
+    raw = getattr(span, "_links", None)
+    links = span.links if raw is None else raw
     if not links:
         return "[]"
     return _dumps(
@@ -194,9 +198,10 @@ def encode_rows(spans: Sequence[ReadableSpan]) -> list[Any]:
         start = span.start_time or 0
         status = span.status
         extend((
-            format(ctx.trace_id, "032x") if ctx else "",
-            format(ctx.span_id, "016x") if ctx else "",
-            format(parent.span_id, "016x") if parent is not None else None,
+            # %-formatting: ~0.1 us less than format() per id, 0.15 ms of a 512-span batch
+            "%032x" % ctx.trace_id if ctx else "",  # noqa: UP031
+            "%016x" % ctx.span_id if ctx else "",  # noqa: UP031
+            "%016x" % parent.span_id if parent is not None else None,  # noqa: UP031
             span.name,
             span.kind._name_,  # the member's name (Enum's .name is a slower descriptor)
             cached[0],

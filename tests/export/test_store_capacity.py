@@ -320,3 +320,35 @@ def test_without_a_batch_processor_export_writes_before_returning(tmp_path: Path
     assert not exporter.counts_exports
     assert _rows(tmp_path / "s.db") == 1
     provider.shutdown()
+
+
+def test_sdk_spans_round_trip_with_events_links_and_resource(tmp_path: Path) -> None:
+    """The encoder reads an SDK span's own attribute dict, events and links (not the copying public
+    properties): what it stores must be what those properties say."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "rt", "k": 1}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("rt")
+    with tracer.start_as_current_span("a") as a:
+        pass
+    with tracer.start_as_current_span(
+        "b", kind=SpanKind.SERVER, links=[Link(a.get_span_context(), {"why": "batch"})], attributes={"n": 1}
+    ) as b:
+        b.add_event("e", {"x": 1, "t": (1, 2)})
+        b.set_attribute("later", "set after start")
+        b.set_status(Status(StatusCode.ERROR, "boom"))
+    store = LocalStore(tmp_path / "rt.db")
+    store.write(memory.get_finished_spans())
+    (row,) = store.trace(format(b.get_span_context().trace_id, "032x"))
+    assert row["attributes"] == {"n": 1, "later": "set after start"}
+    assert row["events"] == [{"name": "e", "time_ns": b.events[0].timestamp, "attributes": {"x": 1, "t": [1, 2]}}]
+    assert row["links"] == [{"trace_id": format(a.get_span_context().trace_id, "032x"),
+                             "span_id": format(a.get_span_context().span_id, "016x"), "attributes": {"why": "batch"}}]
+    assert (row["kind"], row["status_code"], row["status_message"]) == ("SERVER", "ERROR", "boom")
+    assert row["service_name"] == "rt" and row["resource"]["k"] == 1
+    assert row["span_id"] == format(b.get_span_context().span_id, "016x") and row["parent_span_id"] is None
