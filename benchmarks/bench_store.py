@@ -243,13 +243,17 @@ def sdk_spans(n_traces: int) -> list[ReadableSpan]:
 WRITERS = ("per row", "one thread", "two threads")
 
 
-def bench_write(rounds: int, n_spans: int, batch: int, budget: float) -> None:
+def bench_write(rounds: int, n_spans: int, batch: int, budget: float, also_batch: int = 0) -> None:
     global _C_CALL
     _C_CALL = _calibrate_c_call()
     spans = sdk_spans(n_spans // 5)
-    batches = [spans[i : i + batch] for i in range(0, len(spans), batch)]
+    sizes = {batch: [spans[i : i + batch] for i in range(0, len(spans), batch)]}
     modes = (("idle", ""), ("busy Python thread", "python"), ("busy C-call thread", "c"))
-    cases = {f"{kind}, {mode}": (kind, busy) for mode, busy in modes for kind in WRITERS}
+    cases = {f"{kind}, {mode}": (kind, busy, batch) for mode, busy in modes for kind in WRITERS}
+    extra = f"two threads (batch {also_batch})"
+    if also_batch:  # the same writer fed larger batches, side by side
+        sizes[also_batch] = [spans[i : i + also_batch] for i in range(0, len(spans), also_batch)]
+        cases.update({f"{extra}, {mode}": ("two threads", busy, also_batch) for mode, busy in modes})
     results: dict[str, list[float]] = {k: [] for k in cases}
     load = [os.getloadavg()[0]]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -258,19 +262,23 @@ def bench_write(rounds: int, n_spans: int, batch: int, budget: float) -> None:
             order = list(cases)
             random.shuffle(order)
             for name in order:
-                kind, busy = cases[name]
-                results[name].append(_write_case(kind, batches, busy, budget, tmp))
+                kind, busy, size = cases[name]
+                results[name].append(_write_case(kind, sizes[size], busy, budget, tmp))
             load.append(os.getloadavg()[0])
     print(f"LocalStore writers, {len(spans):,} SDK spans in batches of {batch}, {rounds} rounds, {started}, "
           f"switch interval {sys.getswitchinterval() * 1000:.0f} ms, {os.cpu_count()} CPUs, "
           f"load average (1 min) {min(load):.1f}-{max(load):.1f}, SQLite {sqlite3.sqlite_version}:")
     for name, rates in results.items():
-        print(f"  {name:<32} median {statistics.median(rates):>9,.0f} spans/s   fastest {max(rates):>9,.0f}")
+        print(f"  {name:<40} median {statistics.median(rates):>9,.0f} spans/s   fastest {max(rates):>9,.0f}")
     for mode, _ in modes:
         old, one, two = (results[f"{kind}, {mode}"] for kind in WRITERS)
         print(f"  {mode}: two threads / one thread: median {statistics.median(two) / statistics.median(one):.2f}x, "
               f"fastest {max(two) / max(one):.2f}x; two threads / per row: median "
               f"{statistics.median(two) / statistics.median(old):.1f}x")
+        if also_batch:
+            big = results[f"{extra}, {mode}"]
+            print(f"    batch {also_batch} / batch {batch}, two threads: median "
+                  f"{statistics.median(big) / statistics.median(two):.2f}x, fastest {max(big) / max(two):.2f}x")
 
 
 # -- serve: loss at the app's capacity --------------------------------------------------------------
@@ -441,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=("write", "serve"))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--spans", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=512, help="write: spans per export call (the exporter's 512)")
+    parser.add_argument("--also-batch", type=int, default=0, help="write: also run two threads with this batch size")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per write case at most")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -452,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue", type=int, default=0, help="serve: OTEL_BSP_MAX_QUEUE_SIZE for the app (0: default)")
     args = parser.parse_args(argv)
     if args.mode == "write":
-        bench_write(args.rounds, args.spans, args.batch, args.budget)
+        bench_write(args.rounds, args.spans, args.batch, args.budget, args.also_batch)
     else:
         writers = [w.strip() for w in args.writers.split(",") if w.strip()]
         for w in writers:
