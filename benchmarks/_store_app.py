@@ -39,6 +39,7 @@ if WRITER != "two threads":
         LocalStore.write = legacy_write  # type: ignore[method-assign]
 
 CPU_MS = float(os.environ.get("BENCH_CPU_MS", "3"))
+ITEM_SPANS = int(os.environ.get("BENCH_ITEM_SPANS", "0"))
 
 mltrace.configure(service_name="store-bench", exporter="local", local_path=os.environ["BENCH_DB"])
 
@@ -95,6 +96,9 @@ def _predict(body: dict[str, list[float]]) -> dict[str, float]:
     with mltrace.stage("inference"):
         burn(CPU_MS)
         score = sum(values) / max(1, len(values))
+        for i in range(ITEM_SPANS):  # a batch endpoint's per-item spans: more spans per request
+            with mltrace.stage("item", attributes={"app.item.index": i}):
+                pass
     with mltrace.stage("postprocess"):
         return {"score": score}
 

@@ -292,11 +292,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-SPANS_PER_REQUEST = 4  # the server span and three stages
+SPANS_PER_REQUEST = 4  # the server span and three stages, plus --item-spans
 
 
 def serve_once(
-    workers: int, seconds: float, clients: int, writer: str, tmp: Path, sync: bool = False, queue: int = 0
+    workers: int, seconds: float, clients: int, writer: str, tmp: Path, sync: bool = False, queue: int = 0,
+    item_spans: int = 0,
 ) -> dict[str, Any]:
     """One uvicorn run at capacity; what was answered, stored and counted, and the backlog over time
     (spans answered requests made minus rows in the store, sampled every second)."""
@@ -307,7 +308,8 @@ def serve_once(
     db, stats = run / "store.db", run / "stats"
     stats.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLTRACE_"))}
-    env.update(BENCH_DB=str(db), BENCH_STATS_DIR=str(stats), PYTHONPATH=str(HERE), BENCH_WRITER=writer)
+    env.update(BENCH_DB=str(db), BENCH_STATS_DIR=str(stats), PYTHONPATH=str(HERE), BENCH_WRITER=writer,
+               BENCH_ITEM_SPANS=str(item_spans))
     if queue:
         env["OTEL_BSP_MAX_QUEUE_SIZE"] = str(queue)
     if sync:
@@ -319,6 +321,7 @@ def serve_once(
     proc = subprocess.Popen(argv, env=env, cwd=HERE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     answered_so_far = [0] * clients
+    per_request = SPANS_PER_REQUEST + item_spans
     samples: list[tuple[float, int, int]] = []  # (seconds, spans made by answered requests, rows stored)
     try:
         deadline = time.monotonic() + 60
@@ -356,7 +359,7 @@ def serve_once(
                     (rows,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM spans").fetchone()
                 except sqlite3.Error:
                     continue
-                samples.append((time.monotonic() - t0, SPANS_PER_REQUEST * sum(answered_so_far), rows))
+                samples.append((time.monotonic() - t0, per_request * sum(answered_so_far), rows))
             if conn is not None:
                 conn.close()
 
@@ -421,19 +424,21 @@ def backlog_summary(samples: list[tuple[float, int, int]]) -> str:
 
 
 def bench_serve(
-    workers: int, seconds: float, clients: int, rounds: int, sync: bool, writers: list[str], queue: int
+    workers: int, seconds: float, clients: int, rounds: int, sync: bool, writers: list[str], queue: int,
+    item_spans: int = 0,
 ) -> None:
     qsize = queue or 32_768
     print(f"serve: uvicorn --workers {workers}, {clients} keep-alive clients, {seconds:.0f} s per run, export queue "
           f"{qsize:,} spans{' (OTEL_BSP_MAX_QUEUE_SIZE)' if queue else ''} per worker, {os.cpu_count()} CPUs, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+          f"{SPANS_PER_REQUEST + item_spans} spans per request, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+          flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
             for writer in writers:
                 load = os.getloadavg()[0]
-                r = serve_once(workers, seconds, clients, writer, Path(tmp), sync, queue)
+                r = serve_once(workers, seconds, clients, writer, Path(tmp), sync, queue, item_spans)
                 lost = r["traces_missing"] / max(1, r["requests"])
-                rate = SPANS_PER_REQUEST * r["req_per_s"]
+                rate = (SPANS_PER_REQUEST + item_spans) * r["req_per_s"]
                 print(f"  {r['writer']} writer, {workers} worker(s), load average {load:.1f}-{os.getloadavg()[0]:.1f}: "
                       f"{r['requests']:,} requests in {r['seconds']:.0f} s ({r['req_per_s']:.0f}/s, "
                       f"{rate:,.0f} spans/s), traces missing {r['traces_missing']:,} ({lost:.1%}), "
@@ -458,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", action="store_true", help="serve: a plain `def` endpoint (FastAPI's thread pool)")
     parser.add_argument("--writers", default="two threads",
                         help="serve: comma-separated, of 'two threads', 'one thread', 'per row'")
+    parser.add_argument("--item-spans", type=int, default=0,
+                        help="serve: extra stage spans per request (a batch endpoint's per-item spans)")
     parser.add_argument("--queue", type=int, default=0, help="serve: OTEL_BSP_MAX_QUEUE_SIZE for the app (0: default)")
     args = parser.parse_args(argv)
     if args.mode == "write":
@@ -468,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             if w not in WRITERS:
                 parser.error(f"--writers: {w!r} is not one of {', '.join(WRITERS)}")
         bench_serve(args.workers, args.seconds, args.clients, args.rounds if args.rounds != 7 else 1, args.sync,
-                    writers, args.queue)
+                    writers, args.queue, args.item_spans)
     return 0
 
 
