@@ -550,6 +550,10 @@ class _Writer:
         """Hand over one encoded batch; blocks while ``max_batches`` wait. False once closed."""
         self._check_fork()
         with self._cond:
+            if not self._thread.is_alive() and not self._closed:  # pragma: no cover - _run catches
+                # Exception; only a BaseException could end it. What waits is written by a new one.
+                self._thread = threading.Thread(target=self._run, name="mltrace-local-store-writer", daemon=True)
+                self._thread.start()
             while len(self._batches) >= self._max_batches and not self._closed:
                 self._cond.wait(1.0)
             if self._closed:
