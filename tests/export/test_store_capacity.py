@@ -6,7 +6,12 @@ per request in one C call (a compiled model that does not release the GIL: the c
 the old per-row writer). Keep-alive clients drive it at its own capacity for a bounded time; the
 workers are then stopped with SIGTERM and write their export counters. Every answered request's
 trace must be in the store, and the counters must agree with the store: nothing dropped, every
-span counted as exported is a row.
+span counted as exported is a row. The app runs with the SDK's 2,048-span queue, not the store's
+32,768, so that the queue cannot hide a writer that falls behind for the run's 12 s.
+
+The other tests check the store's writer thread in-process: spans counted exported only once
+written, flush waiting for the writer, waiting batches joined into one statement, a failure in the
+writer thread counted, a SimpleSpanProcessor still writing synchronously, SDK spans round-tripping.
 """
 
 from __future__ import annotations
