@@ -1,9 +1,10 @@
 """The app ``bench_store.py serve`` runs under uvicorn: ~3 ms of CPU per request, the local store.
 
 Shaped like the README's example: FastAPI, mltrace's middleware, preprocess / inference /
-postprocess stages. ``BENCH_LEGACY=1`` swaps in the previous commit's per-row writer (kept in
-``bench_store.legacy_write``, reachable from the benchmark only). At shutdown each worker flushes
-and writes its ``mltrace.export_stats()`` to ``$BENCH_STATS_DIR/<pid>.json``.
+postprocess stages. ``BENCH_WRITER`` picks the writer: ``two threads`` (today's), ``one thread``
+(encode and execute in the batch processor's thread) or ``per row`` (the original ``executemany``,
+kept in ``bench_store.legacy_write``, reachable from the benchmark only). At shutdown each worker
+flushes and writes its ``mltrace.export_stats()`` to ``$BENCH_STATS_DIR/<pid>.json``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,24 @@ from opentelemetry import trace
 
 import mltrace
 
-if os.environ.get("BENCH_LEGACY"):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_store import legacy_write
+WRITER = os.environ.get("BENCH_WRITER", "two threads")
+if WRITER != "two threads":
+    # The earlier writers, for side-by-side runs: "one thread" encodes and executes in the batch
+    # processor's thread (the writer before the store had a thread of its own); "per row" is also
+    # the original per-row ``executemany``.
+    from mltrace.export._local_store import LocalStoreExporter
 
-    from mltrace.export._local_store import LocalStore
+    LocalStoreExporter.start_writer_thread = lambda self: None  # type: ignore[method-assign]
+    if WRITER == "per row":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_store import legacy_write
 
-    LocalStore.write = legacy_write  # type: ignore[method-assign]
+        from mltrace.export._local_store import LocalStore
+
+        LocalStore.write = legacy_write  # type: ignore[method-assign]
 
 CPU_MS = float(os.environ.get("BENCH_CPU_MS", "3"))
+ITEM_SPANS = int(os.environ.get("BENCH_ITEM_SPANS", "0"))
 
 mltrace.configure(service_name="store-bench", exporter="local", local_path=os.environ["BENCH_DB"])
 
@@ -86,6 +96,9 @@ def _predict(body: dict[str, list[float]]) -> dict[str, float]:
     with mltrace.stage("inference"):
         burn(CPU_MS)
         score = sum(values) / max(1, len(values))
+        for i in range(ITEM_SPANS):  # a batch endpoint's per-item spans: more spans per request
+            with mltrace.stage("item", attributes={"app.item.index": i}):
+                pass
     with mltrace.stage("postprocess"):
         return {"score": score}
 

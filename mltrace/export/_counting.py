@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import inspect
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,14 +31,24 @@ class CountingExporter(SpanExporter):
             COUNTERS.add("export_errors")
             COUNTERS.lost("spans_export_failed", len(spans), f"{self.name}: {type(exc).__name__}: {exc}")
             return SpanExportResult.FAILURE
+        if getattr(self.inner, "counts_exports", False):
+            # The exporter finishes its work later (the local store's writer thread) and counts
+            # each span exported or failed itself, when it knows; a raised exception (above) means
+            # nothing of the batch was handed on.
+            return result
         if result is SpanExportResult.SUCCESS:
             COUNTERS.add("spans_exported", len(spans))
         else:
             COUNTERS.lost("spans_export_failed", len(spans), f"{self.name} export failed")
         return result
 
-    def shutdown(self) -> None:
-        self.inner.shutdown()
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        # The batch processor passes what is left of its shutdown timeout to an exporter whose
+        # shutdown takes one; pass it on to an inner exporter that takes one too.
+        if "timeout_millis" in inspect.signature(self.inner.shutdown).parameters:
+            self.inner.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
+        else:
+            self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
@@ -102,6 +114,11 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             if isinstance(queue, int) and queue > 0:
                 kwargs["max_queue_size"] = max(queue, kwargs.get("max_export_batch_size", 0))
         super().__init__(span_exporter, *args, **kwargs)
+        # An exporter that can work in a thread of its own does so under a batch processor (the
+        # local store: SQLite's statement overlaps the encoding of the next batch).
+        start = getattr(getattr(span_exporter, "inner", span_exporter), "start_writer_thread", None)
+        if callable(start):
+            start()
         bp = getattr(self, "_batch_processor", None)
         queue = getattr(bp, "_queue", None)
         if bp is not None and isinstance(queue, collections.deque) and queue.maxlen and not queue:
@@ -110,6 +127,18 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             self._counting = False
 
     _counting = True
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Export what is queued, then wait for the exporter to finish it (the SDK's flush stops
+        at handing the spans over: the local store writes them in its own thread)."""
+        deadline = time.monotonic() + (30_000 if timeout_millis is None else timeout_millis) / 1000
+        if not super().force_flush(timeout_millis):
+            return False
+        exporter = getattr(getattr(self, "_batch_processor", None), "_exporter", None)
+        if exporter is None:  # pragma: no cover - an SDK without the attribute
+            return True
+        remaining = max(0, int((deadline - time.monotonic()) * 1000))
+        return bool(exporter.force_flush(remaining))
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
