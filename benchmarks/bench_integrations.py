@@ -4,10 +4,20 @@
     python benchmarks/bench_integrations.py --only sklearn redis --rounds 9 --json out.json
 
 For each case the unwrapped call and the wrapped variants run interleaved, round after round, in
-one process; each figure is the median over rounds of the mean per-call time within a round, so
-machine drift hits every variant alike. Spans are sampled and go through a BatchSpanProcessor to
-an exporter that discards them: the hot-path cost (span, attributes, summaries, queueing) is
-measured without a backend's network time.
+one process; each figure is the median over rounds of the mean per-call time within a round (the
+fastest round is shown beside it), so machine drift hits every variant alike. Spans are sampled
+and go through a BatchSpanProcessor (a queue large enough that none is dropped) to an exporter
+that discards them: the hot-path cost (span, attributes, summaries, queueing) is measured without
+a backend's network time.
+
+Two contexts per wrapper:
+- "traced" (and "traced, no summaries"): the call on its own, outside any request (a batch job,
+  a notebook): its span is an SDK span, made and ended during the call.
+- "traced, in a request": the call inside a request that mltrace's middleware records with
+  deferred spans (``MLTRACE_DEFERRED_SPANS``, the default): each round runs inside one open
+  request, so the figure is the call's cost on the request's critical path. The spans are handed
+  to the SDK when the request ends, after the response: that cost, per span, is timed at the end
+  of each round and printed as "hand-over after the response" (CPU, off the critical path).
 
 Cases: scikit-learn (logistic regression and a 3-step pipeline), PyTorch on the CPU (small MLP,
 one thread), ONNX Runtime (a linear + softmax graph) and Redis (MGET/HGETALL/pipelined HGETALL on
@@ -51,6 +61,43 @@ class Case:
         self.integration = integration
         self.name = name
         self.variants = variants
+        if "traced" in variants:  # the default wrapper again, inside an open deferred request
+            self.variants[IN_REQUEST] = variants["traced"]
+
+
+IN_REQUEST = "traced, in a request"
+
+
+class OpenRequest:
+    """A request as mltrace's middleware records it with deferred spans, held open for a round:
+    its server span is current and the wrapper's spans are deferred under it. ``close()`` ends it
+    (what the middleware does after the response's last byte) and returns the hand-over's time."""
+
+    def __init__(self) -> None:
+        from opentelemetry import context as otel_context
+        from opentelemetry.trace import SpanKind
+
+        from mltrace.spans import _deferred
+
+        self._deferred = _deferred
+        self._context = otel_context
+        self.span, request = _deferred.start_request_span(
+            "POST /predict", otel_context.get_current(), SpanKind.SERVER, {}
+        )
+        if request is None:
+            raise RuntimeError("deferred spans are off (MLTRACE_DEFERRED_SPANS) or the provider is not the SDK's")
+        self.request = request
+        self._token = _deferred.enter(request)
+        self._attached = otel_context.attach(trace.set_span_in_context(self.span))
+
+    def close(self) -> tuple[int, int]:
+        """(spans handed over, nanoseconds the hand-over took)."""
+        self._context.detach(self._attached)
+        self.span.end()
+        spans = len(self.request.ended)
+        t0 = time.perf_counter_ns()
+        self._deferred.leave(self.request, self._token)
+        return spans, time.perf_counter_ns() - t0
 
 
 def per_call_us(fn: Call, calls: int) -> float:
@@ -80,11 +127,20 @@ def measure(case: Case, rounds: int, target_s: float) -> dict[str, Any]:
     for fn in case.variants.values():  # warm-up: imports, caches, pools
         per_call_us(fn, max(3, calls // 10))
     samples: dict[str, list[float]] = {key: [] for key in case.variants}
+    handover: list[float] = []  # µs per span handed over after the (simulated) response
     for _ in range(rounds):
         for key, fn in case.variants.items():
-            samples[key].append(per_call_us(fn, calls))
+            if key == IN_REQUEST:
+                request = OpenRequest()
+                samples[key].append(per_call_us(fn, calls))
+                spans, took_ns = request.close()
+                if spans > 1:  # the server span is one of them
+                    handover.append(took_ns / spans / 1e3)
+            else:
+                samples[key].append(per_call_us(fn, calls))
     medians = {key: statistics.median(values) for key, values in samples.items()}
-    return {
+    fastest = {key: min(values) for key, values in samples.items()}
+    result: dict[str, Any] = {
         "integration": case.integration,
         "case": case.name,
         "calls_per_round": calls,
@@ -92,7 +148,12 @@ def measure(case: Case, rounds: int, target_s: float) -> dict[str, Any]:
         "us": medians,
         "ratio": {key: medians[key] / medians[base_name] for key in medians},
         "added_us": {key: medians[key] - medians[base_name] for key in medians},
+        "fastest_us": fastest,
+        "fastest_ratio": {key: fastest[key] / fastest[base_name] for key in fastest},
     }
+    if handover:
+        result["handover_us_per_span"] = statistics.median(handover)
+    return result
 
 
 # -- cases ---------------------------------------------------------------------------------------
@@ -244,11 +305,14 @@ def main() -> int:
 
     os.environ.setdefault("MLTRACE_EXPORTER", "none")
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    # A queue that never fills: a dropped span costs less than an exported one and would flatter us.
+    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=1 << 18))
     trace.set_tracer_provider(provider)
 
+    load_before = os.getloadavg()
     print(f"# integration wrapper overhead: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"{args.rounds} interleaved rounds, median per call")
+          f"{args.rounds} interleaved rounds, median per call [fastest round]; "
+          f"load average {load_before[0]:.2f} at the start")
     results: list[dict[str, Any]] = []
     skipped: list[str] = []
     for name in args.only or list(BUILDERS):
@@ -262,14 +326,21 @@ def main() -> int:
             results.append(result)
             print(f"\n{result['integration']:<12} {result['case']}")
             for key, us in result["us"].items():
-                ratio = result["ratio"][key]
+                ratio, fast, fast_ratio = result["ratio"][key], result["fastest_us"][key], result["fastest_ratio"][key]
                 extra = "" if key == "unwrapped" else f"  {ratio:5.2f}x  (+{result['added_us'][key]:,.1f} µs)"
+                extra += f"  [{fast:,.1f} µs" + ("]" if key == "unwrapped" else f", {fast_ratio:.2f}x]")
                 print(f"  {key:<22} {us:>10,.1f} µs{extra}")
+            if "handover_us_per_span" in result:
+                print(f"  {'hand-over after the response':<30} {result['handover_us_per_span']:,.1f} µs per span")
     for line in skipped:
         print(f"\nskipped {line}")
     provider.shutdown()
+    load_after = os.getloadavg()
+    print(f"\n# load average {load_after[0]:.2f} at the end")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "skipped": skipped}, indent=2))
+        args.json.write_text(json.dumps(
+            {"results": results, "skipped": skipped, "load_average": {"start": load_before, "end": load_after}},
+            indent=2))
     return 0
 
 
