@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-import mltrace
 from mltrace import semconv
+from mltrace.spans import StageScope
+from mltrace.spans._stage import stage_attributes
 
 ML_MODEL_DEVICE: Final = "ml.model.device"
 ML_ONNX_PROVIDER: Final = "ml.onnx.provider"
@@ -48,7 +49,13 @@ def session_attributes(session: Any) -> dict[str, Any]:
 class TracedSession:
     """An ``onnxruntime.InferenceSession`` whose ``run`` is traced; the rest passes through."""
 
-    __slots__ = ("_mltrace_attrs", "_mltrace_record_input", "_mltrace_record_output", "_mltrace_session")
+    __slots__ = (
+        "_mltrace_attrs",
+        "_mltrace_record_input",
+        "_mltrace_record_output",
+        "_mltrace_session",
+        "_mltrace_stage_attrs",
+    )
 
     def __init__(
         self,
@@ -70,6 +77,8 @@ class TracedSession:
             attrs[semconv.ML_MODEL_VERSION] = str(version)
         attrs[semconv.ML_MODEL_FRAMEWORK] = FRAMEWORK
         self._mltrace_attrs = attrs
+        # What mltrace.stage("inference", attributes=attrs) would build on every call, built once.
+        self._mltrace_stage_attrs = stage_attributes(semconv.STAGE_INFERENCE, attributes=attrs)
 
     @property
     def session(self) -> Any:
@@ -88,7 +97,7 @@ class TracedSession:
         self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], run_options: Any = None
     ) -> list[Any]:
         """``InferenceSession.run`` inside an ``inference`` stage span."""
-        with mltrace.stage(semconv.STAGE_INFERENCE, attributes=self._mltrace_attrs) as stage:
+        with StageScope(semconv.STAGE_INFERENCE, self._mltrace_stage_attrs) as stage:
             if stage.is_recording():
                 batch = _batch_size(input_feed)
                 if batch is not None:
