@@ -13,6 +13,7 @@ a backend's network time.
 Two contexts per wrapper:
 - "traced" (and "traced, no summaries"): the call on its own, outside any request (a batch job,
   a notebook): its span is an SDK span, made and ended during the call.
+- "traced, sampled out": the call inside a request whose trace was sampled out.
 - "traced, in a request": the call inside a request that mltrace's middleware records with
   deferred spans (``MLTRACE_DEFERRED_SPANS``, the default): each round runs inside one open
   request, so the figure is the call's cost on the request's critical path. The spans are handed
@@ -63,9 +64,28 @@ class Case:
         self.variants = variants
         if "traced" in variants:  # the default wrapper again, inside an open deferred request
             self.variants[IN_REQUEST] = variants["traced"]
+            self.variants[SAMPLED_OUT] = variants["traced"]
 
 
 IN_REQUEST = "traced, in a request"
+SAMPLED_OUT = "traced, sampled out"
+
+
+class SampledOut:
+    """A request whose trace was sampled out, held open for a round: its (non-recording) span is
+    current, so the wrapper should do nothing beyond one check."""
+
+    def __init__(self) -> None:
+        from opentelemetry import context as otel_context
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+        self._context = otel_context
+        parent = NonRecordingSpan(SpanContext(0x5EED, 0xF00D, is_remote=False, trace_flags=TraceFlags(0)))
+        self._attached = otel_context.attach(trace.set_span_in_context(parent))
+
+    def close(self) -> tuple[int, int]:
+        self._context.detach(self._attached)
+        return 0, 0
 
 
 class OpenRequest:
@@ -130,8 +150,8 @@ def measure(case: Case, rounds: int, target_s: float) -> dict[str, Any]:
     handover: list[float] = []  # µs per span handed over after the (simulated) response
     for _ in range(rounds):
         for key, fn in case.variants.items():
-            if key == IN_REQUEST:
-                request = OpenRequest()
+            if key in (IN_REQUEST, SAMPLED_OUT):
+                request: OpenRequest | SampledOut = OpenRequest() if key == IN_REQUEST else SampledOut()
                 samples[key].append(per_call_us(fn, calls))
                 spans, took_ns = request.close()
                 if spans > 1:  # the server span is one of them

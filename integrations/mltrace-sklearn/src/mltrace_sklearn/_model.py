@@ -136,6 +136,8 @@ class TracedModel:
         return self if result is self._mltrace_estimator else result
 
     def _mltrace_call(self, method: str, X: Any, *args: Any, **kwargs: Any) -> Any:
+        if _sampled_out():  # no stage span, no step spans: the estimator's own call
+            return getattr(self._mltrace_estimator, method)(X, *args, **kwargs)
         # What mltrace.stage(...) makes, with the static attributes prebuilt (refresh()).
         with StageScope(STAGE_OF[method], self._mltrace_stage_attrs[method], drift=self._mltrace_drift) as stage:
             if self._mltrace_record_input:
@@ -200,6 +202,17 @@ def _step_span(name: str, index: int, step: Any, method: str) -> Iterator[Span]:
     finally:
         span.end()
         otel_context.detach(token)
+
+
+def _sampled_out() -> bool:
+    """The current span belongs to a trace that was sampled out: the call then runs unwrapped,
+    after this one check (0.6 µs; entering a stage that makes no span costs 1.3 µs more). The
+    same test as mltrace's start_child."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        return False
+    ctx = span.get_span_context()
+    return ctx.is_valid and not ctx.trace_flags.sampled
 
 
 def _confidence(proba: Any) -> dict[str, Any]:
