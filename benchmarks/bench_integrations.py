@@ -2,6 +2,7 @@
 
     python benchmarks/bench_integrations.py               # every integration that is installed
     python benchmarks/bench_integrations.py --only sklearn redis --rounds 9 --json out.json
+    python benchmarks/bench_integrations.py --baseline /path/to/old/checkout   # before/after, one run
 
 For each case the unwrapped call and the wrapped variants run interleaved, round after round, in
 one process; each figure is the median over rounds of the mean per-call time within a round (the
@@ -10,7 +11,11 @@ and go through a BatchSpanProcessor (a queue large enough that none is dropped) 
 that discards them: the hot-path cost (span, attributes, summaries, queueing) is measured without
 a backend's network time.
 
-Two contexts per wrapper:
+``--baseline DIR`` loads the integrations of another checkout (``DIR/integrations/*/src``, e.g.
+``git archive <commit> integrations | tar -x -C DIR``) under other module names and times their
+default wrapper too ("before: ..." rows), interleaved with this checkout's in the same rounds.
+
+Three contexts per wrapper:
 - "traced" (and "traced, no summaries"): the call on its own, outside any request (a batch job,
   a notebook): its span is an SDK span, made and ended during the call.
 - "traced, sampled out": the call inside a request whose trace was sampled out.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib.util
 import json
 import os
 import platform
@@ -62,13 +68,42 @@ class Case:
         self.integration = integration
         self.name = name
         self.variants = variants
-        if "traced" in variants:  # the default wrapper again, inside an open deferred request
-            self.variants[IN_REQUEST] = variants["traced"]
-            self.variants[SAMPLED_OUT] = variants["traced"]
+        ordered: dict[str, Call] = {k: v for k, v in variants.items() if not k.startswith(BEFORE)}
+        for key in ("traced", BEFORE + "traced"):  # the default wrapper again, in the other contexts
+            if key in variants:
+                ordered[key] = variants[key]
+                ordered[key + IN_REQUEST] = variants[key]
+                ordered[key + SAMPLED_OUT] = variants[key]
+        self.variants = ordered
 
 
-IN_REQUEST = "traced, in a request"
-SAMPLED_OUT = "traced, sampled out"
+IN_REQUEST = ", in a request"
+SAMPLED_OUT = ", sampled out"
+BEFORE = "before: "
+
+# Package name -> the same package from the --baseline checkout, imported as "baseline_<name>".
+BASELINE: dict[str, Any] = {}
+
+
+def load_baseline(root: Path) -> None:
+    for init in sorted(root.glob("integrations/*/src/*/__init__.py")):
+        package = init.parent.name
+        alias = f"baseline_{package}"  # the packages import their own modules relatively
+        spec = importlib.util.spec_from_file_location(alias, init, submodule_search_locations=[str(init.parent)])
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"cannot load {init}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[alias] = module
+        spec.loader.exec_module(module)
+        BASELINE[package] = module
+    if not BASELINE:
+        raise SystemExit(f"--baseline: no integrations/*/src/*/__init__.py under {root}")
+
+
+def before(package: str, attribute: str) -> Any:
+    """``attribute`` of the baseline's ``package`` (None without --baseline)."""
+    module = BASELINE.get(package)
+    return getattr(module, attribute) if module is not None else None
 
 
 class SampledOut:
@@ -148,14 +183,15 @@ def measure(case: Case, rounds: int, target_s: float) -> dict[str, Any]:
         per_call_us(fn, max(3, calls // 10))
     samples: dict[str, list[float]] = {key: [] for key in case.variants}
     handover: list[float] = []  # µs per span handed over after the (simulated) response
+    handover_before: list[float] = []
     for _ in range(rounds):
         for key, fn in case.variants.items():
-            if key in (IN_REQUEST, SAMPLED_OUT):
-                request: OpenRequest | SampledOut = OpenRequest() if key == IN_REQUEST else SampledOut()
+            if key.endswith((IN_REQUEST, SAMPLED_OUT)):
+                request: OpenRequest | SampledOut = OpenRequest() if key.endswith(IN_REQUEST) else SampledOut()
                 samples[key].append(per_call_us(fn, calls))
                 spans, took_ns = request.close()
                 if spans > 1:  # the server span is one of them
-                    handover.append(took_ns / spans / 1e3)
+                    (handover_before if key.startswith(BEFORE) else handover).append(took_ns / spans / 1e3)
             else:
                 samples[key].append(per_call_us(fn, calls))
     medians = {key: statistics.median(values) for key, values in samples.items()}
@@ -173,6 +209,8 @@ def measure(case: Case, rounds: int, target_s: float) -> dict[str, Any]:
     }
     if handover:
         result["handover_us_per_span"] = statistics.median(handover)
+    if handover_before:
+        result["before_handover_us_per_span"] = statistics.median(handover_before)
     return result
 
 
@@ -196,12 +234,17 @@ def sklearn_cases() -> list[Case]:
     for label, est in (("LogisticRegression", lr), ("Pipeline(scaler, PCA, LR)", pipe)):
         full = traced_model(est)
         bare = traced_model(est, record_input=False, record_output=False)
+        old_wrap = before("mltrace_sklearn", "traced_model")
+        old = old_wrap(est) if old_wrap is not None else None
         for rows, x in (("1 row", one), ("256 rows", batch)):
-            cases.append(Case("sklearn", f"{label}.predict_proba, {rows}", {
+            variants: dict[str, Call] = {
                 "unwrapped": lambda est=est, x=x: est.predict_proba(x),
                 "traced, no summaries": lambda bare=bare, x=x: bare.predict_proba(x),
                 "traced": lambda full=full, x=x: full.predict_proba(x),
-            }))
+            }
+            if old is not None:
+                variants[BEFORE + "traced"] = lambda old=old, x=x: old.predict_proba(x)
+            cases.append(Case("sklearn", f"{label}.predict_proba, {rows}", variants))
     return cases
 
 
@@ -214,6 +257,8 @@ def torch_cases() -> list[Case]:
     net = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8)).eval()
     full = traced_module(net)
     bare = traced_module(net, record_input=False, record_output=False)
+    old_wrap = before("mltrace_torch", "traced_module")
+    old = old_wrap(net) if old_wrap is not None else None
     cases = []
     for rows in (1, 64):
         x = torch.randn(rows, 64)
@@ -230,9 +275,14 @@ def torch_cases() -> list[Case]:
             with torch.inference_mode():
                 return full(x)
 
-        cases.append(Case("torch", f"MLP 64-256-8 on CPU, batch {rows}", {
-            "unwrapped": unwrapped, "traced, no summaries": traced_bare, "traced": traced_full,
-        }))
+        def before_full(x: Any = x) -> Any:
+            with torch.inference_mode():
+                return old(x)
+
+        variants = {"unwrapped": unwrapped, "traced, no summaries": traced_bare, "traced": traced_full}
+        if old is not None:
+            variants[BEFORE + "traced"] = before_full
+        cases.append(Case("torch", f"MLP 64-256-8 on CPU, batch {rows}", variants))
     return cases
 
 
@@ -258,14 +308,19 @@ def onnxruntime_cases() -> list[Case]:
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     full = traced_session(session)
     bare = traced_session(session, record_input=False, record_output=False)
+    old_wrap = before("mltrace_onnxruntime", "traced_session")
+    old = old_wrap(session) if old_wrap is not None else None
     cases = []
     for rows in (1, 256):
         feed = {"X": np.random.default_rng(1).normal(size=(rows, 32)).astype(np.float32)}
-        cases.append(Case("onnxruntime", f"MatMul+Softmax 32->4, batch {rows}", {
+        variants: dict[str, Call] = {
             "unwrapped": lambda feed=feed: session.run(None, feed),
             "traced, no summaries": lambda feed=feed: bare.run(None, feed),
             "traced": lambda feed=feed: full.run(None, feed),
-        }))
+        }
+        if old is not None:
+            variants[BEFORE + "traced"] = lambda feed=feed: old.run(None, feed)
+        cases.append(Case("onnxruntime", f"MatMul+Softmax 32->4, batch {rows}", variants))
     return cases
 
 
@@ -294,17 +349,20 @@ def redis_cases() -> list[Case]:
             pipe.hgetall(key)
         return pipe.execute()
 
-    return [
-        Case("redis", "MGET 10 keys", {
-            "unwrapped": lambda: client.mget(value_keys), "traced": lambda: store.mget(value_keys),
-        }),
-        Case("redis", "HGETALL 1 key", {
-            "unwrapped": lambda: client.hgetall(keys[0]), "traced": lambda: store.hgetall(keys[0]),
-        }),
-        Case("redis", "pipelined HGETALL 10 keys", {
-            "unwrapped": unwrapped_many, "traced": lambda: store.hgetall_many(keys),
-        }),
+    old_store = before("mltrace_redis", "RedisFeatureStore")
+    old = old_store(client, name="bench") if old_store is not None else None
+    calls: list[tuple[str, Call, Callable[[Any], Any]]] = [
+        ("MGET 10 keys", lambda: client.mget(value_keys), lambda s: s.mget(value_keys)),
+        ("HGETALL 1 key", lambda: client.hgetall(keys[0]), lambda s: s.hgetall(keys[0])),
+        ("pipelined HGETALL 10 keys", unwrapped_many, lambda s: s.hgetall_many(keys)),
     ]
+    cases = []
+    for name, unwrapped, wrapped in calls:
+        variants: dict[str, Call] = {"unwrapped": unwrapped, "traced": lambda w=wrapped: w(store)}
+        if old is not None:
+            variants[BEFORE + "traced"] = lambda w=wrapped: w(old)
+        cases.append(Case("redis", name, variants))
+    return cases
 
 
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
@@ -321,7 +379,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--round-seconds", type=float, default=0.05, help="unwrapped time per round")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--baseline", type=Path, help="another checkout whose integrations to time beside these")
     args = parser.parse_args()
+    if args.baseline:
+        load_baseline(args.baseline)
 
     os.environ.setdefault("MLTRACE_EXPORTER", "none")
     provider = TracerProvider()
@@ -349,9 +410,10 @@ def main() -> int:
                 ratio, fast, fast_ratio = result["ratio"][key], result["fastest_us"][key], result["fastest_ratio"][key]
                 extra = "" if key == "unwrapped" else f"  {ratio:5.2f}x  (+{result['added_us'][key]:,.1f} µs)"
                 extra += f"  [{fast:,.1f} µs" + ("]" if key == "unwrapped" else f", {fast_ratio:.2f}x]")
-                print(f"  {key:<22} {us:>10,.1f} µs{extra}")
-            if "handover_us_per_span" in result:
-                print(f"  {'hand-over after the response':<30} {result['handover_us_per_span']:,.1f} µs per span")
+                print(f"  {key:<32} {us:>10,.1f} µs{extra}")
+            for field, label in (("handover_us_per_span", ""), ("before_handover_us_per_span", BEFORE)):
+                if field in result:
+                    print(f"  {label + 'hand-over after the response':<40} {result[field]:,.1f} µs per span")
     for line in skipped:
         print(f"\nskipped {line}")
     provider.shutdown()
