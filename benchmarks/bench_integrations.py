@@ -6,7 +6,9 @@
 
 For each case the unwrapped call and the wrapped variants run interleaved, round after round, in
 one process; each figure is the median over rounds of the mean per-call time within a round (the
-fastest round is shown beside it), so machine drift hits every variant alike. Spans are sampled
+fastest round is shown beside it), so machine drift hits every variant alike. "paired" is the
+median over rounds of each round's own ratio (the variants of a round run back to back), the
+steadiest ratio when the load changes from round to round. Spans are sampled
 and go through a BatchSpanProcessor (a queue large enough that none is dropped) to an exporter
 that discards them: the hot-path cost (span, attributes, summaries, queueing) is measured without
 a backend's network time.
@@ -234,6 +236,13 @@ def measure(case: Case, rounds: int, target_s: float) -> dict[str, Any]:
         "added_us": {key: medians[key] - medians[base_name] for key in medians},
         "fastest_us": fastest,
         "fastest_ratio": {key: fastest[key] / fastest[base_name] for key in fastest},
+        # Each round's variants run back to back: the median of the per-round ratios cancels the
+        # load that changes between rounds (on a shared machine, the steadiest figure).
+        "paired_ratio": {
+            key: statistics.median(v / b for v, b in zip(values, samples[base_name], strict=True))
+            for key, values in samples.items()
+        },
+        "rounds_us": samples,
     }
     if handover:
         result["handover_us_per_span"] = statistics.median(handover)
@@ -436,8 +445,10 @@ def main() -> int:
             print(f"\n{result['integration']:<12} {result['case']}")
             for key, us in result["us"].items():
                 ratio, fast, fast_ratio = result["ratio"][key], result["fastest_us"][key], result["fastest_ratio"][key]
+                paired = result["paired_ratio"][key]
                 extra = "" if key == "unwrapped" else f"  {ratio:5.2f}x  (+{result['added_us'][key]:,.1f} µs)"
                 extra += f"  [{fast:,.1f} µs" + ("]" if key == "unwrapped" else f", {fast_ratio:.2f}x]")
+                extra += "" if key == "unwrapped" else f"  paired {paired:.2f}x"
                 print(f"  {key:<32} {us:>10,.1f} µs{extra}")
             for field, label in (("handover_us_per_span", ""), ("before_handover_us_per_span", BEFORE)):
                 if field in result:
