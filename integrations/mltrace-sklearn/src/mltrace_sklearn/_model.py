@@ -150,8 +150,12 @@ class TracedModel:
             return result
 
     def _mltrace_run(self, est: Any, method: str, X: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-        routing = sklearn.get_config()["enable_metadata_routing"]
-        if self._mltrace_step_spans and isinstance(est, Pipeline) and not routing:
+        # The config (a dict copied per call) is read only for pipelines, the one case it decides.
+        if (
+            self._mltrace_step_spans
+            and isinstance(est, Pipeline)
+            and not sklearn.get_config()["enable_metadata_routing"]
+        ):
             return self._mltrace_run_pipeline(est, method, X, args, kwargs)
         return getattr(est, method)(X, *args, **kwargs)
 
