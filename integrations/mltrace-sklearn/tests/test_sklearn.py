@@ -283,3 +283,37 @@ def test_sampled_out_parent_makes_no_spans(spans: CapturedSpans, data: Data, pip
         otel_context.detach(token)
     np.testing.assert_array_equal(out, pipeline.predict_proba(X[:3]))
     assert len(spans) == 0
+
+
+def test_sampled_out_calls_still_feed_the_drift_monitor(spans: CapturedSpans, data: Data) -> None:
+    """With a drift monitor, a sampled-out call still scores its input (drift windows count every
+    request, as before the sampled-out shortcut) and makes no span. Its output is observed only
+    when the span records (unchanged behaviour)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    class Counting:
+        def __init__(self) -> None:
+            self.scored = self.observed = 0
+
+        def score(self, obj: object) -> dict[str, float]:
+            self.scored += 1
+            return {}
+
+        def span_attributes(self, result: object) -> dict[str, float]:
+            return {}
+
+        def observe_output(self, obj: object) -> None:
+            self.observed += 1
+
+    X, y = data
+    monitor = Counting()
+    model = traced_model(LogisticRegression().fit(X, y), drift=monitor)
+    parent = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(0)))
+    token = otel_context.attach(trace.set_span_in_context(parent))
+    try:
+        model.predict_proba(X[:2])
+    finally:
+        otel_context.detach(token)
+    assert (monitor.scored, monitor.observed) == (1, 0) and len(spans) == 0
