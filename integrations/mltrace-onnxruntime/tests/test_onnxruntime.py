@@ -86,3 +86,25 @@ def test_rejects_what_is_not_a_session() -> None:
     """Wrapping something without run()/get_providers() is a TypeError naming its type."""
     with pytest.raises(TypeError, match="dict"):
         traced_session({})
+
+
+def test_sampled_out_parent_runs_unwrapped(spans: CapturedSpans) -> None:
+    """Under a sampled-out parent run() returns onnxruntime's outputs and makes no span; a
+    recording parent still gets its child."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    session = _linear_softmax()
+    traced = traced_session(session)
+    x = np.ones((2, 4), dtype=np.float32)
+    for sampled in (False, True):
+        flags = TraceFlags(TraceFlags.SAMPLED if sampled else 0)
+        parent = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=flags))
+        token = otel_context.attach(trace.set_span_in_context(parent))
+        try:
+            got = traced.run(["logits"], {"X": x})
+        finally:
+            otel_context.detach(token)
+        np.testing.assert_array_equal(got[0], session.run(["logits"], {"X": x})[0])
+        assert len(spans.stages("inference")) == int(sampled)

@@ -165,3 +165,26 @@ async def test_async_connection_error(spans: CapturedSpans) -> None:
         await AsyncRedisFeatureStore(dead).hgetall("a")
     assert spans.stage("feature_lookup").status.status_code is StatusCode.ERROR
     await dead.aclose()
+
+
+def test_spans_equal_the_public_api_worked_by_hand(spans: CapturedSpans, client: redis.Redis, prefix: str) -> None:
+    """With its attributes prebuilt per operation, a lookup span holds exactly, in order, what
+    ``mltrace.stage(store=...)`` and ``mltrace.record_lookup`` give; a renamed store is seen."""
+    from mltrace_redis._lookup import connection_attributes
+
+    client.mset({f"{prefix}{i}": f"v{i}" for i in range(2)})
+    keys = [f"{prefix}{i}" for i in range(3)]
+    store = RedisFeatureStore(client, name="before", record_keys=True)
+    store.mget(keys)
+    store.name = "after"
+    store.mget(keys)
+    for name in ("before", "after"):
+        with mltrace.stage("feature_lookup", store=name, attributes={
+            **connection_attributes(client), "db.operation.name": "MGET",
+        }):
+            values = client.mget(keys)
+            misses = sum(v is None for v in values)
+            mltrace.record_lookup(keys=len(keys), hits=len(keys) - misses, misses=misses)
+            mltrace.current_stage().set_attribute("ml.feature_store.key_values", keys)
+    got = [list(s.attributes.items()) for s in spans.stages("feature_lookup")]
+    assert got[0] == got[2] and got[1] == got[3] and got[0] != got[1]

@@ -209,3 +209,111 @@ def test_wrapper_pickles(data: Data, pipeline: Pipeline) -> None:
     model = pickle.loads(pickle.dumps(traced_model(pipeline, name="p")))
     np.testing.assert_array_equal(model.predict(X[:3]), pipeline.predict(X[:3]))
     assert "traced_model(" in repr(model)
+
+
+@pytest.mark.parametrize("row", [[0.2, 0.8], [0.7, 0.1, 0.2], [1.0], [np.nan, 0.5], [0.5, np.nan]])
+def test_one_row_confidence_is_numpys(row: list[float]) -> None:
+    """The one-row confidence (computed in Python) is the float numpy's max-then-mean gives, NaN included."""
+    from mltrace_sklearn._model import _confidence
+
+    proba = np.array([row])
+    got = _confidence(proba)["ml.output.confidence"]
+    want = float(proba.max(axis=1).mean())
+    assert (got == want or (np.isnan(got) and np.isnan(want))) and type(got) is float
+
+
+def _in_deferred_request(fn: object, captured: CapturedSpans) -> tuple[object, int]:
+    """Run ``fn()`` inside a request recorded with deferred spans, as the middleware does; the
+    result and the server span's id. Checks that nothing reached the SDK before the request ended."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    from mltrace.spans import _deferred
+
+    before = _deferred.deferred_enabled()
+    _deferred.set_deferred(True)
+    try:
+        server, request = _deferred.start_request_span("POST /predict", otel_context.get_current(), SpanKind.SERVER, {})
+        assert request is not None
+        token = _deferred.enter(request)
+        attached = otel_context.attach(trace.set_span_in_context(server))
+        try:
+            result = fn()  # type: ignore[operator]
+            assert request.ended and len(captured) == 0  # spans held, none handed to the SDK yet
+        finally:
+            otel_context.detach(attached)
+            server.end()
+            _deferred.leave(request, token)
+    finally:
+        _deferred.set_deferred(before)
+    return result, server.get_span_context().span_id
+
+
+def test_inside_a_deferred_request_spans_are_the_same(spans: CapturedSpans, data: Data, pipeline: Pipeline) -> None:
+    """Inside a request recorded with deferred spans, the stage and step spans are deferred and
+    exported with the same names, nesting and attributes as outside a request."""
+    X, _ = data
+    model = traced_model(pipeline, name="churn")
+    model.predict_proba(X[:1])
+    outside = [(s.name, dict(s.attributes)) for s in spans.spans]
+    spans.clear()
+    result, server_id = _in_deferred_request(lambda: model.predict_proba(X[:1]), spans)
+    np.testing.assert_array_equal(result, pipeline.predict_proba(X[:1]))
+    inside = [s for s in spans.spans if s.name != "POST /predict"]
+    assert [(s.name, dict(s.attributes)) for s in inside] == outside
+    stage = spans.stage("inference")
+    assert stage.parent is not None and stage.parent.span_id == server_id
+    steps = [s for s in inside if s is not stage]
+    assert len(steps) == 3 and all(s.parent is not None and s.parent.span_id == stage.context.span_id for s in steps)
+
+
+def test_sampled_out_parent_makes_no_spans(spans: CapturedSpans, data: Data, pipeline: Pipeline) -> None:
+    """Under a sampled-out parent a pipeline runs with no stage span and no step spans."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    X, _ = data
+    parent = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(0)))
+    token = otel_context.attach(trace.set_span_in_context(parent))
+    try:
+        out = traced_model(pipeline).predict_proba(X[:3])
+    finally:
+        otel_context.detach(token)
+    np.testing.assert_array_equal(out, pipeline.predict_proba(X[:3]))
+    assert len(spans) == 0
+
+
+def test_sampled_out_calls_still_feed_the_drift_monitor(spans: CapturedSpans, data: Data) -> None:
+    """With a drift monitor, a sampled-out call still scores its input (drift windows count every
+    request, as before the sampled-out shortcut) and makes no span. Its output is observed only
+    when the span records (unchanged behaviour)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    class Counting:
+        def __init__(self) -> None:
+            self.scored = self.observed = 0
+
+        def score(self, obj: object) -> dict[str, float]:
+            self.scored += 1
+            return {}
+
+        def span_attributes(self, result: object) -> dict[str, float]:
+            return {}
+
+        def observe_output(self, obj: object) -> None:
+            self.observed += 1
+
+    X, y = data
+    monitor = Counting()
+    model = traced_model(LogisticRegression().fit(X, y), drift=monitor)
+    parent = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(0)))
+    token = otel_context.attach(trace.set_span_in_context(parent))
+    try:
+        model.predict_proba(X[:2])
+    finally:
+        otel_context.detach(token)
+    assert (monitor.scored, monitor.observed) == (1, 0) and len(spans) == 0

@@ -197,3 +197,58 @@ def test_cuda_device_time_is_recorded_without_a_sync(spans: CapturedSpans) -> No
     assert attrs["ml.model.device"].startswith("cuda") and attrs["ml.model.dtype"] == "float16"
     assert attrs["ml.gpu.device_time_ms"] > 0 and attrs["ml.gpu.host_time_ms"] > 0
     assert attrs["ml.output.kind"] == "tensor" and "ml.output.mean" not in attrs
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64", "bool"])
+@pytest.mark.parametrize("shape", [(1, 64), (5, 3), (7,)])
+def test_cpu_tensor_summary_is_the_tensor_summary(spans: CapturedSpans, dtype: str, shape: tuple[int, ...]) -> None:
+    """A CPU tensor summarised through its numpy view (the fast path) records exactly what
+    mltrace.summaries records for the tensor itself: every key and value."""
+    from mltrace.spans._guarded import summary_attributes
+    from mltrace.summaries import _memo
+
+    torch.manual_seed(1)
+    x = (torch.randn(*shape) * 3).to(getattr(torch, dtype))
+    traced_module(nn.Identity())(x)
+    recorded = {k: v for k, v in spans.stage("inference").attributes.items() if k.startswith("ml.input.")}
+    _memo.clear()
+    expected = summary_attributes("ml.input.", x)
+    assert expected["ml.input.kind"] == "tensor" and expected["ml.input.device"] == "cpu"
+    assert {k: (list(v) if isinstance(v, tuple) else v) for k, v in recorded.items()} == {
+        k: (list(v) if isinstance(v, tuple) else v) for k, v in expected.items()
+    }
+
+
+def test_inside_a_deferred_request_the_span_is_deferred_and_the_same(spans: CapturedSpans) -> None:
+    """Inside a request recorded with deferred spans the module's span is a light one under the
+    server span, handed over after the request with the same attributes as a span made outside."""
+    from opentelemetry.trace import SpanKind
+
+    from mltrace.spans import _deferred
+
+    net, x = _mlp(), torch.randn(1, 8)
+    model = traced_module(net, name="ranker")
+    model(x)
+    outside = dict(spans.stage("inference").attributes)
+    spans.clear()
+    before = _deferred.deferred_enabled()
+    _deferred.set_deferred(True)
+    try:
+        server, request = _deferred.start_request_span("POST /rank", otel_context.get_current(), SpanKind.SERVER, {})
+        assert request is not None
+        token = _deferred.enter(request)
+        attached = otel_context.attach(trace.set_span_in_context(server))
+        try:
+            with torch.inference_mode():
+                model(x)
+            assert spans.stages("inference") == []  # nothing handed to the SDK during the request
+        finally:
+            otel_context.detach(attached)
+            server.end()
+            _deferred.leave(request, token)
+    finally:
+        _deferred.set_deferred(before)
+    span = spans.stage("inference")
+    assert span.parent is not None and span.parent.span_id == server.get_span_context().span_id
+    assert dict(span.attributes) == outside
+

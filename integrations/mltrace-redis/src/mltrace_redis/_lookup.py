@@ -1,8 +1,9 @@
 """What a Redis feature lookup records, shared by the sync and asyncio stores.
 
-A lookup is one ``feature_lookup`` stage span made with the public API (``mltrace.stage`` and
-``mltrace.record_lookup``), so this module is also the worked example of a store integration.
-Key values are never recorded unless the store was made with ``record_keys=True``.
+A lookup is one ``feature_lookup`` stage span made with the public API (``mltrace.spans.StageScope``,
+what ``mltrace.stage`` returns, given the stage's attributes built once per store and operation),
+so this module is also the worked example of a store integration. Key values are never recorded
+unless the store was made with ``record_keys=True``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Final
 
 import mltrace
 from mltrace import semconv
+from mltrace.spans import StageScope
 
 DB_SYSTEM_NAME: Final = "db.system.name"
 DB_OPERATION_NAME: Final = "db.operation.name"
@@ -41,22 +43,50 @@ def connection_attributes(client: Any) -> dict[str, Any]:
     return attrs
 
 
-def lookup_stage(store: str, base: Mapping[str, Any], operation: str, batch: int | None = None) -> Any:
-    """The ``feature_lookup`` stage span of one round trip."""
-    attrs = {**base, DB_OPERATION_NAME: operation}
+def stage_attributes(store: str, base: Mapping[str, Any], operation: str) -> dict[str, Any]:
+    """A lookup span's static attributes, in the order ``mltrace.stage(..., store=)`` gives them."""
+    return {
+        semconv.ML_STAGE: semconv.STAGE_FEATURE_LOOKUP,
+        semconv.ML_FEATURE_STORE_NAME: store,
+        **base,
+        DB_OPERATION_NAME: operation,
+    }
+
+
+def lookup_stage(attrs: dict[str, Any], batch: int | None = None) -> StageScope:
+    """The ``feature_lookup`` stage span of one round trip (``attrs`` from :func:`stage_attributes`)."""
     if batch is not None:
-        attrs[DB_OPERATION_BATCH_SIZE] = batch
-    return mltrace.stage(semconv.STAGE_FEATURE_LOOKUP, store=store, attributes=attrs)
+        attrs = {**attrs, DB_OPERATION_BATCH_SIZE: batch}
+    return StageScope(semconv.STAGE_FEATURE_LOOKUP, attrs)
 
 
 def record_outcome(stage: mltrace.Stage, results: Iterable[Any], keys: Sequence[Any] | None, record_keys: bool) -> None:
-    """Hits and misses (and, only when allowed, the first key values) on the current stage."""
+    """Hits and misses (and, only when allowed, the first key values) on the stage."""
     if not stage.is_recording():
         return
     hits, misses = count(results)
-    mltrace.record_lookup(keys=hits + misses, hits=hits, misses=misses)
+    record_counts(stage, hits, misses, keys, record_keys)
+
+
+def record_mget(stage: mltrace.Stage, values: list[Any], keys: Sequence[Any], record_keys: bool) -> None:
+    """:func:`record_outcome` for an MGET reply: one value or ``None`` per key, so a miss is a
+    ``None`` and the count is ``list.count`` (0.1 µs for 10 keys, where :func:`count` takes ~2 µs)."""
+    if not stage.is_recording():
+        return
+    misses = values.count(None)
+    record_counts(stage, len(values) - misses, misses, keys, record_keys)
+
+
+def record_counts(stage: mltrace.Stage, hits: int, misses: int, keys: Sequence[Any] | None, record_keys: bool) -> None:
+    """What ``mltrace.record_lookup`` records, on the stage in hand (no lookup of the current span)."""
+    attrs: dict[str, Any] = {
+        semconv.ML_FEATURE_STORE_HITS: hits,
+        semconv.ML_FEATURE_STORE_MISSES: misses,
+        semconv.ML_FEATURE_STORE_KEYS: hits + misses,
+    }
     if record_keys and keys:
-        stage.set_attribute(ML_FEATURE_STORE_KEY_VALUES, [_key_text(k) for k in list(keys)[:MAX_KEYS_RECORDED]])
+        attrs[ML_FEATURE_STORE_KEY_VALUES] = [_key_text(k) for k in list(keys)[:MAX_KEYS_RECORDED]]
+    stage.set_attributes(attrs)
 
 
 def count(results: Iterable[Any]) -> tuple[int, int]:

@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._lookup import connection_attributes, lookup_stage, pipeline_operation, record_outcome
+from ._lookup import (
+    connection_attributes,
+    lookup_stage,
+    pipeline_operation,
+    record_mget,
+    record_outcome,
+    stage_attributes,
+)
+
+_MAX_OPERATIONS = 64  # distinct (name, operation) pairs cached per store; execute() names vary a little
 
 
 class _Base:
-    __slots__ = ("_attrs", "client", "name", "record_keys")
+    __slots__ = ("_attrs", "_stage_attrs", "client", "name", "record_keys")
 
     def __init__(self, client: Any, *, name: str = "redis", record_keys: bool = False) -> None:
         if not isinstance(name, str) or not name:
@@ -18,6 +27,17 @@ class _Base:
         self.name = name
         self.record_keys = record_keys
         self._attrs = connection_attributes(client)
+        self._stage_attrs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def _lookup(self, operation: str, batch: int | None = None) -> Any:
+        """The lookup's stage span, its static attributes built once per (name, operation)."""
+        key = (self.name, operation)
+        attrs = self._stage_attrs.get(key)
+        if attrs is None:
+            attrs = stage_attributes(self.name, self._attrs, operation)
+            if len(self._stage_attrs) < _MAX_OPERATIONS:
+                self._stage_attrs[key] = attrs
+        return lookup_stage(attrs, batch)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client!r}, name={self.name!r})"
@@ -36,21 +56,21 @@ class RedisFeatureStore(_Base):
 
     def mget(self, keys: Sequence[Any]) -> list[Any]:
         """``MGET``: one value (or ``None``) per key."""
-        with lookup_stage(self.name, self._attrs, "MGET") as stage:
+        with self._lookup("MGET") as stage:
             values: list[Any] = self.client.mget(keys) if keys else []
-            record_outcome(stage, values, keys, self.record_keys)
+            record_mget(stage, values, keys, self.record_keys)
             return values
 
     def hgetall(self, key: Any) -> dict[Any, Any]:
         """``HGETALL`` of one hash; an empty dict (a miss) when the key does not exist."""
-        with lookup_stage(self.name, self._attrs, "HGETALL") as stage:
+        with self._lookup("HGETALL") as stage:
             row: dict[Any, Any] = self.client.hgetall(key)
             record_outcome(stage, [row], [key], self.record_keys)
             return row
 
     def hgetall_many(self, keys: Sequence[Any]) -> list[dict[Any, Any]]:
         """``HGETALL`` of many hashes in one round trip (a non-transactional pipeline)."""
-        with lookup_stage(self.name, self._attrs, "BATCH HGETALL", batch=len(keys)) as stage:
+        with self._lookup("BATCH HGETALL", batch=len(keys)) as stage:
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.hgetall(key)
@@ -61,7 +81,7 @@ class RedisFeatureStore(_Base):
     def execute(self, pipeline: Any) -> list[Any]:
         """Run a pipeline the caller filled with read commands, as one lookup span."""
         operation, keys = pipeline_operation(pipeline.command_stack)
-        with lookup_stage(self.name, self._attrs, operation, batch=len(pipeline.command_stack)) as stage:
+        with self._lookup(operation, batch=len(pipeline.command_stack)) as stage:
             results: list[Any] = pipeline.execute()
             record_outcome(stage, results, keys, self.record_keys)
             return results
@@ -74,21 +94,21 @@ class AsyncRedisFeatureStore(_Base):
 
     async def mget(self, keys: Sequence[Any]) -> list[Any]:
         """``MGET``: one value (or ``None``) per key."""
-        async with lookup_stage(self.name, self._attrs, "MGET") as stage:
+        async with self._lookup("MGET") as stage:
             values: list[Any] = await self.client.mget(keys) if keys else []
-            record_outcome(stage, values, keys, self.record_keys)
+            record_mget(stage, values, keys, self.record_keys)
             return values
 
     async def hgetall(self, key: Any) -> dict[Any, Any]:
         """``HGETALL`` of one hash; an empty dict (a miss) when the key does not exist."""
-        async with lookup_stage(self.name, self._attrs, "HGETALL") as stage:
+        async with self._lookup("HGETALL") as stage:
             row: dict[Any, Any] = await self.client.hgetall(key)
             record_outcome(stage, [row], [key], self.record_keys)
             return row
 
     async def hgetall_many(self, keys: Sequence[Any]) -> list[dict[Any, Any]]:
         """``HGETALL`` of many hashes in one round trip (a non-transactional pipeline)."""
-        async with lookup_stage(self.name, self._attrs, "BATCH HGETALL", batch=len(keys)) as stage:
+        async with self._lookup("BATCH HGETALL", batch=len(keys)) as stage:
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.hgetall(key)
@@ -99,7 +119,7 @@ class AsyncRedisFeatureStore(_Base):
     async def execute(self, pipeline: Any) -> list[Any]:
         """Run a pipeline the caller filled with read commands, as one lookup span."""
         operation, keys = pipeline_operation(pipeline.command_stack)
-        async with lookup_stage(self.name, self._attrs, operation, batch=len(pipeline.command_stack)) as stage:
+        async with self._lookup(operation, batch=len(pipeline.command_stack)) as stage:
             results: list[Any] = await pipeline.execute()
             record_outcome(stage, results, keys, self.record_keys)
             return results

@@ -15,9 +15,10 @@ from opentelemetry.trace import Span
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-import mltrace
 from mltrace import semconv
-from mltrace.spans import record_error
+from mltrace.spans import StageScope, record_error
+from mltrace.spans._stage import stage_attributes
+from mltrace.spans._tracer import start_child  # mltrace.stage's own: deferred spans, sampled-out skip
 
 from ._attributes import (
     ML_MODEL_CLASS,
@@ -43,8 +44,6 @@ STAGE_OF: dict[str, str] = {
 # Methods after which the static attributes (parameter hash, n_features_in_) are recomputed.
 _REFRESH_AFTER = frozenset({"fit", "partial_fit", "fit_transform", "fit_predict", "set_params"})
 
-_tracer = trace.get_tracer("mltrace_sklearn")
-
 
 class TracedModel:
     """A scikit-learn estimator or pipeline whose inference and transform calls are traced.
@@ -61,6 +60,7 @@ class TracedModel:
         "_mltrace_name",
         "_mltrace_record_input",
         "_mltrace_record_output",
+        "_mltrace_stage_attrs",
         "_mltrace_step_spans",
         "_mltrace_version",
     )
@@ -86,6 +86,7 @@ class TracedModel:
         self._mltrace_step_spans = step_spans
         self._mltrace_drift = drift
         self._mltrace_attrs: dict[str, dict[str, Any]] = {}
+        self._mltrace_stage_attrs: dict[str, dict[str, Any]] = {}
         self.refresh()
 
     @property
@@ -103,6 +104,18 @@ class TracedModel:
         if isinstance(self._mltrace_estimator, Pipeline):
             base[ML_PIPELINE_STEPS] = [str(step_name) for step_name, _ in self._mltrace_estimator.steps]
         self._mltrace_attrs = {method: {**base, ML_MODEL_METHOD: method} for method in STAGE_OF}
+        # Each method's whole static attribute set (stage, model, version, framework and the above),
+        # built here once instead of on every call as mltrace.stage(...) would.
+        self._mltrace_stage_attrs = {
+            method: stage_attributes(
+                stage_name,
+                model=self._mltrace_name,
+                version=self._mltrace_version,
+                framework=FRAMEWORK,
+                attributes=self._mltrace_attrs[method],
+            )
+            for method, stage_name in STAGE_OF.items()
+        }
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_mltrace_"):  # an unset slot (during unpickling): never recurse
@@ -123,15 +136,11 @@ class TracedModel:
         return self if result is self._mltrace_estimator else result
 
     def _mltrace_call(self, method: str, X: Any, *args: Any, **kwargs: Any) -> Any:
-        stage_name = STAGE_OF[method]
-        with mltrace.stage(
-            stage_name,
-            model=self._mltrace_name,
-            version=self._mltrace_version,
-            framework=FRAMEWORK,
-            drift=self._mltrace_drift,
-            attributes=self._mltrace_attrs[method],
-        ) as stage:
+        if self._mltrace_drift is None and _sampled_out():  # no span, no step spans: the estimator's call
+            # (with a drift monitor the stage still runs: drift windows count sampled-out requests too)
+            return getattr(self._mltrace_estimator, method)(X, *args, **kwargs)
+        # What mltrace.stage(...) makes, with the static attributes prebuilt (refresh()).
+        with StageScope(STAGE_OF[method], self._mltrace_stage_attrs[method], drift=self._mltrace_drift) as stage:
             if self._mltrace_record_input:
                 stage.record_input(X)
             result = self._mltrace_run(self._mltrace_estimator, method, X, args, kwargs)
@@ -142,8 +151,12 @@ class TracedModel:
             return result
 
     def _mltrace_run(self, est: Any, method: str, X: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-        routing = sklearn.get_config()["enable_metadata_routing"]
-        if self._mltrace_step_spans and isinstance(est, Pipeline) and not routing:
+        # The config (a dict copied per call) is read only for pipelines, the one case it decides.
+        if (
+            self._mltrace_step_spans
+            and isinstance(est, Pipeline)
+            and not sklearn.get_config()["enable_metadata_routing"]
+        ):
             return self._mltrace_run_pipeline(est, method, X, args, kwargs)
         return getattr(est, method)(X, *args, **kwargs)
 
@@ -171,16 +184,20 @@ class TracedModel:
 @contextmanager
 def _step_span(name: str, index: int, step: Any, method: str) -> Iterator[Span]:
     """One pipeline step's span: a child of the stage span, without ``ml.stage`` so that stage
-    breakdowns do not count the step's time twice."""
-    span = _tracer.start_span(
+    breakdowns do not count the step's time twice. Made as the stage span is (deferred inside a
+    deferred request; none under a sampled-out parent)."""
+    span, started = start_child(
         f"{FRAMEWORK}.{name}",
-        attributes={
+        {
             ML_PIPELINE_STEP: str(name),
             ML_PIPELINE_STEP_INDEX: index,
             ML_MODEL_CLASS: class_path(step),
             ML_MODEL_METHOD: method,
         },
     )
+    if not started:
+        yield span
+        return
     token = otel_context.attach(trace.set_span_in_context(span))
     try:
         yield span
@@ -192,9 +209,26 @@ def _step_span(name: str, index: int, step: Any, method: str) -> Iterator[Span]:
         otel_context.detach(token)
 
 
+def _sampled_out() -> bool:
+    """The current span belongs to a trace that was sampled out: the call then runs unwrapped,
+    after this one check (0.6 µs; entering a stage that makes no span costs 1.3 µs more). The
+    same test as mltrace's start_child."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        return False
+    ctx = span.get_span_context()
+    return ctx.is_valid and not ctx.trace_flags.sampled
+
+
 def _confidence(proba: Any) -> dict[str, Any]:
     """``ml.output.confidence``: the top class probability (its mean over a batch)."""
     try:
+        if type(proba) is np.ndarray and proba.ndim == 2 and proba.shape[0] == 1 and 0 < proba.size <= 64:
+            # One row: its largest value, in Python (0.4 µs; numpy's max + mean cost 2.5 µs). The
+            # same float: a max is exact, and the mean of one value is that value.
+            values = proba.ravel().tolist()
+            if all(v == v for v in values):  # a NaN takes numpy's path (its max propagates NaN)
+                return {semconv.ML_OUTPUT_CONFIDENCE: float(max(values))}
         if isinstance(proba, np.ndarray) and proba.ndim == 2 and proba.size:
             return {semconv.ML_OUTPUT_CONFIDENCE: float(proba.max(axis=1).mean())}
     except Exception:  # odd output: no confidence, never an error

@@ -21,6 +21,7 @@ from opentelemetry.trace import Span
 import mltrace
 from mltrace import semconv
 from mltrace.spans import record_error
+from mltrace.spans._tracer import start_child  # the stage decorators' own: deferred spans, sampled-out skip
 
 from ._device_timer import DeviceTimer, default_timer
 
@@ -32,7 +33,6 @@ ML_GPU_DEVICE_TIME_MS: Final = "ml.gpu.device_time_ms"
 ML_GPU_TIMING: Final = "ml.gpu.timing"  # why a CUDA span has no device time: pool_exhausted | unresolved
 
 FRAMEWORK: Final = "torch"
-_tracer = trace.get_tracer("mltrace_torch")
 
 
 class TracedModule:
@@ -115,9 +115,13 @@ class TracedModule:
         return f"traced_module({self._mltrace_module!r})"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        span = _tracer.start_span(self._mltrace_stage, attributes=self._mltrace_attrs)
+        # As mltrace.stage(): inside a request recorded with deferred spans, a light span handed to
+        # the SDK after the response; under a sampled-out parent, no span at all (one check).
+        span, started = start_child(self._mltrace_stage, self._mltrace_attrs)
+        if not started:
+            return self._mltrace_module(*args, **kwargs)
         token = otel_context.attach(trace.set_span_in_context(span))
-        if not span.is_recording():  # sampled out: no attributes, no events, nothing to wait for
+        if not span.is_recording():  # dropped by the sampler: no attributes, nothing to wait for
             try:
                 return self._mltrace_module(*args, **kwargs)
             finally:
@@ -215,8 +219,10 @@ def _tensor_type() -> type:
 def _record_io(stage: mltrace.Stage, prefix: str, obj: Any) -> None:
     """Summarise a CPU value; for a tensor on an accelerator only its metadata: statistics of it
     (``summarize`` copies small device tensors to the host) would wait for the device here."""
+    view = None
     try:
-        tensor: Any = obj if isinstance(obj, _tensor_type()) else _first_tensor(_top_level(obj))
+        is_tensor = isinstance(obj, _tensor_type())
+        tensor: Any = obj if is_tensor else _first_tensor(_top_level(obj))
         if tensor is not None and tensor.device.type != "cpu":
             stage.set_attributes({
                 prefix + "kind": "tensor",
@@ -226,12 +232,49 @@ def _record_io(stage: mltrace.Stage, prefix: str, obj: Any) -> None:
                 prefix + "device": str(tensor.device),
             })
             return
+        if is_tensor:
+            view = _numpy_view(obj)
     except Exception:
         return
-    if prefix == semconv.ML_INPUT_PREFIX:
-        stage.record_input(obj)
-    else:
-        stage.record_output(obj)
+    record = stage.record_input if prefix == semconv.ML_INPUT_PREFIX else stage.record_output
+    if view is None:
+        record(obj)
+        return
+    # A plain CPU tensor is summarised through its numpy view: the same statistics, fingerprint and
+    # features (mltrace.summaries' tensor path reads the same view), but by the fast paths for small
+    # arrays: 11 µs instead of 64 µs for a (1, 64) float32 input. Inside a deferred request the view
+    # is copied (~1 µs) and summarised after the response. Only kind and device differ: set back.
+    record(view)
+    stage.set_attributes({prefix + "kind": "tensor", prefix + "device": "cpu"})
+
+
+# Dtypes whose numpy view holds the same values (bfloat16/float8 have none; complex keeps its own path).
+_VIEW_DTYPES: Final = frozenset({
+    "torch.float32", "torch.float64", "torch.float16", "torch.int64", "torch.int32", "torch.int16",
+    "torch.int8", "torch.uint8", "torch.bool",
+})
+
+
+def _numpy_view(tensor: Any) -> Any:
+    """The numpy view of a plain CPU tensor (strided, not quantized, nested, conjugated or negated
+    lazily), or ``None`` when it has none that mltrace.summaries would read the same way."""
+    if (
+        str(tensor.dtype) not in _VIEW_DTYPES
+        or tensor.layout is not _strided()
+        or tensor.is_quantized
+        or tensor.is_nested
+        or tensor.is_conj()
+        or tensor.is_neg()
+    ):
+        return None
+    return tensor.detach().numpy()
+
+
+@functools.cache
+def _strided() -> Any:
+    import torch
+
+    return torch.strided
 
 
 def _input_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
