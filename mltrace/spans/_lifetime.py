@@ -1,0 +1,316 @@
+"""One span's lifetime, written once: start, current while the work runs, error or output, end.
+
+Every place mltrace runs a span around someone else's code goes through here:
+
+* :class:`Lifetime` -- the core: the span is made current (attached) when it started, and
+  :meth:`Lifetime.close` records an exception (status ERROR, event, ``error.type``), ends the
+  span and detaches. A sampled-out span (``started`` false) costs nothing at either end.
+* :class:`Scope` -- ``with`` / ``async with`` for a lifetime (``mltrace.stage``'s
+  :class:`~mltrace.spans.StageScope`, ``mltrace.record_batch``'s ``BatchScope``): subclasses say
+  how the span starts (``_open``) and what ending adds (``_close``).
+* :class:`Call` / :class:`AsyncCall` -- one call of a decorated sync / async function:
+  ``with Call(spec, args, kwargs) as call: return call.returned(func(*args, **kwargs))``.
+* :class:`Stream` -- one run of a decorated generator or async generator: current only while the
+  function makes an item (``with stream:`` around each step), items counted, a consumer that
+  stops early told apart from an error, ended in a copied context (see :meth:`Stream.end`).
+
+The wrappers in ``_decorators.py`` then differ only in how they call (``await`` or not) and
+iterate (``send``/``throw`` or ``asend``/``athrow``). The user's own function is never called
+from inside this module's frames (a ``with`` block calls ``__enter__`` and ``__exit__`` before
+and after it, not around it), so a decorated recursive function keeps one frame per level, and
+its exceptions leave unchanged: ``__exit__`` records them and returns ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import sys
+import threading
+from collections.abc import Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
+
+from .. import semconv
+from ._guarded import record_attributes, record_drift_output, record_error
+
+if TYPE_CHECKING:
+    from ..genai._watch import Watch
+    from ._decorators import _Spec
+
+
+class Lifetime:
+    """A span from the moment it is current until it has ended."""
+
+    __slots__ = ("span", "started", "token")
+
+    def __init__(self, span: Span, started: bool, context: Context | None = None) -> None:
+        """``started``: the span is ours to end (false for a sampled-out stage's shared span);
+        then it is attached, in ``context`` (default: the current one) until :meth:`close`."""
+        self.span = span
+        self.started = started
+        self.token: object | None = otel_context.attach(trace.set_span_in_context(span, context)) if started else None
+
+    def close(self, exc: BaseException | None, *, repeat_stack: bool = False) -> None:
+        """Record ``exc`` (if any) on the span, end it and detach; a no-op when not started.
+
+        ``repeat_stack`` as in :func:`record_error` (stages: False, the innermost has the trace).
+        The span ends and the context is restored even if recording fails."""
+        if not self.started:
+            return
+        token, self.token = self.token, None
+        try:
+            if exc is not None:
+                record_error(self.span, exc, repeat_stack=repeat_stack)
+        finally:
+            self.span.end()
+            if token is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+
+
+T = TypeVar("T")
+
+
+class Scope(Generic[T]):
+    """``with`` and ``async with`` over one lifetime at a time; the object may be reused, but not
+    shared by concurrent requests while inside. ``_open`` returns what ``as`` binds (a ``T``)."""
+
+    __slots__ = ()
+
+    def _open(self) -> T:
+        raise NotImplementedError
+
+    def _close(self, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> T:
+        return self._open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._close(exc)
+
+    async def __aenter__(self) -> T:
+        return self._open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._close(exc)
+
+
+# -- calls of decorated functions ---------------------------------------------------------------
+
+_limit_lock = threading.Lock()
+
+
+def nested(delta: int) -> None:
+    """Move the recursion limit by ``delta`` (+1 entering a nested call, -1 leaving it).
+
+    Python counts the wrapper's frame against the limit, so undecorated recursion 997 deep fell
+    to 491 decorated. Raising the limit by one per nested wrapper frame gives the user's function
+    its own depth back. Only calls made while another call of the same wrapper runs pay this
+    (~1 µs); the lock keeps concurrent adjustments exact, so the limit always returns to where
+    it was.
+    """
+    # Lowering at the very edge of the stack can raise: then leave it one higher, never raise.
+    with _limit_lock, contextlib.suppress(RecursionError):
+        sys.setrecursionlimit(sys.getrecursionlimit() + delta)
+
+
+class Call(Lifetime):
+    """One call of a decorated sync function (the span current while it runs).
+
+    Nesting is a plain counter on the spec (~40 ns; a context variable costs ~150): calls from
+    other threads at the same moment count as nested too, which raises the limit by at most the
+    number of threads, for their duration.
+    """
+
+    __slots__ = ("args", "kwargs", "nested", "reset", "spec")
+
+    def __init__(self, spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.spec = spec
+        self.args = args
+        self.kwargs = kwargs
+
+    def _deeper(self) -> bool:
+        spec = self.spec
+        depth = spec.depth
+        spec.depth = depth + 1
+        return depth > 0
+
+    def _shallower(self) -> None:
+        self.spec.depth -= 1
+
+    def __enter__(self) -> Call:
+        # The limit goes up before the span starts: a recursion that runs out of stack does so in
+        # the start, and that frame chain is the same depth as before this module existed
+        # (spec.start's dispatch is inlined here for that reason: one frame fewer at the bottom).
+        self.nested = deeper = self._deeper()
+        if deeper:
+            nested(1)
+        spec = self.spec
+        try:
+            parent = trace.get_current_span()
+            if parent.is_recording():
+                span, started = spec.start_recorded(self.args, self.kwargs)
+            else:
+                span, started = spec.start_under(parent, self.args, self.kwargs)
+        except BaseException:  # __exit__ will not run: give the depth back (a RecursionError lands here)
+            self._shallower()
+            if deeper:
+                nested(-1)
+            raise
+        self.span, self.started = span, started  # Lifetime.__init__, inlined: every stage call pays it
+        self.token = otel_context.attach(trace.set_span_in_context(span)) if started else None
+        return self
+
+    def returned(self, result: Any) -> Any:
+        """The function returned ``result``: its output summary (drift, sampled or not); passed on."""
+        if self.started:
+            self.spec.finish(self.span, result)
+        elif self.spec.drift is not None:
+            record_drift_output(self.span, self.spec.drift, result)
+        return result
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.close(exc)
+        finally:
+            self._shallower()
+            if self.nested:
+                nested(-1)
+
+
+class AsyncCall(Call):
+    """One call of a decorated ``async`` function.
+
+    Nesting is counted per task (a context variable), not per process: a busy event loop runs
+    many calls of one stage at once, and counting those as nested would raise the recursion
+    limit by the number of requests in flight.
+    """
+
+    __slots__ = ()
+
+    def _deeper(self) -> bool:
+        depth = self.spec.async_depth
+        level = depth.get()
+        self.reset = depth.set(level + 1)
+        return level > 0
+
+    def _shallower(self) -> None:
+        self.spec.async_depth.reset(self.reset)
+
+
+# -- generators ------------------------------------------------------------------------------------
+
+
+def closed_early(exc: BaseException) -> bool:
+    """The consumer stopped the stream (``close()``/``aclose()``, a cancelled task, a client that
+    went away): not an error of the stage."""
+    return isinstance(exc, GeneratorExit | asyncio.CancelledError)
+
+
+class Stream(Lifetime):
+    """One run of a decorated generator or async generator.
+
+    ``with stream:`` around each step of the function makes the span (and a generation's watch)
+    current for that step only: between items the consumer's code runs in its own context.
+    """
+
+    __slots__ = ("closed", "ctx", "error", "items", "last", "spec", "step_token", "watch")
+
+    def __init__(self, spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        span, started = spec.start(args, kwargs)
+        self.span, self.started, self.token = span, started, None  # attached per step, not here
+        self.spec = spec
+        self.items, self.closed = 0, False
+        self.last: Any = None
+        self.error: BaseException | None = None
+        ctx = trace.set_span_in_context(span) if started else None
+        watch = spec.generate.begin(span, started, spec.input_of(args, kwargs)) if spec.generate is not None else None
+        if watch is not None:
+            ctx = watch.in_context(ctx)  # sampled or not: current_stage() reaches the generation
+        self.ctx: Context | None = ctx
+        self.watch: Watch | None = watch
+
+    @property
+    def bare(self) -> bool:
+        """Nothing to record (sampled out, no drift, no generation): Python's own forwarding will do."""
+        return not self.started and self.watch is None and self.spec.drift is None
+
+    def __enter__(self) -> Stream:
+        self.step_token = otel_context.attach(self.ctx) if self.ctx is not None else None
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.step_token is not None:
+            otel_context.detach(self.step_token)
+
+    def item(self, item: Any) -> None:
+        self.items += 1
+        self.last = item
+        if self.watch is not None:
+            self.watch.item(item)
+
+    def stopped(self, exc: BaseException) -> bool:
+        """The run stopped with ``exc``: an error of the stage, or a consumer that stopped early.
+        True when the function must be closed now (``close()``/``aclose()`` reached the wrapper)."""
+        if closed_early(exc):
+            self.closed = True
+        else:
+            self.error = exc
+        if self.watch is not None:
+            self.watch.failed(exc, self.closed)
+        return isinstance(exc, GeneratorExit)
+
+    def close_inner(self, inner: Generator[Any, Any, Any]) -> None:
+        """Close the function under its span (its ``finally`` blocks run there), in a copied
+        context (see :meth:`end`)."""
+        contextvars.copy_context().run(self._close_inner, inner)
+
+    def _close_inner(self, inner: Generator[Any, Any, Any]) -> None:
+        with self:
+            inner.close()
+
+    def end(self) -> None:
+        """Stream attributes, the output summary of the last item, the watch's figures, the
+        error if any; then the span ends.
+
+        In a copied context: a generator the consumer dropped (Starlette leaves a disconnected
+        client's iterator to the GC) is closed by its finalizer, which the cyclic GC may run in
+        the middle of a ``ContextVar.set`` on whatever thread allocates. Re-entering
+        ``ContextVar.set`` on that same Context (our attach/detach, the SimpleSpanProcessor's
+        suppression flag in ``span.end()``) frees the HAMT the outer set is still walking --
+        CPython gh-148891 (< 3.12), a SIGSEGV in 8 of 10 runs of
+        tests/serving/repro_sync_stream_crash.py. A copy of the context is a different Context
+        object, so nothing here ever replaces the interrupted one's vars.
+        """
+        contextvars.copy_context().run(self._end)
+
+    def _end(self) -> None:
+        span, spec, items = self.span, self.spec, self.items
+        if span.is_recording():
+            record_attributes(span, {semconv.ML_STREAM_ITEMS: items})
+            if self.closed:
+                record_attributes(span, {semconv.ML_STREAM_CLOSED_EARLY: True})
+            if items and spec.generate is None:
+                spec.finish(span, self.last)
+            elif items and spec.drift is not None:  # a generation's output is summarised as text
+                record_drift_output(span, spec.drift, self.last)
+        elif items and spec.drift is not None:
+            record_drift_output(span, spec.drift, self.last)
+        if self.watch is not None:
+            self.watch.end()
+        self.close(self.error)
