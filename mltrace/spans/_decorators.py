@@ -25,7 +25,6 @@ here differ only in how they call the function and iterate what it yields.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
@@ -42,7 +41,7 @@ from ..genai._watch import GenerateSpec
 from . import _deferred
 from ._deferred import DeferredSpan
 from ._guarded import Guard, record_attributes, record_drift, record_drift_output, record_summary, summary_attributes
-from ._lifetime import AsyncCall, Call, Stream
+from ._lifetime import AsyncCalls, Calls, Stream
 from ._stage import stage_attributes
 from ._tracer import TRACER, start_child
 
@@ -59,8 +58,8 @@ class _Spec:
     """What one decorated function records; built once at decoration time."""
 
     __slots__ = (
-        "_by_class", "_by_instance", "async_depth", "attrs", "depth", "drift", "embed", "generate", "keys_only",
-        "name", "record_input", "record_output", "wrapper",
+        "_by_class", "_by_instance", "attrs", "depth", "drift", "embed", "generate", "keys_only", "name",
+        "record_input", "record_output", "wrapper",
     )
 
     def __init__(
@@ -86,8 +85,6 @@ class _Spec:
         self.embed = embed  # kind="embed": the output is a batch of vectors
         self.wrapper: object = None  # the decorated function, set by _wrap
         self.depth = 0  # sync calls of this wrapper running now (any thread): > 0 means maybe nested
-        # async calls of this wrapper in this task (see _lifetime.AsyncCall)
-        self.async_depth: contextvars.ContextVar[int] = contextvars.ContextVar(f"mltrace.depth.{id(self)}", default=0)
         self._by_instance: dict[type, bool] = {}
         self._by_class: dict[type, bool] = {}
 
@@ -268,21 +265,37 @@ def _wraps(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[
 
 
 def _wrap_sync(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
-    # One frame per call (this one): the lifetime's __enter__/__exit__ run before and after
-    # ``func``, not around it, so they do not stack up under recursion.
+    # One frame per call (this one): the lifetime's steps run before and after ``func``, not
+    # around it, so they do not stack up under recursion.
+    calls = Calls(spec)
+
     @_wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with Call(spec, args, kwargs) as call:
-            return call.returned(func(*args, **kwargs))
+        span, token, undo = calls.enter(args, kwargs)
+        try:
+            return calls.returned(span, token, func(*args, **kwargs))
+        except BaseException as exc:
+            calls.failed(span, token, exc)
+            raise
+        finally:
+            calls.exit(span, token, undo)
 
     return wrapper
 
 
 def _wrap_async(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
+    calls = AsyncCalls(spec)
+
     @_wraps(func)
     async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-        with AsyncCall(spec, args, kwargs) as call:
-            return call.returned(await func(*args, **kwargs))
+        span, token, undo = calls.enter(args, kwargs)
+        try:
+            return calls.returned(span, token, await func(*args, **kwargs))
+        except BaseException as exc:
+            calls.failed(span, token, exc)
+            raise
+        finally:
+            calls.exit(span, token, undo)
 
     return async_wrapper
 
