@@ -273,12 +273,11 @@ def _wrap_sync(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         span, token, undo = calls.enter(args, kwargs)
         try:
-            return calls.returned(span, token, func(*args, **kwargs))
+            result = func(*args, **kwargs)
         except BaseException as exc:
-            calls.failed(span, token, exc)
+            calls.failed(span, token, undo, exc)
             raise
-        finally:
-            calls.exit(span, token, undo)
+        return calls.returned(span, token, undo, result)
 
     return wrapper
 
@@ -290,12 +289,11 @@ def _wrap_async(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
         span, token, undo = calls.enter(args, kwargs)
         try:
-            return calls.returned(span, token, await func(*args, **kwargs))
+            result = await func(*args, **kwargs)
         except BaseException as exc:
-            calls.failed(span, token, exc)
+            calls.failed(span, token, undo, exc)
             raise
-        finally:
-            calls.exit(span, token, undo)
+        return calls.returned(span, token, undo, result)
 
     return async_wrapper
 
@@ -303,9 +301,10 @@ def _wrap_async(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Callable[..., Iterator[Any]]:
     @_wraps(func)
     def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        stream = Stream(spec, args, kwargs)
-        if stream.bare:
+        span, started = spec.start(args, kwargs)
+        if not started and spec.generate is None and spec.drift is None:
             return (yield from func(*args, **kwargs))  # nothing to record: Python's own forwarding
+        stream = Stream(spec, span, started, args, kwargs)
         try:
             inner = func(*args, **kwargs)
             step, value = inner.send, None
@@ -339,7 +338,7 @@ def _wrap_async_gen(
     # (asend, athrow, aclose) is forwarded, sampled or not.
     @_wraps(func)
     async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        stream = Stream(spec, args, kwargs)
+        stream = Stream(spec, *spec.start(args, kwargs), args, kwargs)
         try:
             inner = func(*args, **kwargs)
             step, value = inner.asend, None

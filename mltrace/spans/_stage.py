@@ -149,14 +149,14 @@ class Stage:
             watch.prompt = str(text)
 
 
-class StageScope(Scope[Stage]):
+class StageScope(Scope[Stage], Lifetime):
     """Context manager (``with`` and ``async with``) that runs one stage span.
 
     Each ``with`` makes a new span; the object may be reused but not shared across
     concurrent requests while inside.
     """
 
-    __slots__ = ("_attrs", "_drift", "_kind", "_life", "_name")
+    __slots__ = ("_attrs", "_drift", "_kind", "_name")
 
     def __init__(
         self,
@@ -170,17 +170,15 @@ class StageScope(Scope[Stage]):
         self._attrs = attrs
         self._kind = kind
         self._drift = drift
-        self._life: Lifetime | None = None
+        self.started = False  # the Lifetime's fields are this scope's: no object per ``with``
 
     def _open(self) -> Stage:
         span, started = start_child(self._name, self._attrs, self._kind)
-        self._life = Lifetime(span, started)
+        self.open(span, started)
         return Stage(span, self._drift)
 
     def _close(self, exc: BaseException | None) -> None:
-        life, self._life = self._life, None
-        if life is not None:
-            life.close(exc)
+        self.close(exc)
 
 
 def stage(

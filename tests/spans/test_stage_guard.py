@@ -53,25 +53,33 @@ def _wheres(spans: CapturedSpans) -> list[str]:
     ]
 
 
-def _forms(scorer: BrokenScorer) -> dict[str, Callable[[list[float]], Any]]:
+def _forms(scorer: BrokenScorer, boom: Exception | None = None) -> dict[str, Callable[[list[float]], Any]]:
+    """Each form of a stage over ``x``; with ``boom``, the function raises it (after one item)."""
     stage = mltrace.inference(model="m", drift=scorer)  # type: ignore[arg-type]
+
+    def result(x: list[float]) -> float:
+        if boom is not None:
+            raise boom
+        return sum(x)
 
     @stage
     def sync(x: list[float]) -> float:
-        return sum(x)
+        return result(x)
 
     @stage
     async def coro(x: list[float]) -> float:
-        return sum(x)
+        return result(x)
 
     @stage
     def gen(x: list[float]) -> Iterator[float]:
         yield from x
+        result(x)
 
     @stage
     async def agen(x: list[float]) -> AsyncIterator[float]:
         for v in x:
             yield v
+        result(x)
 
     async def drain(x: list[float]) -> list[float]:
         return [v async for v in agen(x)]
@@ -79,8 +87,9 @@ def _forms(scorer: BrokenScorer) -> dict[str, Callable[[list[float]], Any]]:
     def scope(x: list[float]) -> float:
         with mltrace.stage("inference", drift=scorer) as s:  # type: ignore[arg-type]
             s.record_input(x)
-            s.record_output(sum(x))
-            return sum(x)
+            out = result(x)
+            s.record_output(out)
+            return out
 
     return {
         "sync": sync,
@@ -119,43 +128,8 @@ def test_a_failing_drift_scorer_never_reaches_the_app_and_is_counted(
 def test_the_apps_exception_passes_unchanged_next_to_a_guarded_failure(
     spans: CapturedSpans, form: str, mode: str
 ) -> None:
-    scorer = BrokenScorer()
     boom = ValueError("the app's own")
-    stage = mltrace.inference(model="m", drift=scorer)  # type: ignore[arg-type]
-
-    @stage
-    def sync(x: list[float]) -> float:
-        raise boom
-
-    @stage
-    async def coro(x: list[float]) -> float:
-        raise boom
-
-    @stage
-    def gen(x: list[float]) -> Iterator[float]:
-        yield x[0]
-        raise boom
-
-    @stage
-    async def agen(x: list[float]) -> AsyncIterator[float]:
-        yield x[0]
-        raise boom
-
-    async def drain(x: list[float]) -> list[float]:
-        return [v async for v in agen(x)]
-
-    def scope(x: list[float]) -> float:
-        with mltrace.stage("inference", drift=scorer) as s:  # type: ignore[arg-type]
-            s.record_input(x)
-            raise boom
-
-    calls: dict[str, Callable[[list[float]], Any]] = {
-        "sync": sync,
-        "async": lambda x: asyncio.run(coro(x)),
-        "generator": lambda x: list(gen(x)),
-        "async generator": lambda x: asyncio.run(drain(x)),
-        "with stage()": scope,
-    }
+    calls = _forms(BrokenScorer(), boom)
     before = _errors()
     with under(mode), pytest.raises(ValueError, match="the app's own") as caught:
         calls[form]([1.0])
