@@ -29,13 +29,14 @@ import functools
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
 from time import time_ns
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from .. import semconv
 from .._settings import SETTINGS
+from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference) resolves
 from ..genai import embedding_attributes
 from ..genai._watch import GenerateSpec
 from . import _deferred
@@ -44,9 +45,6 @@ from ._guarded import Guard, record_attributes, record_drift, record_drift_outpu
 from ._lifetime import AsyncCalls, Calls, Stream
 from ._stage import stage_attributes
 from ._tracer import TRACER, start_child
-
-if TYPE_CHECKING:
-    from ..drift import DriftScorer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,7 +126,13 @@ class _Spec:
     def start_under(self, parent: Span, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
         """Under a parent that does not record (sampled out, or none): a span only if the sampler
         says so; drift sees the input either way."""
-        span, started = start_child(self.name, self.attrs, parent=parent)
+        context = parent.get_span_context()
+        if context.is_valid and not context.trace_flags.sampled:  # start_child's own first test, one call fewer
+            if self.drift is None:
+                return parent, False  # the sampled-out request's path: every stage call takes it
+            span, started = parent, False
+        else:
+            span, started = start_child(self.name, self.attrs, parent=parent)
         recording = started and span.is_recording()
         if not recording and self.drift is None:
             return span, started

@@ -13,21 +13,19 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode
 
 from .. import semconv
 from .._settings import SETTINGS
+from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference) resolves
 from ..export import COUNTERS
 from ..privacy import span_safe
 from ..privacy._attributes import exception_attributes, safe_text
 from ..summaries import summarize
 from ..summaries._keys import TOP_LEVEL
 from ._deferred import DeferredSpan
-
-if TYPE_CHECKING:
-    from ..drift import DriftScorer
 
 _log = logging.getLogger("mltrace")
 

@@ -179,16 +179,22 @@ class Calls:
         """The function returned ``result``: its output summary (drift, sampled or not), the span
         ended; ``result`` passed on."""
         try:
-            if token is not None:
-                try:
-                    self.spec.finish(span, result)
-                finally:
-                    _end(span, token)
-            elif self.spec.drift is not None:
-                record_drift_output(span, self.spec.drift, result)
+            if token is not None or self.spec.drift is not None:
+                self._finish(span, token, result)
         finally:
-            self._unnest(undo)
+            self.spec.depth -= 1  # self._unnest, inlined: a sampled-out call makes one call of ours here
+            if undo:
+                nested(-1)
         return result
+
+    def _finish(self, span: Span, token: object | None, result: Any) -> None:
+        if token is None:  # sampled out: drift still sees the output
+            record_drift_output(span, self.spec.drift, result)
+            return
+        try:
+            self.spec.finish(span, result)
+        finally:
+            _end(span, token)
 
     def failed(self, span: Span, token: object | None, undo: Any, exc: BaseException) -> None:
         """The function raised ``exc`` (the caller re-raises it unchanged): recorded, span ended."""
@@ -247,6 +253,14 @@ class AsyncCalls(Calls):
                 nested(-1)
             raise
         return span, token, (reset, level)
+
+    def returned(self, span: Span, token: object | None, undo: Any, result: Any) -> Any:
+        try:
+            if token is not None or self.spec.drift is not None:
+                self._finish(span, token, result)
+        finally:
+            self._unnest(undo)
+        return result
 
     def _unnest(self, undo: Any) -> None:
         reset, level = undo

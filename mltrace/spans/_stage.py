@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry.trace import Span, SpanKind
 
 from .. import semconv
+from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference) resolves
 from ..genai import _semconv as gsc
 from ..genai._watch import active
 from ._guarded import record_attributes, record_drift, record_drift_output, record_summary
 from ._lifetime import Lifetime, Scope
 from ._tracer import start_child
-
-if TYPE_CHECKING:
-    from ..drift import DriftScorer
 
 
 def stage_attributes(
