@@ -166,7 +166,8 @@ class _Spec:
         if extra:
             attrs = {**attrs, **extra}
         span = TRACER.start_span(self.name, attributes=attrs, start_time=start_time)
-        guard.note(span)
+        if guard.error is not None:
+            guard.note(span)
         if self.drift is not None:
             record_drift(span, self.drift, x)
         return span, True

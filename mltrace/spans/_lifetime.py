@@ -193,8 +193,11 @@ class Calls:
             return
         try:
             self.spec.finish(span, result)
-        finally:
-            _end(span, token)
+        finally:  # _end, inlined (every recorded stage call)
+            try:
+                span.end()
+            finally:
+                otel_context.detach(token)  # type: ignore[arg-type]
 
     def failed(self, span: Span, token: object | None, undo: Any, exc: BaseException) -> None:
         """The function raised ``exc`` (the caller re-raises it unchanged): recorded, span ended."""
