@@ -306,12 +306,20 @@ def _wrap_async(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Callable[..., Iterator[Any]]:
     @_wraps(func)
     def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        # The function's generator first (its body does not run yet). Dropped in a reference cycle,
+        # this wrapper and it are garbage together and the GC finalizes them in list order; a full
+        # collection lists generation 0 before generation 1, so when a collection promoted this
+        # wrapper between its creation and the function's generator's (the span's start allocates
+        # hundreds of objects), the function's own finalizer ran first and its finally wrote to the
+        # Context the GC interrupted (tests/spans/test_stream_finalize.py failed after
+        # tests/spans/test_stages.py). Made here, nothing of ours is allocated between the two; a
+        # caller that allocates between making this generator and iterating it still can.
+        inner = func(*args, **kwargs)
         span, started = spec.start(args, kwargs)
         if not started and spec.generate is None and spec.drift is None:
-            return (yield from func(*args, **kwargs))  # nothing to record: Python's own forwarding
+            return (yield from inner)  # nothing to record: Python's own forwarding
         stream = Stream(spec, span, started, args, kwargs)
         try:
-            inner = func(*args, **kwargs)
             step, value = inner.send, None
             while True:
                 with stream:
