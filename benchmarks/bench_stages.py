@@ -1,12 +1,14 @@
-"""Stage decorator cost, side by side: today's wrappers against those before issue 11 item 4.
+"""Stage decorator cost, side by side: today's wrappers against an earlier commit's.
 
-    python benchmarks/bench_stages.py [--rounds 30]
+    python benchmarks/bench_stages.py [--rounds 30] [--before REV]
 
-The earlier ``mltrace/spans/_decorators.py`` (commit 8f7c346, read with ``git show``) is loaded as
-a second module in the same process, so both run in the same rounds, interleaved and shuffled.
-Cases: a plain call, a method call, an ``async`` call and a 10-item generator, each under a
-sampled-out parent (the cost every request pays) and a recording one (spans to a provider with
-no exporter). Summaries are off (``record_input/record_output=False``): the wrappers are measured,
+The earlier ``mltrace/spans/_decorators.py`` and ``_stage.py`` (``--before``, default 8f7c346:
+before issue 11 item 4; read with ``git show``) are loaded as second modules in the same process,
+so both run in the same rounds, interleaved and shuffled (they import today's helpers, so a REV
+whose modules need names that are gone will not load). Cases: a plain call, a method call, an
+``async`` call, a 10-item generator and a 10-item async generator, and ``with mltrace.stage()``,
+each under a sampled-out parent (the cost every request pays) and a recording one (spans to a
+provider with no exporter). Summaries are off (``record_input/record_output=False``): the wrappers are measured,
 not the summaries. Reported per case: median and fastest round in µs per call, and the ratio
 new / before of each. Then what ``kind="generate"`` adds to a streaming stage, at 1 and 1,000
 tokens (per generation and per token).
@@ -36,20 +38,20 @@ ROOT = Path(__file__).resolve().parent.parent
 BEFORE = "8f7c346"
 
 
-def _load_before() -> ModuleType:
+def _load_before(rev: str, name: str) -> ModuleType:
     source = subprocess.run(
-        ["git", "show", f"{BEFORE}:mltrace/spans/_decorators.py"], cwd=ROOT, capture_output=True, text=True,
+        ["git", "show", f"{rev}:mltrace/spans/{name}.py"], cwd=ROOT, capture_output=True, text=True,
         check=True,
     ).stdout
-    spec = importlib.util.spec_from_loader("mltrace.spans._decorators_before", loader=None)
+    spec = importlib.util.spec_from_loader(f"mltrace.spans.{name}_before", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "mltrace.spans"
-    exec(compile(source, f"{BEFORE}:_decorators.py", "exec"), module.__dict__)
+    exec(compile(source, f"{rev}:{name}.py", "exec"), module.__dict__)
     return module
 
 
-def _cases(deco: Callable[..., Any]) -> dict[str, Callable[[], Any]]:
+def _cases(deco: Callable[..., Any], scope: Callable[..., Any]) -> dict[str, Callable[[], Any]]:
     stage = deco(record_input=False, record_output=False)
 
     @stage
@@ -64,6 +66,11 @@ def _cases(deco: Callable[..., Any]) -> dict[str, Callable[[], Any]]:
     def gen(n: int) -> Any:
         yield from range(n)
 
+    @stage
+    async def agen(n: int) -> Any:
+        for i in range(n):
+            yield i
+
     class Model:
         @stage
         def predict(self, x: int) -> int:
@@ -76,11 +83,21 @@ def _cases(deco: Callable[..., Any]) -> dict[str, Callable[[], Any]]:
         for _ in range(10):
             await af(1)
 
+    async def drain() -> None:
+        async for _ in agen(10):
+            pass
+
+    def with_scope() -> None:
+        with scope("postprocess"):
+            pass
+
     return {
         "call": lambda: f(1),
         "method call": lambda: model.predict(1),
         "async call (x10 in one task)": lambda: loop.run_until_complete(ten_async()),
         "generator, 10 items": lambda: sum(gen(10)),
+        "async generator, 10 items": lambda: loop.run_until_complete(drain()),
+        "with stage()": with_scope,
     }
 
 
@@ -88,10 +105,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--before", default=BEFORE, help="the commit to compare with (default %(default)s)")
     args = ap.parse_args()
     mltrace.configure(exporter="none")
-    before = _load_before()
-    impls = {"new": _cases(mltrace.preprocess), "before": _cases(before.preprocess)}
+    before, before_stage = _load_before(args.before, "_decorators"), _load_before(args.before, "_stage")
+    impls = {"new": _cases(mltrace.preprocess, mltrace.stage), "before": _cases(before.preprocess, before_stage.stage)}
     parents = {
         "sampled out": NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(0))),
         "recording": trace.get_tracer("bench").start_span("request"),
@@ -109,14 +127,16 @@ def main() -> None:
                     fn()
                 elapsed = time.perf_counter() - t0
             times.setdefault((parent, case, impl), []).append(elapsed / n * 1e6)
-    print(f"{args.rounds} rounds x {args.calls} calls, shuffled; µs per call (median / fastest round)\n")
-    print(f"{'parent':<12} {'case':<30} {'before':>16} {'new':>16} {'new/before (fastest)':>22}")
+    print(f"{args.rounds} rounds x {args.calls} calls, shuffled, before = {args.before}; "
+          "µs per call (median / fastest round)\n")
+    print(f"{'parent':<12} {'case':<30} {'before':>16} {'new':>16} {'new/before (median, fastest)':>30}")
     for parent in parents:
         for case in impls["new"]:
             b, n = times[(parent, case, "before")], times[(parent, case, "new")]
             print(
                 f"{parent:<12} {case:<30} {statistics.median(b):7.2f} / {min(b):6.2f} "
-                f"{statistics.median(n):7.2f} / {min(n):6.2f} {min(n) / min(b):>22.2f}"
+                f"{statistics.median(n):7.2f} / {min(n):6.2f} "
+                f"{statistics.median(n) / statistics.median(b):>21.2f}, {min(n) / min(b):.2f}"
             )
     generation_cost()
 

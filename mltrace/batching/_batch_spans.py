@@ -21,7 +21,6 @@ import functools
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from opentelemetry import context as otel_context
@@ -31,7 +30,8 @@ from opentelemetry.trace import Link, Span, SpanContext
 from .. import semconv
 from .._errors import MLTraceError
 from ..spans import record_error
-from ..spans._guarded import note_failure, record_attributes, record_summary
+from ..spans._guarded import Guard, record_attributes, record_summary
+from ..spans._lifetime import Lifetime, Scope
 from ..spans._stage import stage_attributes
 from ..spans._tracer import TRACER
 
@@ -148,19 +148,17 @@ class Batch:
         """Summarise ``outputs[i]`` on member ``i``'s span (``ml.output.*``), when recording."""
         if not self.record_output:
             return
-        try:
+        with Guard(self.span, "batch outputs"):  # a wrong count is noted on the batch span, never raised
             if len(outputs) != len(self.members):
                 raise BatchSizeError(f"{len(outputs)} outputs for a batch of {len(self.members)}")
             for member, out in zip(self.members, outputs, strict=True):
                 record_summary(member.span, semconv.ML_OUTPUT_PREFIX, out)
-        except Exception as exc:
-            note_failure(self.span, "batch outputs", exc)
 
 
-class BatchScope:
+class BatchScope(Scope[Batch]):
     """Context manager (``with`` or ``async with``) around one batch run; see :func:`record_batch`."""
 
-    __slots__ = ("_attrs", "_batch", "_name", "_record_input", "_record_output", "_token", "members")
+    __slots__ = ("_attrs", "_batch", "_life", "_name", "_record_input", "_record_output", "members")
 
     def __init__(
         self,
@@ -177,9 +175,9 @@ class BatchScope:
         self._record_input = record_input
         self._record_output = record_output
         self._batch: Batch | None = None
-        self._token: object | None = None
+        self._life: Lifetime | None = None
 
-    def __enter__(self) -> Batch:
+    def _open(self) -> Batch:
         n = len(self.members)
         start_ns = time.time_ns()
         links = [Link(m.link) for m in self.members if m.link is not None]
@@ -196,40 +194,19 @@ class BatchScope:
             member._start(batch_ctx, self._name, {**self._attrs, semconv.ML_BATCH_SIZE: n, ML_BATCH_INDEX: i}, start_ns)
             if self._record_input:
                 record_summary(member.span, semconv.ML_INPUT_PREFIX, member.input)
-        self._token = otel_context.attach(trace.set_span_in_context(span, otel_context.Context()))
+        self._life = Lifetime(span, True, otel_context.Context())  # current in a context of its own
         self._batch = Batch(span, self.members, self._record_output)
         return self._batch
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        batch, token = self._batch, self._token
-        self._batch = self._token = None
-        if batch is None:
+    def _close(self, exc: BaseException | None) -> None:
+        life, self._life, self._batch = self._life, None, None
+        if life is None:
             return
         try:
-            if exc is not None:
-                record_error(batch.span, exc)
             for member in self.members:
                 member._end(exc)
-        finally:
-            batch.span.end()
-            if token is not None:
-                otel_context.detach(token)  # type: ignore[arg-type]
-
-    async def __aenter__(self) -> Batch:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        finally:  # the batch span: the exception with its stack (repeat_stack), ended, detached
+            life.close(exc, repeat_stack=True)
 
 
 def record_batch(

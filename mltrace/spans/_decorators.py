@@ -17,41 +17,32 @@ parameter's name: see :meth:`_Spec.receiver`.
 
 Recursion: a wrapper costs one Python frame per call. So that a decorated recursive function keeps
 the depth it had undecorated, a call nested inside another call of the same decorated function
-raises the interpreter's recursion limit by one for its duration (see :func:`_nested`).
+raises the interpreter's recursion limit by one for its duration (see :func:`._lifetime.nested`).
+
+The span's lifetime (start, current, error or output, end) is :mod:`._lifetime`'s; the wrappers
+here differ only in how they call the function and iterate what it yields.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import functools
 import inspect
-import sys
-import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
 from time import time_ns
 from typing import Any, Protocol, TypeVar, overload
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from .. import semconv
 from .._settings import SETTINGS
+from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference) resolves
 from ..genai import embedding_attributes
-from ..genai._watch import GenerateSpec, Watch
+from ..genai._watch import GenerateSpec
 from . import _deferred
 from ._deferred import DeferredSpan
-from ._guarded import (
-    note_failure,
-    record_attributes,
-    record_drift,
-    record_drift_output,
-    record_error,
-    record_summary,
-    summary_attributes,
-)
+from ._guarded import Guard, record_attributes, record_drift, record_drift_output, record_summary, summary_attributes
+from ._lifetime import AsyncCalls, Calls, Stream
 from ._stage import stage_attributes
 from ._tracer import TRACER, start_child
 
@@ -77,7 +68,7 @@ class _Spec:
         *,
         record_input: bool,
         record_output: bool,
-        drift: Any = None,
+        drift: DriftScorer | None = None,
         keys_only: bool = False,
         generate: GenerateSpec | None = None,
         embed: bool = False,
@@ -126,25 +117,35 @@ class _Spec:
         return kwargs or None
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
+        """The stage's span for a call with these arguments, and whether it is ours to end."""
         parent = trace.get_current_span()
         if parent.is_recording():
-            return self._start_recorded(args, kwargs)
-        span, started = start_child(self.name, self.attrs, parent=parent)
+            return self.start_recorded(args, kwargs)
+        return self.start_under(parent, args, kwargs)
+
+    def start_under(self, parent: Span, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
+        """Under a parent that does not record (sampled out, or none): a span only if the sampler
+        says so; drift sees the input either way."""
+        context = parent.get_span_context()
+        if context.is_valid and not context.trace_flags.sampled:  # start_child's own first test, one call fewer
+            if self.drift is None:
+                return parent, False  # the sampled-out request's path: every stage call takes it
+            span, started = parent, False
+        else:
+            span, started = start_child(self.name, self.attrs, parent=parent)
         recording = started and span.is_recording()
         if not recording and self.drift is None:
             return span, started
         x = self.input_of(args, kwargs)
         if recording:
-            try:
+            with Guard(span, "summary ml.input"):  # summarize never raises; a broken setting might
                 record_attributes(span, self._input_attributes(x))
-            except Exception as exc:  # summarize never raises; a broken setting might
-                note_failure(span, "summary ml.input", exc)
         if self.drift is not None:
             # Drift windows see every request, sampled or not.
             record_drift(span, self.drift, x)
         return span, started
 
-    def _start_recorded(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
+    def start_recorded(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
         """Under a recording parent (so, with parent-based sampling, a recording stage): the
         input's attributes go in with the span's start attributes, one SDK attribute pass
         instead of two. The start time is taken first, so the stage still includes them."""
@@ -158,16 +159,15 @@ class _Spec:
             if self.drift is not None:
                 record_drift(span, self.drift, x)
             return span, True
-        failed: Exception | None = None
-        try:
+        extra: dict[str, Any] = {}
+        guard = Guard(None, "summary ml.input")  # no span yet: noted on it once made
+        with guard:  # summarize never raises; a broken setting might
             extra = self._input_attributes(x)
-        except Exception as exc:  # summarize never raises; a broken setting might
-            extra, failed = {}, exc
         if extra:
             attrs = {**attrs, **extra}
         span = TRACER.start_span(self.name, attributes=attrs, start_time=start_time)
-        if failed is not None:
-            note_failure(span, "summary ml.input", failed)
+        if guard.error is not None:
+            guard.note(span)
         if self.drift is not None:
             record_drift(span, self.drift, x)
         return span, True
@@ -184,10 +184,8 @@ class _Spec:
         if self.record_output:
             record_summary(span, semconv.ML_OUTPUT_PREFIX, result)
         if self.embed and span.is_recording():
-            try:
+            with Guard(span, "embedding summary"):
                 record_attributes(span, embedding_attributes(result))
-            except Exception as exc:  # never into the request
-                note_failure(span, "embedding summary", exc)
         if self.drift is not None:
             record_drift_output(span, self.drift, result)
 
@@ -233,23 +231,6 @@ def _key_count(keys: Any) -> int:
     return 0 if keys is None else 1
 
 
-_limit_lock = threading.Lock()
-
-
-def _nested(delta: int) -> None:
-    """Move the recursion limit by ``delta`` (+1 entering a nested call, -1 leaving it).
-
-    Python counts the wrapper's frame against the limit, so undecorated recursion 997 deep fell
-    to 491 decorated. Raising the limit by one per nested wrapper frame gives the user's function
-    its own depth back. Only calls made while another call of the same wrapper runs pay this
-    (~1 µs); the lock keeps concurrent adjustments exact, so the limit always returns to where
-    it was.
-    """
-    # Lowering at the very edge of the stack can raise: then leave it one higher, never raise.
-    with _limit_lock, contextlib.suppress(RecursionError):
-        sys.setrecursionlimit(sys.getrecursionlimit() + delta)
-
-
 def _call_kind(func: Callable[..., Any]) -> str:
     """``asyncgen``, ``gen``, ``async`` or ``sync``: from the function, or a callable object's
     ``__call__`` (an instance with ``async def __call__`` is async)."""
@@ -289,182 +270,78 @@ def _wraps(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[
 
 
 def _wrap_sync(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
-    # One frame per call (this one): everything else runs in calls that have returned before
-    # ``func`` is entered, so they do not stack up under recursion. Nesting is a plain counter
-    # (~40 ns; a context variable costs ~150): calls from other threads at the same moment count
-    # as nested too, which raises the limit by at most the number of threads, for their duration.
+    # One frame per call (this one): the lifetime's steps run before and after ``func``, not
+    # around it, so they do not stack up under recursion.
+    calls = Calls(spec)
+
     @_wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        nested = spec.depth > 0
-        if nested:
-            _nested(1)
-        spec.depth += 1
+        span, token, undo = calls.enter(args, kwargs)
         try:
-            span, started = spec.start(args, kwargs)
-            if not started:
-                result = func(*args, **kwargs)
-                if spec.drift is not None:
-                    record_drift_output(span, spec.drift, result)
-                return result
-            token = otel_context.attach(trace.set_span_in_context(span))
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                record_error(span, exc, repeat_stack=False)
-                raise
-            else:
-                spec.finish(span, result)
-                return result
-            finally:
-                span.end()
-                otel_context.detach(token)
-        finally:
-            spec.depth -= 1
-            if nested:
-                _nested(-1)
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            calls.failed(span, token, undo, exc)
+            raise
+        return calls.returned(span, token, undo, result)
 
     return wrapper
 
 
 def _wrap_async(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
-    # Nesting is counted per task (a context variable), not per process: a busy event loop runs
-    # many calls of one stage at once, and counting those as nested would raise the recursion
-    # limit by the number of requests in flight.
-    depth: contextvars.ContextVar[int] = contextvars.ContextVar(f"mltrace.depth.{id(spec)}", default=0)
+    calls = AsyncCalls(spec)
 
     @_wraps(func)
     async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-        level = depth.get()
-        nested = level > 0
-        if nested:
-            _nested(1)
-        reset = depth.set(level + 1)
+        span, token, undo = calls.enter(args, kwargs)
         try:
-            span, started = spec.start(args, kwargs)
-            if not started:
-                result = await func(*args, **kwargs)
-                if spec.drift is not None:
-                    record_drift_output(span, spec.drift, result)
-                return result
-            token = otel_context.attach(trace.set_span_in_context(span))
-            try:
-                result = await func(*args, **kwargs)
-            except BaseException as exc:
-                record_error(span, exc, repeat_stack=False)
-                raise
-            else:
-                spec.finish(span, result)
-                return result
-            finally:
-                span.end()
-                otel_context.detach(token)
-        finally:
-            depth.reset(reset)
-            if nested:
-                _nested(-1)
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            calls.failed(span, token, undo, exc)
+            raise
+        return calls.returned(span, token, undo, result)
 
     return async_wrapper
-
-
-def _closed_early(exc: BaseException) -> bool:
-    """The consumer stopped the stream (``close()``/``aclose()``, a cancelled task, a client that
-    went away): not an error of the stage."""
-    return isinstance(exc, GeneratorExit | asyncio.CancelledError)
-
-
-def _finish_stream(span: Span, spec: _Spec, items: int, last: Any, closed_early: bool) -> None:
-    if span.is_recording():
-        record_attributes(span, {semconv.ML_STREAM_ITEMS: items})
-        if closed_early:
-            record_attributes(span, {semconv.ML_STREAM_CLOSED_EARLY: True})
-        if items and spec.generate is None:
-            spec.finish(span, last)
-        elif items and spec.drift is not None:  # a generation's output is summarised as text
-            record_drift_output(span, spec.drift, last)
-    elif items and spec.drift is not None:
-        record_drift_output(span, spec.drift, last)
 
 
 def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Callable[..., Iterator[Any]]:
     @_wraps(func)
     def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        # The function's generator first (its body does not run yet). Dropped in a reference cycle,
+        # this wrapper and it are garbage together and the GC finalizes them in list order; a full
+        # collection lists generation 0 before generation 1, so when a collection promoted this
+        # wrapper between its creation and the function's generator's (the span's start allocates
+        # hundreds of objects), the function's own finalizer ran first and its finally wrote to the
+        # Context the GC interrupted (tests/spans/test_stream_finalize.py failed after
+        # tests/spans/test_stages.py). Made here, nothing of ours is allocated between the two; a
+        # caller that allocates between making this generator and iterating it still can.
+        inner = func(*args, **kwargs)
         span, started = spec.start(args, kwargs)
         if not started and spec.generate is None and spec.drift is None:
-            return (yield from func(*args, **kwargs))  # nothing to record: Python's own forwarding
-        ctx = trace.set_span_in_context(span) if started else None
-        watch = spec.generate.begin(span, started, spec.input_of(args, kwargs)) if spec.generate is not None else None
-        if watch is not None:
-            ctx = watch.in_context(ctx)  # sampled or not: current_stage() reaches the generation
-        items, last, closed = 0, None, False
-        inner = func(*args, **kwargs)
-        sent: Any = None
-        thrown: BaseException | None = None
+            return (yield from inner)  # nothing to record: Python's own forwarding
+        stream = Stream(spec, span, started, args, kwargs)
         try:
+            step, value = inner.send, None
             while True:
-                token = otel_context.attach(ctx) if ctx is not None else None
+                with stream:
+                    try:
+                        item = step(value)
+                    except StopIteration as stop:
+                        return stop.value
+                stream.item(item)
                 try:
-                    if thrown is None:
-                        item = inner.send(sent)
-                    else:
-                        exc, thrown = thrown, None
-                        item = inner.throw(exc)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
-                finally:
-                    if token is not None:
-                        otel_context.detach(token)
-                items, last = items + 1, item
-                if watch is not None:
-                    watch.item(item)
-                try:
-                    sent = yield item
+                    step, value = inner.send, (yield item)
                 except GeneratorExit:
                     raise
                 except BaseException as exc:  # consumer's throw(): into the function
-                    sent, thrown = None, exc
+                    step, value = inner.throw, exc
         except BaseException as exc:
-            if _closed_early(exc):
-                closed = True
-                if isinstance(exc, GeneratorExit):  # the consumer stopped early: not an error
-                    # the function's finally blocks run under its span; in a copied context, see below
-                    contextvars.copy_context().run(_close_under, inner, ctx)
-            elif started:
-                record_error(span, exc, repeat_stack=False)
-            if watch is not None:
-                watch.failed(exc, closed)
+            if stream.stopped(exc):
+                stream.close_inner(inner)
             raise
         finally:
-            # A generator the consumer dropped (Starlette leaves a disconnected client's iterator to
-            # the GC) is closed by its finalizer, which the cyclic GC may run in the middle of a
-            # ContextVar.set on whatever thread allocates: re-entering ContextVar.set on that same
-            # Context (our attach/detach, the SimpleSpanProcessor's suppression flag in span.end())
-            # frees the HAMT the outer set is still walking -- CPython gh-148891 (< 3.12), a SIGSEGV
-            # in 8 of 10 runs of tests/serving/repro_sync_stream_crash.py. A copy of the context is
-            # a different Context object, so nothing here ever replaces the interrupted one's vars.
-            contextvars.copy_context().run(_end_stream, span, spec, items, last, closed, watch, started)
-        return result
+            stream.end()
 
     return gen_wrapper
-
-
-def _close_under(inner: Generator[Any, Any, Any], ctx: otel_context.Context | None) -> None:
-    token = otel_context.attach(ctx) if ctx is not None else None
-    try:
-        inner.close()
-    finally:
-        if token is not None:
-            otel_context.detach(token)
-
-
-def _end_stream(
-    span: Span, spec: _Spec, items: int, last: Any, closed: bool, watch: Watch | None, started: bool
-) -> None:
-    _finish_stream(span, spec, items, last, closed)
-    if watch is not None:
-        watch.end()
-    if started:
-        span.end()
 
 
 def _wrap_async_gen(
@@ -474,56 +351,30 @@ def _wrap_async_gen(
     # (asend, athrow, aclose) is forwarded, sampled or not.
     @_wraps(func)
     async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        span, started = spec.start(args, kwargs)
-        ctx = trace.set_span_in_context(span) if started else None
-        watch = spec.generate.begin(span, started, spec.input_of(args, kwargs)) if spec.generate is not None else None
-        if watch is not None:
-            ctx = watch.in_context(ctx)  # sampled or not: current_stage() reaches the generation
-        items, last, closed = 0, None, False
-        inner = func(*args, **kwargs)
-        sent: Any = None
-        thrown: BaseException | None = None
+        stream = Stream(spec, *spec.start(args, kwargs), args, kwargs)
         try:
+            inner = func(*args, **kwargs)
+            step, value = inner.asend, None
             while True:
-                token = otel_context.attach(ctx) if ctx is not None else None
+                with stream:
+                    try:
+                        item = await step(value)
+                    except StopAsyncIteration:
+                        return
+                stream.item(item)
                 try:
-                    if thrown is None:
-                        item = await inner.asend(sent)
-                    else:
-                        exc, thrown = thrown, None
-                        item = await inner.athrow(exc)
-                except StopAsyncIteration:
-                    break
-                finally:
-                    if token is not None:
-                        otel_context.detach(token)
-                items, last = items + 1, item
-                if watch is not None:
-                    watch.item(item)
-                try:
-                    sent = yield item
+                    step, value = inner.asend, (yield item)
                 except GeneratorExit:
                     raise
                 except BaseException as exc:  # consumer's athrow(): into the function
-                    sent, thrown = None, exc
+                    step, value = inner.athrow, exc
         except BaseException as exc:
-            if _closed_early(exc):
-                closed = True
-                if isinstance(exc, GeneratorExit):
-                    token = otel_context.attach(ctx) if ctx is not None else None
-                    try:
-                        await inner.aclose()  # the function's finally blocks run under its span
-                    finally:
-                        if token is not None:
-                            otel_context.detach(token)
-            elif started:
-                record_error(span, exc, repeat_stack=False)
-            if watch is not None:
-                watch.failed(exc, closed)
+            if stream.stopped(exc):
+                with stream:  # the function's finally blocks run under its span
+                    await inner.aclose()
             raise
         finally:
-            # as for generators: never re-enter ContextVar.set on the Context this runs in
-            contextvars.copy_context().run(_end_stream, span, spec, items, last, closed, watch, started)
+            stream.end()
 
     return agen_wrapper
 
@@ -536,7 +387,7 @@ def _decorator(
     record_input: bool,
     record_output: bool,
     attributes: Mapping[str, Any] | None,
-    drift: Any = None,
+    drift: DriftScorer | None = None,
     keys_only: bool = False,
     generate: GenerateSpec | None = None,
     embed: bool = False,
@@ -650,7 +501,7 @@ def inference(
     model: str | None = None,
     version: str | None = None,
     framework: str | None = None,
-    drift: Any = None,
+    drift: DriftScorer | None = None,
     name: str | None = None,
     record_input: bool = True,
     record_output: bool = True,
@@ -663,7 +514,7 @@ def inference(
     model: str | None = None,
     version: str | None = None,
     framework: str | None = None,
-    drift: Any = None,
+    drift: DriftScorer | None = None,
     name: str | None = None,
     record_input: bool = True,
     record_output: bool = True,

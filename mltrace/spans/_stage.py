@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
 from .. import semconv
+from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference) resolves
 from ..genai import _semconv as gsc
 from ..genai._watch import active
-from ._guarded import (
-    record_attributes,
-    record_drift,
-    record_drift_output,
-    record_error,
-    record_summary,
-)
+from ._guarded import record_attributes, record_drift, record_drift_output, record_summary
+from ._lifetime import Lifetime, Scope
 from ._tracer import start_child
 
 
@@ -52,7 +45,7 @@ class Stage:
 
     __slots__ = ("_drift", "span")
 
-    def __init__(self, span: Span, drift: Any = None) -> None:
+    def __init__(self, span: Span, drift: DriftScorer | None = None) -> None:
         self.span = span
         self._drift = drift
 
@@ -154,14 +147,14 @@ class Stage:
             watch.prompt = str(text)
 
 
-class StageScope:
+class StageScope(Scope[Stage], Lifetime):
     """Context manager (``with`` and ``async with``) that runs one stage span.
 
     Each ``with`` makes a new span; the object may be reused but not shared across
     concurrent requests while inside.
     """
 
-    __slots__ = ("_attrs", "_drift", "_kind", "_name", "_span", "_started", "_token")
+    __slots__ = ("_attrs", "_drift", "_kind", "_name")
 
     def __init__(
         self,
@@ -169,50 +162,21 @@ class StageScope:
         attrs: dict[str, Any],
         *,
         kind: SpanKind = SpanKind.INTERNAL,
-        drift: Any = None,
+        drift: DriftScorer | None = None,
     ) -> None:
         self._name = name
         self._attrs = attrs
         self._kind = kind
         self._drift = drift
-        self._span: Span | None = None
-        self._token: object | None = None
-        self._started = False
+        self.started = False  # the Lifetime's fields are this scope's: no object per ``with``
 
-    def __enter__(self) -> Stage:
+    def _open(self) -> Stage:
         span, started = start_child(self._name, self._attrs, self._kind)
-        self._span, self._started = span, started
-        self._token = otel_context.attach(trace.set_span_in_context(span)) if started else None
+        self.open(span, started)
         return Stage(span, self._drift)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        span, token = self._span, self._token
-        self._span = self._token = None
-        if span is None or not self._started:
-            return
-        try:
-            if exc is not None:
-                record_error(span, exc, repeat_stack=False)
-        finally:
-            span.end()
-            if token is not None:
-                otel_context.detach(token)  # type: ignore[arg-type]
-
-    async def __aenter__(self) -> Stage:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+    def _close(self, exc: BaseException | None) -> None:
+        self.close(exc)
 
 
 def stage(
@@ -222,7 +186,7 @@ def stage(
     version: str | None = None,
     framework: str | None = None,
     store: str | None = None,
-    drift: Any = None,
+    drift: DriftScorer | None = None,
     attributes: Mapping[str, Any] | None = None,
 ) -> StageScope:
     """A stage span for any stage name: ``with mltrace.stage("postprocess") as s: ...``.

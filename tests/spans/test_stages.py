@@ -265,3 +265,14 @@ def test_wide_inputs_never_push_stage_keys_off_the_span(spans: CapturedSpans) ->
     assert attrs[semconv.ML_MODEL_NAME] == "wide"
     assert len(attrs) < 128
     assert attrs["ml.input.features_truncated"] is True
+
+
+def test_drift_parameters_are_drift_scorers_and_resolve_at_run_time() -> None:
+    """``drift=`` is typed with the protocol (issue 12 item 5), importable at run time so that
+    ``typing.get_type_hints`` (pydantic, FastAPI, docs tools) resolves the public signatures."""
+    import typing
+
+    from mltrace.drift import DriftScorer
+
+    for func in (mltrace.inference, mltrace.stage, mltrace.Stage.__init__):
+        assert typing.get_type_hints(func)["drift"] == DriftScorer | None, func
