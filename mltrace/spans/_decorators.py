@@ -35,6 +35,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from .. import semconv
+from .._errors import InvalidArgumentError
 from .._settings import SETTINGS
 from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference) resolves
 from ..genai import embedding_attributes
@@ -532,7 +533,7 @@ def inference(
     """
     generate = None
     if kind is not None and kind not in _KINDS:
-        raise ValueError(f"@mltrace.inference kind must be one of {sorted(_KINDS)}; got {kind!r}")
+        raise InvalidArgumentError(f"@mltrace.inference kind must be one of {sorted(_KINDS)}; got {kind!r}")
     if kind == "generate":
         generate = GenerateSpec(model=model, attributes=attributes)
         attributes = {**generate.span_attrs, **{k: v for k, v in (attributes or {}).items() if k not in _PROVIDER}}
