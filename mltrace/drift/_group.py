@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _stats
+from . import _divergence
 from ._compiled import CompiledGroup
 from ._features import CategoricalFeature, NumericalFeature, category_key
 from ._thresholds import DriftThresholds, GroupThresholds
@@ -112,12 +112,12 @@ class GroupMonitor:
             if total != total:
                 flat, chi, missing = *self._fix_missing(flat), True
                 total = float(_add_reduce(chi, None))
-            return [1.0 - _stats.fisher_sf_scalar(total, g.m)], chi, flat, missing
+            return [1.0 - _divergence.fisher_sf_scalar(total, g.m)], chi, flat, missing
         totals = chi.sum(axis=1)
         if math.isnan(float(totals.sum())):
             flat, chi, missing = *self._fix_missing(flat), True
             totals = chi.sum(axis=1)
-        return (1.0 - _stats.fisher_sf(totals, g.m)).tolist(), chi, flat, missing
+        return (1.0 - _divergence.fisher_sf(totals, g.m)).tolist(), chi, flat, missing
 
     def _with_categories(self, nflat: IntArray, categorical: list[list[object]]) -> tuple[IntArray, bool]:
         g = self.g
@@ -176,19 +176,19 @@ class GroupMonitor:
         icum = np.cumsum(counts[:, :miss], axis=1)  # integer cumsum: several times faster than float
         n_feat = icum[:, -1].astype(np.float64)
         cur_groups = g.coarse_from_cumulative(icum).astype(np.float64)
-        psi, js = _stats.psi_and_js(g.ref_groups, cur_groups)
+        psi, js = _divergence.psi_and_js(g.ref_groups, cur_groups)
         cdf = icum * (1.0 / np.maximum(n_feat, 1.0))[:, None]
         gap = np.subtract(g.ref_cdf, cdf, out=cdf)
         num, cat = self._num, self._cat
         if len(cat):
             ks, wass, chi2 = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
-            chi2[cat] = _stats.chi_square_stat(g.ref_groups[cat], cur_groups[cat])
+            chi2[cat] = _divergence.chi_square_stat(g.ref_groups[cat], cur_groups[cat])
             if len(num):
                 ks[num] = np.maximum.reduce(np.abs(gap[num]), axis=1)
-                wass[num] = _stats.wasserstein_from_gap(gap[num], g.edge_weight[num], g.widths[num])
+                wass[num] = _divergence.wasserstein_from_gap(gap[num], g.edge_weight[num], g.widths[num])
         else:
             ks = np.maximum.reduce(np.abs(gap), axis=1)
-            wass = _stats.wasserstein_from_gap(gap, g.edge_weight, g.widths)
+            wass = _divergence.wasserstein_from_gap(gap, g.edge_weight, g.widths)
             chi2 = self._no_chi2
         wnorm = wass / g.std
         missing_counts = counts[:, miss]
@@ -267,11 +267,11 @@ class GroupMonitor:
                 "psi": _num(s.psi[i]),
                 "js": _num(s.js[i]),
                 "ks": _num(s.ks[i]) if numeric else None,
-                "ks_pvalue": _stats.ks_pvalue(s.ks[i], s.n_feature[i], g.ref_n[i]) if numeric else None,
+                "ks_pvalue": _divergence.ks_pvalue(s.ks[i], s.n_feature[i], g.ref_n[i]) if numeric else None,
                 "wasserstein": _num(s.wasserstein[i]) if numeric else None,
                 "wasserstein_norm": _num(s.wasserstein_norm[i]) if numeric else None,
                 "chi2": None if numeric else _num(s.chi2[i]),
-                "chi2_pvalue": None if numeric else _stats.chi2_sf(float(s.chi2[i]), float(g.df[i])),
+                "chi2_pvalue": None if numeric else _divergence.chi2_sf(float(s.chi2[i]), float(g.df[i])),
                 "missing_rate": _num(s.missing_rate[i]),
                 "reference_missing_rate": _num(g.ref_missing_rate[i]),
                 "out_of_range": _num(s.out_of_range[int(np.searchsorted(self._num, i))]) if numeric else None,

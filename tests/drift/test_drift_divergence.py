@@ -10,7 +10,7 @@ from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
 from mltrace.drift import DriftMonitor, ReferenceProfile
-from mltrace.drift import _stats as ds
+from mltrace.drift import _divergence as ds
 
 
 def test_psi_hand_checked_example() -> None:
