@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _divergence
+from ._binning import clip_ufunc as _clip
 from ._compiled import CompiledGroup
 from ._features import CategoricalFeature, NumericalFeature, category_key
 from ._thresholds import DriftThresholds, GroupThresholds
@@ -118,6 +119,28 @@ class GroupMonitor:
             flat, chi, missing = *self._fix_missing(flat), True
             totals = chi.sum(axis=1)
         return (1.0 - _divergence.fisher_sf(totals, g.m)).tolist(), chi, flat, missing
+
+    def score_row(self, row: FloatArray) -> tuple[float, FloatArray, IntArray, bool]:
+        """:meth:`score_rows` for one 1-D row of an all-numerical group, in one call: the score,
+        the contributions, the flat indices (1-D) and whether a value was missing.
+
+        The same arithmetic as :meth:`NumericBinner.flat` and :meth:`score_rows`, inlined: one
+        request's path is a dozen numpy calls, and each Python call around them costs ~0.1-0.3 us.
+        """
+        b = self.g.binner
+        if b.guard is not None:
+            row = _clip(row, b.low_guard, b.guard)
+        u = row * b.inv
+        u += b.shift
+        _clip(u, b.lower, b.upper, out=u)
+        flat = b.keys.searchsorted(u, side="right")
+        chi = self._chi.take(flat)
+        total = float(_add_reduce(chi, None))
+        missing = total != total
+        if missing:
+            flat, chi = self._fix_missing(flat)
+            total = float(_add_reduce(chi, None))
+        return 1.0 - _divergence.fisher_sf_scalar(total, self.g.m), chi, flat, missing
 
     def _with_categories(self, nflat: IntArray, categorical: list[list[object]]) -> tuple[IntArray, bool]:
         g = self.g
