@@ -143,6 +143,75 @@ def print_before_after(blocks: int, old: Any) -> None:
             )
 
 
+def breakdown(blocks: int, m: int = 100) -> None:
+    """Where one request's CPU time goes (score + update, 100 features, distinct rows): each step of
+    :meth:`DriftMonitor._score_one` timed alone over the same 5,000 rows, in alternating blocks,
+    and the whole call beside them; the rest (Python calls, the lock, the result dict, the cache
+    misses after a recompute) is the whole less the sum."""
+    from mltrace.drift._binning import clip_ufunc
+
+    rng = np.random.default_rng(m)
+    profile = ReferenceProfile.from_data(rng.normal(size=(50_000, m)))
+    monitor = DriftMonitor(profile, window=1000, recompute_every=100)
+    live = rng.normal(size=(5000, m))
+    for row in live[:2000]:
+        monitor.score(row)
+    group = monitor._inputs
+    b = group.g.binner
+    keys = [(row * b.inv + b.shift).clip(b.lower, b.upper) for row in live]
+    flats = [b.keys.searchsorted(u, side="right") for u in keys]
+    chis = [group._chi.take(f) for f in flats]
+    ring = group.ring
+    it = iter(range(10**12))
+
+    def nxt() -> int:
+        return next(it) % 5000
+
+    def map_clip() -> object:
+        u = live[nxt()] * b.inv
+        u += b.shift
+        return clip_ufunc(u, b.lower, b.upper, out=u)
+
+    def lookup_score() -> object:
+        chi = group._chi.take(flats[nxt()])
+        return 1.0 - _fisher(float(np.add.reduce(chi, None)), m)
+
+    def ring_write() -> None:
+        with monitor._lock:
+            ring.push_row(flats[nxt()])
+            monitor._pending += 1
+
+    steps: dict[str, Callable[[], object]] = {
+        "whole score(row) (score + update, recompute every 100)": lambda: monitor.score(live[nxt()]),
+        "affine map and clip (3 ufunc calls)": map_clip,
+        "searchsorted over the padded keys": lambda: b.keys.searchsorted(keys[nxt()], side="right"),
+        "contribution lookup, sum, Fisher score": lookup_score,
+        "top features (argpartition, rank five)": lambda: group.top_features(chis[nxt()]),
+        "lock, ring write, pending count (folds every 64 included)": ring_write,
+    }
+    r = side_by_side(steps, 1000, blocks)
+    took: list[float] = []
+    side_by_side({"recompute": _recompute_after_traffic(monitor, live, took)}, 10, max(3, blocks // 2))
+    recompute = statistics.median(took) / monitor.recompute_every
+    print(f"\nwhere one request's time goes, {m} features (CPU µs per call: median, fastest of {blocks} blocks)\n")
+    whole = statistics.median(r[next(iter(steps))])
+    parts = 0.0
+    for name, t in r.items():
+        med = statistics.median(t)
+        if not name.startswith("whole"):
+            parts += med
+        print(f"  {name:<62} {med * 1e6:6.2f} {min(t) * 1e6:6.2f}")
+    parts += recompute
+    print(f"  {'window recompute after 100 requests, per request':<62} {recompute * 1e6:6.2f}")
+    print(f"  {'the rest (Python calls, result dict, cache misses)':<62} {(whole - parts) * 1e6:6.2f}")
+
+
+def _fisher(total: float, m: int) -> float:
+    from mltrace.drift._divergence import fisher_sf_scalar
+
+    return fisher_sf_scalar(total, m)
+
+
 def fmt(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:8.2f} s "
@@ -157,11 +226,15 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=100)
     parser.add_argument("--blocks", type=int, default=30)
     parser.add_argument("--no-before", action="store_true", help="skip the before/after table")
+    parser.add_argument("--breakdown-only", action="store_true", help="only where one request's time goes")
     args = parser.parse_args()
     m = args.features
-    old = None if args.no_before else load_before()
+    old = None if args.no_before or args.breakdown_only else load_before()
     if old is not None:
         print_before_after(args.blocks, old)
+    breakdown(args.blocks)
+    if args.breakdown_only:
+        return
     rng = np.random.default_rng(0)
     rows: list[tuple[str, float, float, float, float | None]] = []  # name, CPU, fastest, wall, target
 
