@@ -25,6 +25,8 @@ _add_reduce = np.add.reduce
 #: a feature is named among a request's top features when its tail p-value is below this
 TOP_P = 0.1
 _TOP_CHI = -2 * math.log(TOP_P)
+#: up to this many features, top_features ranks the features past the threshold before any argpartition
+FEW_HOT = 40
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class GroupMonitor:
         #: NaN there, so that a row with one sums to NaN
         self._sentinel = group.binner.size
         self._chi = np.append(group.chi_flat, np.nan)
+        #: rank only the features past the threshold first (see top_features)
+        self._few_hot = TOP_K < group.m <= FEW_HOT
 
     # -- per request --------------------------------------------------------------------------
 
@@ -170,6 +174,16 @@ class GroupMonitor:
     def top_features(self, chi_row: FloatArray) -> list[str]:
         """Up to five features with tail p-value below 0.1, most unusual first."""
         names = self.g.names
+        if self._few_hot:
+            # With few features, a row has about m / 10 features past the threshold: rank just those.
+            # The list is the same whenever the fifth and sixth of them differ (every top-five
+            # selection then holds the same five); on a tie there, argpartition below decides, as
+            # it always did. 1 us faster at 10 features; at 100 a row has ~10 such features, the
+            # tie is at the fifth place in a third of rows, and argpartition alone is faster.
+            hot = (chi_row > _TOP_CHI).nonzero()[0]
+            ranked = sorted(zip(chi_row.take(hot).tolist(), hot.tolist()), reverse=True)  # noqa: B905 (same length)
+            if len(ranked) <= TOP_K or ranked[TOP_K - 1][0] != ranked[TOP_K][0]:
+                return [names[i] for _, i in ranked[:TOP_K]]
         # the method, not np.argpartition (0.6 us of dispatch); the same selection, ties included
         idx = chi_row.argpartition(-TOP_K)[-TOP_K:] if self.g.m > TOP_K else np.arange(self.g.m)
         ranked = sorted(zip(chi_row.take(idx).tolist(), idx.tolist()), reverse=True)  # noqa: B905 (both TOP_K long)
