@@ -9,6 +9,9 @@ score + window update per request (recompute every 100 included, amortized), the
 recomputes, score only; for 100 features the window recompute right after 100 requests (today's
 includes folding the deferred counts) and a batch of 100 rows.
 
+Then where one request's time goes at 100 features (each step of the one-row path timed alone over
+the same distinct rows; ``--breakdown-only`` prints just this).
+
 Then today's code alone: per operation the median over repeated blocks of the CPU time this
 process spent per call (what the operation costs, less exposed to other processes taking the CPU
 away), the fastest block (the best estimate of the undisturbed cost, as timeit's docs advise), the
@@ -315,7 +318,7 @@ def main() -> None:
     print(
         f"\nmemory per monitor (window 1000 x {m} features): {monitor.nbytes / 1024:.1f} KiB "
         f"= codes {codes_kib:.1f} KiB ({ring.codes.dtype}) + counts {counts_kib:.1f} KiB "
-        f"+ evicted rows awaiting their count update {evicted_kib:.1f} KiB; "
+        f"+ rows copied aside for the next count update {evicted_kib:.1f} KiB; "
         f"profile JSON {profile_kib:.0f} KiB"
     )
 
