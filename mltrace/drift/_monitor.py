@@ -150,7 +150,7 @@ class DriftMonitor:
         serving hot path): the same result, with the reader, the batch branches and the 2-D shapes
         left out."""
         group = self._inputs
-        score, chi, flat, any_missing = group.score_row(x)
+        score, _, flat, any_missing = group.score_row(x)
         raised = False
         if update:
             with self._lock:
@@ -165,7 +165,7 @@ class DriftMonitor:
         window_score, alert, window_top = self._window
         return {
             "score": score,
-            "top_features": group.top_features(chi),
+            "top_features": group.top_of_row(flat),
             "reference": self.profile.id,
             "method": METHOD,
             "window_score": window_score,

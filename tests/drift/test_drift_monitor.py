@@ -490,3 +490,18 @@ def test_top_features_rank_ties_by_feature_index(m: int) -> None:
     typical = np.zeros(m)
     typical[[m - 1, 1]] = 1e6  # two features out of range, the rest typical: the later index still second
     assert monitor.score(typical)["top_features"][:2] == [names[1], names[m - 1]]
+
+
+def test_one_row_top_features_from_order_keys_match_the_contributions_ranking() -> None:
+    """The one-row path ranks precomputed order keys of its flat indices; the batch path ranks the
+    contributions: the same lists, ties, missing and out-of-range values included."""
+    rng = np.random.default_rng(8)
+    train = rng.normal(size=(5000, 60))
+    train[:, 1] = np.round(train[:, 1])  # ties in the quantile edges
+    group = DriftMonitor(ReferenceProfile.from_data(train), window=50)._inputs
+    rows = rng.normal(size=(400, 60)) * rng.choice([1.0, 3.0, 10.0], size=(400, 1))
+    rows[rng.random(rows.shape) < 0.05] = np.nan
+    rows[rng.random(rows.shape) < 0.05] = 1e9
+    for row in rows:
+        _, chi, flat, _ = group.score_row(row)
+        assert group.top_of_row(flat) == group.top_features(chi)
