@@ -163,7 +163,6 @@ def breakdown(blocks: int, m: int = 100) -> None:
     b = group.g.binner
     keys = [(row * b.inv + b.shift).clip(b.lower, b.upper) for row in live]
     flats = [b.keys.searchsorted(u, side="right") for u in keys]
-    chis = [group._chi.take(f) for f in flats]
     ring = group.ring
     it = iter(range(10**12))
 
@@ -189,7 +188,7 @@ def breakdown(blocks: int, m: int = 100) -> None:
         "affine map and clip (3 ufunc calls)": map_clip,
         "searchsorted over the padded keys": lambda: b.keys.searchsorted(keys[nxt()], side="right"),
         "contribution lookup, sum, Fisher score": lookup_score,
-        "top features (argpartition, rank five)": lambda: group.top_features(chis[nxt()]),
+        "top features (order keys of the row, sort those past p < 0.1)": lambda: group.top_of_row(flats[nxt()]),
         "lock, ring write, pending count (folds every 64 included)": ring_write,
     }
     r = side_by_side(steps, 1000, blocks)

@@ -98,7 +98,9 @@ class GroupMonitor:
         m = group.m
         unique, rank = np.unique(group.chi_flat, return_inverse=True)
         feature = np.repeat(np.arange(m, dtype=np.int64), group.n_codes)
-        self._top_key = np.append(rank.reshape(-1).astype(np.int64) * max(m, 1) + (m - 1 - feature), -1)
+        key = np.append(rank.reshape(-1).astype(np.int64) * max(m, 1) + (m - 1 - feature), -1)
+        # int32 where it fits: half the table in cache beside the bins' keys and contributions
+        self._top_key = key.astype(np.int32) if len(unique) * max(m, 1) < 2**31 else key
         #: the keys of contributions past the threshold (p < 0.1) are at least this
         self._top_cut = int(np.searchsorted(unique, _TOP_CHI, side="right")) * max(m, 1)
 
