@@ -92,6 +92,7 @@ class GroupMonitor:
         #: NaN there, so that a row with one sums to NaN
         self._sentinel = group.binner.size
         self._chi = np.append(group.chi_flat, np.nan)
+        self._cached_thresholds: tuple[bytes, tuple[npt.NDArray[Any], ...]] | None = None
         # One row's top features from its flat indices (see top_of_row): per flat index an integer
         # that orders by contribution, then by feature index (lower first); unique per feature, so
         # a plain sort ranks them with no tie left to chance.
@@ -259,20 +260,13 @@ class GroupMonitor:
         missing_counts = counts[:, miss]
         missing_rate = missing_counts / max(n, 1)
         oor = (counts[self._num, 0] + counts[self._num, self._above[self._num]]) / np.maximum(n_feat[self._num], 1.0)
-        f = 1.0 / np.maximum(n_feat, 1.0) + g.inv_ref_n  # no divisions by zero below: no warnings
-        # max(fixed, null quantile); times a gate that is NaN where the test is off
-        psi_warn = np.fmax(t.psi_warn, t.q_warn * f) * t.psi_warn_gate
-        psi_alert = np.fmax(t.psi_alert, t.q_alert * f) * t.psi_alert_gate
-        js_thr = np.fmax(t.js, np.sqrt(t.q_alert * f * 0.125)) * t.js_gate
-        root_f = np.sqrt(f)
-        w_thr = np.fmax(t.wasserstein, t.w_factor * root_f) * t.wasserstein_gate
+        psi_warn, psi_alert, js_thr, w_thr, ks_thr, ready = self._thresholds(n_feat)
         ratio = np.fmax(psi / psi_alert, js / js_thr)
         np.fmax(ratio, wnorm / w_thr, out=ratio)
         if t.has_ks:
-            np.fmax(ratio, ks / (t.ks_c * root_f), out=ratio)
+            np.fmax(ratio, ks / ks_thr, out=ratio)
         if t.has_chi2:
             np.fmax(ratio, chi2 / t.chi2_crit, out=ratio)
-        ready = n_feat >= t.min_samples
         ratio = np.minimum(np.fmax(ratio, 0.0), 1e9)  # NaN (tests off, categorical KS...) -> 0
         ratio *= ready
         if n >= t.min_samples and (missing_counts.any() or g.ref_missing_rate.any()):
@@ -318,6 +312,32 @@ class GroupMonitor:
             drifted_share=share,
             top=top,
         )
+
+    def _thresholds(self, n_feat: FloatArray) -> tuple[npt.NDArray[Any], ...]:
+        """Per-feature thresholds (PSI warn and alert, JS, Wasserstein, KS) and readiness for these
+        per-feature counts. They depend on the counts alone, which stay the same from one recompute
+        to the next once the window is full (no missing values): the last ones are kept, keyed by
+        the counts' bytes, and come back as the same (read-only) arrays, computed by the same
+        expressions. 18 numpy calls, ~20 us of a 180 us recompute at 100 features."""
+        key = n_feat.tobytes()
+        cached = self._cached_thresholds
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        t = self.t
+        f = 1.0 / np.maximum(n_feat, 1.0) + self.g.inv_ref_n  # no divisions by zero below: no warnings
+        # max(fixed, null quantile); times a gate that is NaN where the test is off
+        psi_warn = np.fmax(t.psi_warn, t.q_warn * f) * t.psi_warn_gate
+        psi_alert = np.fmax(t.psi_alert, t.q_alert * f) * t.psi_alert_gate
+        js_thr = np.fmax(t.js, np.sqrt(t.q_alert * f * 0.125)) * t.js_gate
+        root_f = np.sqrt(f)
+        w_thr = np.fmax(t.wasserstein, t.w_factor * root_f) * t.wasserstein_gate
+        ks_thr = t.ks_c * root_f
+        ready = n_feat >= t.min_samples
+        out = (psi_warn, psi_alert, js_thr, w_thr, ks_thr, ready)
+        for a in out:
+            a.flags.writeable = False
+        self._cached_thresholds = (key, out)  # one assignment: report() may read it beside a recompute
+        return out
 
     def report(self, counts: npt.NDArray[Any], n: int) -> dict[str, Any]:
         """The window report from a counts snapshot (no lock needed)."""
