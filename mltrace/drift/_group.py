@@ -93,6 +93,9 @@ class GroupMonitor:
         self._sentinel = group.binner.size
         self._chi = np.append(group.chi_flat, np.nan)
         self._cached_thresholds: tuple[bytes, tuple[npt.NDArray[Any], ...]] | None = None
+        self._ref_side = _divergence.reference_side(group.ref_groups)
+        self._below_flat = self._num * group.n_codes
+        self._above_flat = self._num * group.n_codes + self._above[self._num]
         # One row's top features from its flat indices (see top_of_row): per flat index an integer
         # that orders by contribution, then by feature index (lower first); unique per feature, so
         # a plain sort ranks them with no tie left to chance.
@@ -242,7 +245,7 @@ class GroupMonitor:
         icum = np.cumsum(counts[:, :miss], axis=1)  # integer cumsum: several times faster than float
         n_feat = icum[:, -1].astype(np.float64)
         cur_groups = g.coarse_from_cumulative(icum).astype(np.float64)
-        psi, js = _divergence.psi_and_js(g.ref_groups, cur_groups)
+        psi, js = _divergence.psi_and_js(g.ref_groups, cur_groups, self._ref_side)
         cdf = icum * (1.0 / np.maximum(n_feat, 1.0))[:, None]
         gap = np.subtract(g.ref_cdf, cdf, out=cdf)
         num, cat = self._num, self._cat
@@ -253,13 +256,15 @@ class GroupMonitor:
                 ks[num] = np.maximum.reduce(np.abs(gap[num]), axis=1)
                 wass[num] = _divergence.wasserstein_from_gap(gap[num], g.edge_weight[num], g.widths[num])
         else:
-            ks = np.maximum.reduce(np.abs(gap), axis=1)
-            wass = _divergence.wasserstein_from_gap(gap, g.edge_weight, g.widths)
+            abs_gap = np.abs(gap)  # shared by KS and W1
+            ks = np.maximum.reduce(abs_gap, axis=1)
+            wass = _divergence.wasserstein_from_gap(gap, g.edge_weight, g.widths, abs_gap)
             chi2 = self._no_chi2
         wnorm = wass / g.std
         missing_counts = counts[:, miss]
         missing_rate = missing_counts / max(n, 1)
-        oor = (counts[self._num, 0] + counts[self._num, self._above[self._num]]) / np.maximum(n_feat[self._num], 1.0)
+        # the below- and above-range counts of each numerical feature, by flat index (one take each)
+        oor = (counts.take(self._below_flat) + counts.take(self._above_flat)) / np.maximum(n_feat[self._num], 1.0)
         psi_warn, psi_alert, js_thr, w_thr, ks_thr, ready = self._thresholds(n_feat)
         ratio = np.fmax(psi / psi_alert, js / js_thr)
         np.fmax(ratio, wnorm / w_thr, out=ratio)
