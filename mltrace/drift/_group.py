@@ -94,6 +94,7 @@ class GroupMonitor:
         self._chi = np.append(group.chi_flat, np.nan)
         self._cached_thresholds: tuple[bytes, tuple[npt.NDArray[Any], ...]] | None = None
         self._ref_side = _divergence.reference_side(group.ref_groups)
+        self._fisher = _divergence.fisher_sf_for(group.m)
         self._below_flat = self._num * group.n_codes
         self._above_flat = self._num * group.n_codes + self._above[self._num]
         # One row's top features from its flat indices (see top_of_row): per flat index an integer
@@ -132,7 +133,7 @@ class GroupMonitor:
             if total != total:
                 flat, chi, missing = *self._fix_missing(flat), True
                 total = float(_add_reduce(chi, None))
-            return [1.0 - _divergence.fisher_sf_scalar(total, g.m)], chi, flat, missing
+            return [1.0 - self._fisher(total)], chi, flat, missing
         totals = chi.sum(axis=1)
         if math.isnan(float(totals.sum())):
             flat, chi, missing = *self._fix_missing(flat), True
@@ -159,7 +160,7 @@ class GroupMonitor:
         if missing:
             flat, chi = self._fix_missing(flat)
             total = float(_add_reduce(chi, None))
-        return 1.0 - _divergence.fisher_sf_scalar(total, self.g.m), chi, flat, missing
+        return 1.0 - self._fisher(total), chi, flat, missing
 
     def _with_categories(self, nflat: IntArray, categorical: list[list[object]]) -> tuple[IntArray, bool]:
         g = self.g
