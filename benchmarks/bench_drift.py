@@ -7,7 +7,8 @@ commit ``1574da6`` is loaded from git (tests/_drift_before.py) beside today's, b
 the same profile and traffic, and their blocks alternate. For 1, 10 and 100 numerical features:
 score + window update per request (recompute every 100 included, amortized), the same without
 recomputes, score only; for 100 features the window recompute right after 100 requests (today's
-includes folding the deferred counts) and a batch of 100 rows.
+includes folding the deferred counts) and a batch of 100 rows. ``--before COMMIT`` compares with
+the package at another commit instead (e.g. the previous step of the work).
 
 Then where one request's time goes at 100 features (each step of the one-row path timed alone over
 the same distinct rows; ``--breakdown-only`` prints just this).
@@ -36,7 +37,7 @@ import numpy as np
 from mltrace.drift import DriftMonitor, ReferenceProfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _drift_before import BEFORE, load_before  # the drift package before the rework
+import _drift_before  # the drift package before the rework (or at --before COMMIT)
 
 
 def per_call(fn: Callable[[], object], calls: int, blocks: int) -> tuple[float, float, float]:
@@ -132,7 +133,7 @@ def before_after(m: int, blocks: int, old: Any) -> list[Row]:
 
 
 def print_before_after(blocks: int, old: Any) -> None:
-    print(f"\nbefore ({BEFORE}) / after, side by side in one run: CPU µs per call, median and fastest")
+    print(f"\nbefore ({_drift_before.BEFORE}) / after, side by side in one run: CPU µs per call, median and fastest")
     print(f"of {blocks} alternating blocks; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
     head = f"{'operation':<62} {'before':>8} {'fastest':>8} {'after':>8} {'fastest':>8} {'ratio':>6} {'target':>7}"
     print(head)
@@ -252,10 +253,15 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=100)
     parser.add_argument("--blocks", type=int, default=30)
     parser.add_argument("--no-before", action="store_true", help="skip the before/after table")
+    parser.add_argument(
+        "--before", metavar="COMMIT", help=f"compare with mltrace/drift at this commit (default {_drift_before.BEFORE})"
+    )
     parser.add_argument("--breakdown-only", action="store_true", help="only where one request's time goes")
     args = parser.parse_args()
     m = args.features
-    old = None if args.no_before or args.breakdown_only else load_before()
+    if args.before:  # e.g. the previous step of the work, beside today's
+        _drift_before.BEFORE, _drift_before.NAME = args.before, f"mltrace._drift_at_{args.before}"
+    old = None if args.no_before or args.breakdown_only else _drift_before.load_before()
     if old is not None:
         print_before_after(args.blocks, old)
     breakdown(args.blocks)
