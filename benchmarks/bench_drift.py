@@ -7,7 +7,11 @@ commit ``1574da6`` is loaded from git (tests/_drift_before.py) beside today's, b
 the same profile and traffic, and their blocks alternate. For 1, 10 and 100 numerical features:
 score + window update per request (recompute every 100 included, amortized), the same without
 recomputes, score only; for 100 features the window recompute right after 100 requests (today's
-includes folding the deferred counts) and a batch of 100 rows.
+includes folding the deferred counts) and a batch of 100 rows. ``--before COMMIT`` compares with
+the package at another commit instead (e.g. the previous step of the work).
+
+Then where one request's time goes at 100 features (each step of the one-row path timed alone over
+the same distinct rows; ``--breakdown-only`` prints just this).
 
 Then today's code alone: per operation the median over repeated blocks of the CPU time this
 process spent per call (what the operation costs, less exposed to other processes taking the CPU
@@ -33,7 +37,7 @@ import numpy as np
 from mltrace.drift import DriftMonitor, ReferenceProfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _drift_before import BEFORE, load_before  # the drift package before the rework
+import _drift_before  # the drift package before the rework (or at --before COMMIT)
 
 
 def per_call(fn: Callable[[], object], calls: int, blocks: int) -> tuple[float, float, float]:
@@ -129,7 +133,7 @@ def before_after(m: int, blocks: int, old: Any) -> list[Row]:
 
 
 def print_before_after(blocks: int, old: Any) -> None:
-    print(f"\nbefore ({BEFORE}) / after, side by side in one run: CPU µs per call, median and fastest")
+    print(f"\nbefore ({_drift_before.BEFORE}) / after, side by side in one run: CPU µs per call, median and fastest")
     print(f"of {blocks} alternating blocks; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
     head = f"{'operation':<62} {'before':>8} {'fastest':>8} {'after':>8} {'fastest':>8} {'ratio':>6} {'target':>7}"
     print(head)
@@ -141,6 +145,98 @@ def print_before_after(blocks: int, old: Any) -> None:
             print(
                 f"{name:<62} {bm * 1e6:8.2f} {bf * 1e6:8.2f} {am * 1e6:8.2f} {af * 1e6:8.2f} {am / bm:6.2f} {limit:>7}"
             )
+
+
+def breakdown(blocks: int, m: int = 100) -> None:
+    """Where one request's CPU time goes (score + update, 100 features, distinct rows): each step of
+    :meth:`DriftMonitor._score_one` timed alone over the same 5,000 rows, in alternating blocks,
+    and the whole call beside them; the rest (Python calls, the lock, the result dict, the cache
+    misses after a recompute) is the whole less the sum."""
+    from mltrace.drift._binning import clip_ufunc
+
+    rng = np.random.default_rng(m)
+    profile = ReferenceProfile.from_data(rng.normal(size=(50_000, m)))
+    monitor = DriftMonitor(profile, window=1000, recompute_every=100)
+    live = rng.normal(size=(5000, m))
+    for row in live[:2000]:
+        monitor.score(row)
+    group = monitor._inputs
+    b = group.g.binner
+    keys = [(row * b.inv + b.shift).clip(b.lower, b.upper) for row in live]
+    flats = [b.keys.searchsorted(u, side="right") for u in keys]
+    ring = group.ring
+    it = iter(range(10**12))
+
+    def nxt() -> int:
+        return next(it) % 5000
+
+    def map_clip() -> object:
+        u = live[nxt()] * b.inv
+        u += b.shift
+        return clip_ufunc(u, b.lower, b.upper, out=u)
+
+    def lookup_score() -> object:
+        chi = group._chi.take(flats[nxt()])
+        return 1.0 - _fisher(float(np.add.reduce(chi, None)), m)
+
+    def ring_write() -> None:
+        with monitor._lock:
+            ring.push_row(flats[nxt()])
+            monitor._pending += 1
+
+    steps: dict[str, Callable[[], object]] = {
+        "whole score(row) (score + update, recompute every 100)": lambda: monitor.score(live[nxt()]),
+        "affine map and clip (3 ufunc calls)": map_clip,
+        "searchsorted over the padded keys": lambda: b.keys.searchsorted(keys[nxt()], side="right"),
+        "contribution lookup, sum, Fisher score": lookup_score,
+        "top features (order keys of the row, sort those past p < 0.1)": lambda: group.top_of_row(flats[nxt()]),
+        "lock, ring write, pending count (folds every 64 included)": ring_write,
+    }
+    r = side_by_side(steps, 1000, blocks)
+    took: list[float] = []
+    side_by_side({"recompute": _recompute_after_traffic(monitor, live, took)}, 10, max(3, blocks // 2))
+    recompute = statistics.median(took) / monitor.recompute_every
+    print(f"\nwhere one request's time goes, {m} features (CPU µs per call: median, fastest of {blocks} blocks)\n")
+    whole = statistics.median(r[next(iter(steps))])
+    parts = 0.0
+    for name, t in r.items():
+        med = statistics.median(t)
+        if not name.startswith("whole"):
+            parts += med
+        print(f"  {name:<62} {med * 1e6:6.2f} {min(t) * 1e6:6.2f}")
+    parts += recompute
+    print(f"  {'window recompute after 100 requests, per request':<62} {recompute * 1e6:6.2f}")
+    print(f"  {'the rest (Python calls, result dict, cache misses)':<62} {(whole - parts) * 1e6:6.2f}")
+
+
+def latency_distribution(rounds: int = 5) -> None:
+    """Per-request latency of ``score(row)`` (score + update, recompute every 100 included), each
+    call timed on its own (wall ``perf_counter_ns``) over 5,000 distinct rows, for 1, 10 and 100
+    features: p50 shows the ordinary request, p99 the one request in 100 that recomputes the window."""
+    print(f"\nper-request latency of score(row), each call timed alone (wall µs; 5,000 distinct rows x {rounds})\n")
+    print(f"  {'features':>8} {'p50':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>9}")
+    clock = time.perf_counter_ns
+    for m in (1, 10, 100):
+        rng = np.random.default_rng(m)
+        monitor = DriftMonitor(ReferenceProfile.from_data(rng.normal(size=(50_000, m))), window=1000)
+        live = list(rng.normal(size=(5000, m)))
+        for row in live[:2000]:
+            monitor.score(row)
+        score = monitor.score
+        took = []
+        for _ in range(rounds):
+            for row in live:
+                start = clock()
+                score(row)
+                took.append(clock() - start)
+        q = np.percentile(np.asarray(took, dtype=np.float64) / 1e3, [50, 90, 99, 99.9, 100])
+        print(f"  {m:>8} {q[0]:8.1f} {q[1]:8.1f} {q[2]:8.1f} {q[3]:8.1f} {q[4]:9.1f}")
+
+
+def _fisher(total: float, m: int) -> float:
+    from mltrace.drift._divergence import fisher_sf_scalar
+
+    return fisher_sf_scalar(total, m)
 
 
 def fmt(seconds: float) -> str:
@@ -157,11 +253,21 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=100)
     parser.add_argument("--blocks", type=int, default=30)
     parser.add_argument("--no-before", action="store_true", help="skip the before/after table")
+    parser.add_argument(
+        "--before", metavar="COMMIT", help=f"compare with mltrace/drift at this commit (default {_drift_before.BEFORE})"
+    )
+    parser.add_argument("--breakdown-only", action="store_true", help="only where one request's time goes")
     args = parser.parse_args()
     m = args.features
-    old = None if args.no_before else load_before()
+    if args.before:  # e.g. the previous step of the work, beside today's
+        _drift_before.BEFORE, _drift_before.NAME = args.before, f"mltrace._drift_at_{args.before}"
+    old = None if args.no_before or args.breakdown_only else _drift_before.load_before()
     if old is not None:
         print_before_after(args.blocks, old)
+    breakdown(args.blocks)
+    if args.breakdown_only:
+        return
+    latency_distribution()
     rng = np.random.default_rng(0)
     rows: list[tuple[str, float, float, float, float | None]] = []  # name, CPU, fastest, wall, target
 
@@ -242,7 +348,7 @@ def main() -> None:
     print(
         f"\nmemory per monitor (window 1000 x {m} features): {monitor.nbytes / 1024:.1f} KiB "
         f"= codes {codes_kib:.1f} KiB ({ring.codes.dtype}) + counts {counts_kib:.1f} KiB "
-        f"+ evicted rows awaiting their count update {evicted_kib:.1f} KiB; "
+        f"+ rows copied aside for the next count update {evicted_kib:.1f} KiB; "
         f"profile JSON {profile_kib:.0f} KiB"
     )
 

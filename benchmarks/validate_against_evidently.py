@@ -99,7 +99,7 @@ def main() -> None:
         return
 
     from mltrace.drift import DriftMonitor, ReferenceProfile
-    from mltrace.drift import _stats as ds
+    from mltrace.drift import _divergence as ds
 
     cases = scenarios(np.random.default_rng(0))
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,6 +29,9 @@ except ImportError:  # numpy 1.x
     from numpy.core.umath import clip as _clip  # type: ignore[attr-defined,unused-ignore,no-redef]
 from ._features import FeatureProfile, NumericalFeature
 
+#: the clip ufunc, for the other modules of the hot path
+clip_ufunc = _clip
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 

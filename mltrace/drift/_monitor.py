@@ -26,12 +26,13 @@ METHOD = "quantile-tail"
 WINDOW_METHOD = "psi+js+wasserstein"
 #: a row scoring at least this is "unusual" (more unusual than 99% of reference rows)
 UNUSUAL = 0.99
+_F64 = np.dtype(np.float64)
 
 
 class DriftMonitor:
     """Scores requests against a :class:`ReferenceProfile` and tracks drift over a window.
 
-    ``score(x)`` is cheap (about 10 µs for one feature, 22 µs for 100, window update included)
+    ``score(x)`` is cheap (about 7 µs for one feature, 16 µs for 100, window update included)
     and thread-safe: binning and scoring need no lock; adding the request to the window takes a
     short one (the row is written, its count update deferred), and every ``recompute_every``
     updates (or ``recompute_seconds``) the window statistics are recomputed inline. Memory is fixed
@@ -74,6 +75,9 @@ class DriftMonitor:
         self._outputs = GroupMonitor(out_group, self.thresholds, window) if out_group is not None else None
         self._out_reader = RowReader(profile.outputs, (), strict, max_rows) if profile.outputs else None
         self._vectors = {e.name: VectorRing(window, e.dim) for e in profile.embeddings}
+        #: one float row of this shape takes :meth:`_score_one` (all-numerical inputs, no embeddings)
+        self._row_shape = self._reader.row_shape
+        self._one_row_path = self._reader.fast
         self._owner = {d: e.name for e in profile.embeddings for d in e.derived_names()}
         self._lock = threading.Lock()
         self._pending = 0
@@ -99,6 +103,8 @@ class DriftMonitor:
         (``sampled_from`` says how many came). Raises ProfileMismatchError when the shape cannot be
         aligned with the profile, before any per-value work; odd values never raise.
         """
+        if type(x) is np.ndarray and x.shape == self._row_shape and x.dtype == _F64 and self._one_row_path:
+            return self._score_one(x, update)
         rows = self._reader.read(x, embeddings)
         group = self._inputs
         scores, chi, flat, any_missing = group.score_rows(rows.numeric, rows.categorical)
@@ -138,6 +144,37 @@ class DriftMonitor:
         if n > 1 or rows.sampled_from is not None:
             _put_batch(result, scores, rows.sampled_from)
         return result
+
+    def _score_one(self, x: np.ndarray[Any, Any], update: bool) -> dict[str, Any]:
+        """:meth:`score` for one float row of an all-numerical profile without embeddings (the
+        serving hot path): the same result, with the reader, the batch branches and the 2-D shapes
+        left out."""
+        group = self._inputs
+        score, _, flat, any_missing = group.score_row(x)
+        raised = False
+        if update:
+            with self._lock:
+                group.ring.push_row(flat)
+                self._pending += 1
+                if self._pending >= self.recompute_every or (
+                    self.recompute_seconds is not None and self._due(self._pending)
+                ):
+                    raised = self._recompute()
+            if raised:
+                _registry.alert_raised(self)
+        window_score, alert, window_top = self._window
+        return {
+            "score": score,
+            "top_features": group.top_of_row(flat),
+            "reference": self.profile.id,
+            "method": METHOD,
+            "window_score": window_score,
+            "window_top_features": window_top,
+            "alert": alert,
+            "missing_features": self._missing([], group.missing_names(flat[None])) if any_missing else [],
+            "unseen_categories": [],
+            "rows": 1,
+        }
 
     @property
     def has_outputs(self) -> bool:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from .._errors import InvalidArgumentError
 from ._compiled import CompiledGroup
-from ._stats import chi2_ppf, ks_critical, normal_upper
+from ._divergence import chi2_ppf, ks_critical, normal_upper
 
 FloatArray = npt.NDArray[np.float64]
 

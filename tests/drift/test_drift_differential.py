@@ -10,6 +10,7 @@ equal: bit for bit (``==`` on floats), no tolerance.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +22,24 @@ from mltrace.drift import DriftMonitor, ReferenceProfile
 
 OLD = load_before()
 pytestmark = pytest.mark.skipif(OLD is None, reason="git history with the commit before the rework is needed")
+_TOP_CHI = -2 * math.log(0.1)
+
+
+def _stable_top(self: Any, chi_row: np.ndarray) -> list[str]:
+    """The old code's top features re-ranked by the stable rule (most unusual first, ties by feature
+    index), written plainly; the contributions chosen must match the old code's own choice."""
+    values = chi_row.tolist()
+    ranked = sorted(range(len(values)), key=lambda i: (-values[i], i))[:5]
+    chosen = [i for i in ranked if values[i] > _TOP_CHI]
+    names = list(self.g.names)
+    own = _OLD_TOP(self, chi_row)
+    assert sorted(values[names.index(n)] for n in own) == sorted(values[i] for i in chosen)
+    return [names[i] for i in chosen]
+
+
+if OLD is not None:
+    _OLD_TOP = OLD._group.GroupMonitor.top_features
+    OLD._group.GroupMonitor.top_features = _stable_top
 
 
 def _pair(profile: ReferenceProfile, **kwargs: Any) -> tuple[DriftMonitor, Any]:

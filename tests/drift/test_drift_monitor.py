@@ -474,3 +474,34 @@ def test_embedding_centroid_drift_is_detected() -> None:
     assert set(moved.score({"x": [1, 2], "emb": None})["missing_features"]) == {"x", "emb"}
     with pytest.raises(ProfileMismatchError, match="32 dimensions"):
         moved.score({"x": 0.1, "emb": [1.0, 2.0]})
+
+
+@pytest.mark.parametrize("m", [3, 12, 100])
+def test_top_features_rank_ties_by_feature_index(m: int) -> None:
+    """Features equally unusual are ranked by feature index, whether few or many features are past
+    the threshold (a Python sort up to 40, a numpy sort beyond); the most unusual come first."""
+    rng = np.random.default_rng(7)
+    monitor = DriftMonitor(ReferenceProfile.from_data(rng.normal(size=(5000, m))), window=50)
+    names = list(monitor.profile.inputs.names)
+    above = np.full(m, 1e6)  # every feature above its reference range: all tied at the extreme p-value
+    assert monitor.score(above)["top_features"] == names[:5]
+    above[0] = 0.0  # one typical value: out of the list, the next ones move up
+    assert monitor.score(above)["top_features"] == names[1:6]
+    typical = np.zeros(m)
+    typical[[m - 1, 1]] = 1e6  # two features out of range, the rest typical: the later index still second
+    assert monitor.score(typical)["top_features"][:2] == [names[1], names[m - 1]]
+
+
+def test_one_row_top_features_from_order_keys_match_the_contributions_ranking() -> None:
+    """The one-row path ranks precomputed order keys of its flat indices; the batch path ranks the
+    contributions: the same lists, ties, missing and out-of-range values included."""
+    rng = np.random.default_rng(8)
+    train = rng.normal(size=(5000, 60))
+    train[:, 1] = np.round(train[:, 1])  # ties in the quantile edges
+    group = DriftMonitor(ReferenceProfile.from_data(train), window=50)._inputs
+    rows = rng.normal(size=(400, 60)) * rng.choice([1.0, 3.0, 10.0], size=(400, 1))
+    rows[rng.random(rows.shape) < 0.05] = np.nan
+    rows[rng.random(rows.shape) < 0.05] = 1e9
+    for row in rows:
+        _, chi, flat, _ = group.score_row(row)
+        assert group.top_of_row(flat) == group.top_features(chi)

@@ -16,6 +16,7 @@ samples; bins empty in both samples are ignored by every statistic.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from statistics import NormalDist
 
@@ -53,23 +54,35 @@ def psi(ref: ArrayLike, cur: ArrayLike) -> FloatArray:
     return np.asarray(np.add.reduce((cp - rp) * np.log((cp + unused) / (rp + unused)), axis=1), dtype=np.float64)
 
 
-def psi_and_js(ref: FloatArray, cur: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """:func:`psi` and :func:`js_distance` of 2-D float counts in one pass (the window's hot path)."""
+ReferenceSide = tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]
+
+
+def reference_side(ref: FloatArray) -> ReferenceSide:
+    """What :func:`psi_and_js` computes from the reference counts alone (totals, smoothed counts,
+    proportions, empty bins): computed once per compiled group, the same arrays every recompute."""
     r_tot = np.add.reduce(ref, axis=1)
+    p = ref * (1.0 / np.maximum(r_tot, 1e-300))[:, None]
+    return r_tot, ref + SMOOTHING, p, p == 0
+
+
+def psi_and_js(
+    ref: FloatArray, cur: FloatArray, ref_side: ReferenceSide | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`psi` and :func:`js_distance` of 2-D float counts in one pass (the window's hot path);
+    ``ref_side`` is :func:`reference_side` of ``ref`` when the caller keeps it."""
+    r_tot, ref_smoothed, p, pz = ref_side if ref_side is not None else reference_side(ref)
     c_tot = np.add.reduce(cur, axis=1)
     used = np.sign(ref + cur)
     half_b = np.add.reduce(used, axis=1) * SMOOTHING
-    rp = (ref + SMOOTHING) * used
+    rp = ref_smoothed * used
     rp *= (1.0 / (r_tot + half_b))[:, None]
     cp = (cur + SMOOTHING) * used
     cp *= (1.0 / (c_tot + half_b))[:, None]
     unused = 1.0 - used
     psi_values = np.add.reduce((cp - rp) * np.log((cp + unused) / (rp + unused)), axis=1)
-    p = ref * (1.0 / np.maximum(r_tot, 1e-300))[:, None]
     q = cur * (1.0 / np.maximum(c_tot, 1e-300))[:, None]
     mix = 0.5 * (p + q)
     mix += unused  # bins empty in both: p = q = 0, log(1) = 0
-    pz = p == 0
     qz = q == 0
     div = np.add.reduce(p * np.log((p + pz) / mix) + q * np.log((q + qz) / mix), axis=1)
     return psi_values, np.sqrt(np.maximum(0.5 * div, 0.0))
@@ -122,17 +135,19 @@ def wasserstein_binned(ref: ArrayLike, cur: ArrayLike, widths: ArrayLike) -> Flo
     return np.asarray((area * w).sum(axis=1), dtype=np.float64)
 
 
-def wasserstein_from_gap(gap: FloatArray, edge_weight: FloatArray, widths: FloatArray) -> FloatArray:
+def wasserstein_from_gap(
+    gap: FloatArray, edge_weight: FloatArray, widths: FloatArray, abs_gap: FloatArray | None = None
+) -> FloatArray:
     """:func:`wasserstein_binned` from ``F_ref - F_cur`` at right bin edges, for precomputed tables.
 
     ``edge_weight[k] = (widths[k] + widths[k + 1]) / 2`` and ``widths[:, 0]`` must be zero (the
     below-range bin, or padding): with no sign change inside a bin the area
     is the trapezoid, ``w (|a| + |b|) / 2``; where the gap changes sign it is smaller by
-    ``w |a| |b| / (|a| + |b|)``.
+    ``w |a| |b| / (|a| + |b|)``. ``abs_gap``: ``|gap|`` when the caller has it (for KS).
     """
     rows, cols = gap.shape
     flat = np.ascontiguousarray(gap).reshape(-1)
-    a = np.abs(flat)
+    a = np.abs(flat) if abs_gap is None else abs_gap.reshape(-1)
     total = np.einsum("ij,ij->i", a.reshape(rows, cols), edge_weight)
     # where the gap changes sign inside a bin: subtract w |a| |b| / (|a| + |b|) = -w (a b) / (|a| + |b|).
     # Worked on the flattened rows; pairs that straddle two rows meet a zero width (the below bin).
@@ -274,6 +289,25 @@ def fisher_sf_scalar(x: float, m: int) -> float:
     c = 2.0 / (9.0 * k)
     z = ((x / k) ** (1.0 / 3.0) - (1.0 - c)) / math.sqrt(c)
     return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def fisher_sf_for(m: int) -> Callable[[float], float]:
+    """:func:`fisher_sf_scalar` for a fixed ``m``, its constants computed once (the same
+    expressions, so the same values): ~0.15 us less a request beside the search's 5.7."""
+    if m <= 10:
+        return lambda x: fisher_sf_scalar(x, m)
+    k = 2.0 * m
+    c = 2.0 / (9.0 * k)
+    shift = 1.0 - c
+    root_c = math.sqrt(c)
+    root_2 = math.sqrt(2.0)
+    erfc = math.erfc
+
+    def sf(x: float) -> float:
+        z = ((max(x, 0.0) / k) ** (1.0 / 3.0) - shift) / root_c
+        return 0.5 * erfc(z / root_2)
+
+    return sf
 
 
 def _erfc(z: FloatArray) -> FloatArray:

@@ -10,7 +10,7 @@ from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
 from mltrace.drift import DriftMonitor, ReferenceProfile
-from mltrace.drift import _stats as ds
+from mltrace.drift import _divergence as ds
 
 
 def test_psi_hand_checked_example() -> None:
@@ -205,3 +205,11 @@ def test_psi_null_distribution_follows_the_chi_square_rule() -> None:
     values = ds.psi(np.broadcast_to(ref, cur.shape), cur) / (1 / n + 1 / n_ref)
     rate = float(np.mean(values > ds.chi2_ppf(0.99, 9)))
     assert 0.005 < rate < 0.02
+
+
+@pytest.mark.parametrize("m", [1, 5, 10, 11, 100, 1000])
+def test_fisher_sf_for_a_fixed_m_equals_the_scalar_function(m: int) -> None:
+    """The per-group Fisher function (constants computed once) gives the very same floats."""
+    sf = ds.fisher_sf_for(m)
+    for x in [-1.0, 0.0, 1e-9, 0.5, 3.7, 2.0 * m, 10.0 * m, 1e6, 1e300]:
+        assert sf(x) == ds.fisher_sf_scalar(x, m)
