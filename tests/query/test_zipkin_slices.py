@@ -29,7 +29,8 @@ def _store(starts_us: list[int], order: str, asked: list[tuple[int, int, int]]) 
         end, lookback, n = int(p["endTs"]), int(p["lookback"]), int(p["limit"])
         assert lookback > 0 and p["serviceName"] == "svc"  # Zipkin refuses lookback 0
         asked.append((end - lookback, end, n))
-        inside = [s for s in starts_us if end - lookback <= s // 1000 <= end]
+        # Zipkin's rule (QueryRequest.test): the root's timestamp in µs within [endTs - lookback, endTs] ms.
+        inside = [s for s in starts_us if (end - lookback) * 1000 <= s <= end * 1000]
         if order == "newest first":
             inside.sort(reverse=True)
         elif order == "oldest first":
@@ -53,11 +54,13 @@ def _source(starts_us: list[int], order: str, asked: list[tuple[int, int, int]])
 
 
 def _bursty() -> list[int]:
-    """A quiet hour, a busy ten minutes, a gap to now (µs, distinct)."""
+    """A quiet hour, a busy ten minutes, a gap, a dense second (a trace every ~1.5 ms: a slice's
+    boundary falls between traces of the same millisecond), a gap to now (µs, distinct)."""
     now = int(time.time() * 1e6)
     rng = random.Random(1)
     return sorted({now - rng.randrange(600_000_000, 3_000_000_000) for _ in range(300)}
-                  | {now - rng.randrange(60_000_000, 660_000_000) for _ in range(3000)})
+                  | {now - rng.randrange(60_000_000, 660_000_000) for _ in range(3000)}
+                  | {now - rng.randrange(30_000_000, 31_000_000) for _ in range(700)})
 
 
 @pytest.mark.parametrize("order", ["newest first", "oldest first", "random"])
