@@ -296,9 +296,9 @@ def slow_traces(
     (ranked, each with ``stage``, ``attribute``, ``reason``), plus ``stages`` (how the slow set's
     extra time splits across stages) and what was scanned. ``stage`` ranks by that stage's self
     time instead of the trace duration. Up to ``scan`` traces are compared: from a source that can
-    list its window (the local store, Jaeger), every trace in the window is counted and ranked and
-    a uniform sample of ``scan`` across it is compared (``scanned``, ``analysed``, ``sampled``,
-    ``sample_weight``); from Zipkin, the newest ``scan``.
+    list its window (the local store, Jaeger, Zipkin), every trace in the window is counted and
+    ranked and a uniform sample of ``scan`` across it is compared (``scanned``, ``analysed``,
+    ``sampled``, ``sample_weight``); from a source without ``trace_window``, the newest ``scan``.
     """
     window = parse_duration(since)
     if callable(getattr(source, "trace_window", None)):

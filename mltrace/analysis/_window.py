@@ -6,9 +6,10 @@ source that can list its window cheaply (the local store's entry index,
 decoding a span), every trace in the window is counted; at most ``scan`` of them are decoded and
 analysed, a uniform random sample across the window when it holds more (fixed seed: the same store
 gives the same answer). The sample says so: ``sampled`` and ``sample_weight`` (the window's traces
-per analysed trace), so counts can be scaled to the window. Jaeger lists its window by reading all
-of it (in slices, :meth:`mltrace.query.jaeger.JaegerSource.trace_window`), then the same sample is
-drawn; Zipkin, which has no window listing, gives its newest ``scan`` traces (issue 14).
+per analysed trace), so counts can be scaled to the window. Jaeger and Zipkin list their window by
+reading all of it (in slices, :meth:`mltrace.query.jaeger.JaegerSource.trace_window`,
+:meth:`mltrace.query.zipkin.ZipkinSource.trace_window`), then the same sample is drawn (issue 14);
+a source without ``trace_window`` gives its newest ``scan`` traces.
 """
 
 from __future__ import annotations

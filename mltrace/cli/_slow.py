@@ -26,8 +26,8 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
     p.add_argument("--stage", help="rank by this stage's self time instead of the whole trace (e.g. inference)")
     p.add_argument(
         "--scan", type=int, default=10_000,
-        help="compare at most this many traces attribute by attribute (default 10000); the local store "
-        "and Jaeger count and rank every trace in the window and compare a uniform sample across it",
+        help="compare at most this many traces attribute by attribute (default 10000); every source "
+        "counts and ranks every trace in the window and compares a uniform sample across it",
     )
     p.add_argument("--min-duration", help="only traces at least this long (e.g. 50ms)")
     p.add_argument(
