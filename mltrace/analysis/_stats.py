@@ -202,10 +202,11 @@ def trace_stats(
     """p50/p95/p99 latency per stage (self time) and per operation, counts and error rates.
 
     ``by`` slices latency, errors, prediction mix and drift by an attribute (e.g.
-    ``ml.model.version``, a customer segment, a region). From the local store every trace in the
-    window is counted (``scanned``) and up to ``scan`` of them, a uniform sample across the window
-    when it holds more, are analysed (``analysed``, ``sampled``, ``sample_weight``; ``requests``
-    is scaled to the window); from Jaeger and Zipkin, the newest ``scan``.
+    ``ml.model.version``, a customer segment, a region). Every trace in the window is counted
+    (``scanned``; the local store from its entry index, Jaeger and Zipkin by reading the window in
+    slices) and up to ``scan`` of them, a uniform sample across the window when it holds more, are
+    analysed (``analysed``, ``sampled``, ``sample_weight``; ``requests`` is scaled to the window,
+    each row's ``count`` is of analysed traces).
     """
     with paused_gc():
         sample = sample_window(source, service, parse_duration(since), scan, progress)

@@ -33,7 +33,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argpar
     p.add_argument("--buckets", type=int, default=12, help="with --service: time buckets (default 12)")
     p.add_argument("--by", metavar="ATTRIBUTE", default="ml.model.version",
                    help="with --service: group by this attribute (default ml.model.version)")
-    p.add_argument("--scan", type=int, default=10_000, help="with --service: at most this many traces (default 10000)")
+    p.add_argument(
+        "--scan", type=int, default=10_000,
+        help="with --service: analyse at most this many traces (default 10000), a uniform sample across the window",
+    )
     p.add_argument("--profile", "-p", metavar="PROFILE", help="a reference profile (mltrace profile build)")
     p.add_argument("--data", "-d", metavar="DATA", help="recent data to compare: .csv, .tsv or .parquet")
     p.add_argument("--window", help="with --data: only the last N rows (default: all); with --source "
