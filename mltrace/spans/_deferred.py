@@ -565,36 +565,52 @@ _PARENT_BASED_PARTS = (
 )
 
 
-def blind_sampler(tracer: sdk_trace.Tracer) -> Callable[..., SamplingResult] | None:
-    """The bound ``should_sample`` of ``tracer``'s sampler (configure()'s wrapper opened) when
-    that sampler ignores attributes, else None. Cached per sampler object (one slot): asked
-    per request, changed by configure() only."""
+class Blind(NamedTuple):
+    """How to ask a sampler that ignores attributes: its bound ``should_sample``, and for a root
+    without a parent, a shorter call when there is one (``sample_ratio=``'s sampler: ~1 µs less
+    in a served request than asking it to look the parent up)."""
+
+    ask: Callable[..., SamplingResult]
+    root: Callable[[int], SamplingResult] | None
+
+
+def blind_sampler(tracer: sdk_trace.Tracer) -> Blind | None:
+    """How to ask ``tracer``'s sampler (configure()'s wrapper opened) when that sampler ignores
+    attributes, else None. Cached per sampler object (one slot): asked per request, changed by
+    configure() only."""
     sampler = tracer.sampler
     if type(sampler) is _head_sampler_class():
         sampler = sampler.delegate  # type: ignore[attr-defined]
     last = _LAST_BLIND
     if last[0] is not sampler:
-        last[:] = [sampler, sampler.should_sample if _blind(sampler) else None]
-    ask: Callable[..., SamplingResult] | None = last[1]
-    return ask
+        how = None
+        if _blind(sampler):
+            root = sampler.root_result if type(sampler) is _consistent_class() else None  # type: ignore[attr-defined]
+            how = Blind(sampler.should_sample, root)
+        last[:] = [sampler, how]
+    blind: Blind | None = last[1]
+    return blind
 
 
-_LAST_BLIND: list[Any] = [None, None]  # [sampler, its should_sample or None]: one slot
+_LAST_BLIND: list[Any] = [None, None]  # [sampler, how to ask it or None]: one slot
 
 
 def decide_root(
-    tracer: sdk_trace.Tracer, ask: Callable[..., SamplingResult], context: Context, name: str, kind: SpanKind
+    tracer: sdk_trace.Tracer, blind: Blind, context: Context, name: str, kind: SpanKind
 ) -> NonRecordingSpan | Decided:
     """The head-sampling decision for a request's root span before its attributes exist (``ask``,
     from :func:`blind_sampler`, ignores them): the ``NonRecordingSpan`` ``_start`` would make for
     a dropped span (same ids, flags, trace state, the tracer's span metric), or what ``_start``
     needs to make the kept one without asking again. The caller checked ``tracer._is_enabled()``."""
-    parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+    # An empty context (no incoming trace headers, nothing current) has no parent to look up
+    parent: SpanContext | None = trace.get_current_span(context).get_span_context() if context else None
+    root = None
     if parent is not None and parent.is_valid:
         trace_id = parent.trace_id
         span_id = 0
         random_id = parent.trace_flags.random_trace_id
     else:
+        root = blind.root
         parent = None
         generator = tracer.id_generator
         if type(generator) is RandomIdGenerator:  # one draw for both ids (~0.3 µs)
@@ -605,7 +621,7 @@ def decide_root(
         else:
             trace_id, span_id = generator.generate_trace_id(), 0
         random_id = generator.is_trace_id_random()
-    result = ask(context, trace_id, name, kind, None, ())
+    result = root(trace_id) if root is not None else blind.ask(context, trace_id, name, kind, None, ())
     decision = result.decision
     if decision is not Decision.DROP:
         return Decided(trace_id, result)

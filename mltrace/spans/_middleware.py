@@ -343,14 +343,14 @@ class MLTraceMiddleware:
             # ignore them (sample_ratio=, ALWAYS_ON/OFF, ratio-based, ParentBased over those) and
             # no force header could add one: a dropped request builds none (~3 µs).
             tracer = TRACER.get()
-            ask = (
+            blind = (
                 _deferred.blind_sampler(tracer)
                 if isinstance(tracer, sdk_trace.Tracer) and tracer._is_enabled() else None
             )
-            if ask is not None and isinstance(tracer, sdk_trace.Tracer):
+            if blind is not None and isinstance(tracer, sdk_trace.Tracer):
                 headers, traced = inbound_headers(scope, wanted, ())
                 parent = propagate.extract(headers, context=entry) if traced else entry
-                verdict = _deferred.decide_root(tracer, ask, parent, method, SpanKind.SERVER)
+                verdict = _deferred.decide_root(tracer, blind, parent, method, SpanKind.SERVER)
                 if not isinstance(verdict, _deferred.Decided):
                     return self._unrecorded(verdict, parent, scope, receive, send, entry)
                 decided = verdict

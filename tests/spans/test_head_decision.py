@@ -70,10 +70,10 @@ def test_a_dropped_root_is_what_the_sdk_path_makes(incoming: TraceFlags | None) 
         parent = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, is_remote=True,
                              trace_flags=incoming)
         context = set_span_in_context(NonRecordingSpan(parent), context)
-    ask = _deferred.blind_sampler(tracer)
-    assert ask is not None
+    blind = _deferred.blind_sampler(tracer)
+    assert blind is not None
     for _ in range(50):
-        early = _deferred.decide_root(tracer, ask, context, "POST", SpanKind.SERVER)
+        early = _deferred.decide_root(tracer, blind, context, "POST", SpanKind.SERVER)
         late = _deferred._start(None, "POST", context, SpanKind.SERVER, ATTRS, None, None, tracer)
         if incoming is not None and incoming.sampled:  # a sampled remote parent: kept, by both
             assert isinstance(early, _deferred.Decided) and late.is_recording()
@@ -91,9 +91,9 @@ def test_a_dropped_root_is_what_the_sdk_path_makes(incoming: TraceFlags | None) 
 @pytest.mark.parametrize("sampler", [ALWAYS_ON, ParentBased(ALWAYS_ON), ConsistentProbabilitySampler(1.0)])
 def test_a_kept_root_gets_the_attributes_the_sampler_would_give(sampler: Sampler) -> None:
     tracer = _tracer(sampler)
-    ask = _deferred.blind_sampler(tracer)
-    assert ask is not None
-    decided = _deferred.decide_root(tracer, ask, Context(), "POST", SpanKind.SERVER)
+    blind = _deferred.blind_sampler(tracer)
+    assert blind is not None
+    decided = _deferred.decide_root(tracer, blind, Context(), "POST", SpanKind.SERVER)
     assert isinstance(decided, _deferred.Decided)
     early = _deferred._start(None, "POST", Context(), SpanKind.SERVER, dict(ATTRS), None, None, tracer, None, decided)
     late = _deferred._start(None, "POST", Context(), SpanKind.SERVER, dict(ATTRS), None, None, tracer)
@@ -101,3 +101,11 @@ def test_a_kept_root_gets_the_attributes_the_sampler_would_give(sampler: Sampler
     assert early.get_span_context().trace_id == decided.trace_id
     a, b = early.get_span_context(), late.get_span_context()
     assert (a.trace_flags, a.trace_state) == (b.trace_flags, b.trace_state)
+
+
+def test_the_consistent_samplers_root_answer_is_its_should_sample() -> None:
+    sampler = ConsistentProbabilitySampler(0.5)
+    for trace_id in [1, 2**55, 2**56 - 1, 2**127 + 5, *(i * 0x9E3779B97F4A7C15 % 2**128 for i in range(200))]:
+        short, full = sampler.root_result(trace_id, ATTRS), sampler.should_sample(Context(), trace_id, "n", None, ATTRS)
+        assert (short.decision, dict(short.attributes), short.trace_state) == (
+            full.decision, dict(full.attributes), full.trace_state)
