@@ -60,7 +60,7 @@ def _span_key() -> str | None:
 
 _SPAN_KEY = _span_key()
 _NONE_WANTED: frozenset[bytes] = frozenset()
-attach, detach = otel_context.attach, otel_context.detach
+_attach, _detach = otel_context.attach, otel_context.detach  # module globals: one lookup less a call
 # What an app raises because its client went away (Starlette's ClientDisconnect, an ASGI 2.4
 # server's OSError, a cancelled stream): after a disconnect was seen, not an error of the service.
 _GONE = (ClientDisconnect, OSError, asyncio.CancelledError)
@@ -426,18 +426,18 @@ class MLTraceMiddleware:
             ctx = Context({**parent, _SPAN_KEY: span, _SERVED_KEY: served})
         else:  # pragma: no cover - an API whose set_span_in_context changed
             ctx = otel_context.set_value(_SERVED_KEY, served, trace.set_span_in_context(span, parent))
-        token = attach(ctx)
+        token = _attach(ctx)
         fastapi_key = _FASTAPI_KEY not in scope
         if fastapi_key:
             scope[_FASTAPI_KEY] = None
         extra = self._trace_headers(span.get_span_context())
 
         async def entry_receive() -> Message:
-            token = attach(entry)
+            token = _attach(entry)
             try:
                 return await receive()
             finally:
-                detach(token)
+                _detach(token)
 
         async def entry_send(message: Message) -> None:
             kind = message["type"]
@@ -448,11 +448,11 @@ class MLTraceMiddleware:
             elif kind == "http.response.body" and message.get("more_body", False):
                 await send(message)  # not the last: uvicorn neither resumes reading nor starts a task in it
             else:
-                token = attach(entry)
+                token = _attach(entry)
                 try:
                     await send(message)
                 finally:
-                    detach(token)
+                    _detach(token)
 
         try:
             await self.app(scope, entry_receive, entry_send)
@@ -460,7 +460,9 @@ class MLTraceMiddleware:
             served.done = True
             if fastapi_key:
                 scope.pop(_FASTAPI_KEY, None)
-            detach(token)  # a NonRecordingSpan's end() does nothing
+            if type(span) is not trace.NonRecordingSpan:  # its end() does nothing; another provider's may
+                span.end()
+            _detach(token)
 
     def _trace_headers(self, ctx: SpanContext) -> list[tuple[bytes, bytes]]:
         """``traceresponse`` and the trace id header for ``ctx``: one bytes formatting, the trace
