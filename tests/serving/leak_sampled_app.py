@@ -27,7 +27,7 @@ async def echo(request: Request) -> Response:
 async def chunks() -> AsyncIterator[bytes]:
     for i in range(4):
         await asyncio.sleep(0)
-        yield b"%d" % i * 40_000  # over the transport's write buffer: the writer callback runs
+        yield b"%d" % i * 40_000  # streamed: these sends are not the last, and run in the request's context
 
 
 async def stream(request: Request) -> Response:

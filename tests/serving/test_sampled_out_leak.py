@@ -1,9 +1,10 @@
 """Issue 11 item 1 for sampled-out requests: the fast path calls the server's ``receive`` and only
 its LAST ``send`` in the context the middleware was entered with (not every send). Under real
 uvicorn (h11 and httptools), large bodies (reading resumed inside ``receive``), pipelined requests
-(the next task started inside the last ``send``) and streamed responses over the write buffer: every
-request starts in an empty context (reported by a layer outside mltrace, so mltrace's own check for
-a leaked context cannot hide a leak) and has its own trace id."""
+(the next task started inside the last ``send``) and streamed responses (their sends before the
+last run in the request's context): every request starts in an empty context (reported by a layer
+outside mltrace, so mltrace's own check for a leaked context cannot hide a leak) and has its own
+trace id. Unwrapping ``receive`` or the last ``send`` fails both tests (checked by hand)."""
 
 from __future__ import annotations
 
