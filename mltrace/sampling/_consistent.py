@@ -141,6 +141,15 @@ class ConsistentProbabilitySampler(Sampler):
             return attributes
         return {**(attributes or {}), ADJUSTED_COUNT: count}
 
+    def root_result(self, trace_id: int, attributes: Attributes = None) -> SamplingResult:
+        """``should_sample``'s answer for a span without a valid parent or incoming tracestate
+        (almost every request's root): mltrace's middleware asks it directly for such a root."""
+        if self._never or (trace_id & RANDOMNESS_MASK) < self.threshold:
+            return self._drop_fresh  # never changed by its users: one object serves all
+        return SamplingResult(
+            Decision.RECORD_AND_SAMPLE, {**(attributes or {}), ADJUSTED_COUNT: self._count}, self._fresh_state
+        )
+
     def should_sample(
         self,
         parent_context: Context | None,
@@ -160,11 +169,7 @@ class ConsistentProbabilitySampler(Sampler):
                 attrs = dict(attributes or {})
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attrs, parent.trace_state)
         if trace_state is None:  # a new trace without incoming tracestate (almost every root)
-            if self._never or (trace_id & RANDOMNESS_MASK) < self.threshold:
-                return self._drop_fresh  # never changed by its users: one object serves all
-            return SamplingResult(
-                Decision.RECORD_AND_SAMPLE, {**(attributes or {}), ADJUSTED_COUNT: self._count}, self._fresh_state
-            )
+            return self.root_result(trace_id, attributes)
         if self._never or not keeps(trace_id, self.threshold, trace_state):
             return SamplingResult(Decision.DROP, None, trace_state)
         attrs = {**(attributes or {}), ADJUSTED_COUNT: self._count}

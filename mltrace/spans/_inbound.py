@@ -135,18 +135,20 @@ def propagated_headers() -> frozenset[bytes] | None:
     Cached per global propagator object (``propagate.set_global_textmap`` replaces it)."""
     textmap = propagate.get_global_textmap()
     inner = getattr(textmap, "_propagators", None)
-    key = (id(textmap), id(inner), len(inner) if isinstance(inner, list | tuple) else -1)
-    if _PROPAGATED[0] == key:
-        cached: frozenset[bytes] | None = _PROPAGATED[1]
+    size = len(inner) if isinstance(inner, list | tuple) else -1
+    last = _PROPAGATED  # compared by identity (held, so never a reused id): ~0.1 µs a request
+    if last[0] is textmap and last[1] is inner and last[2] == size:
+        cached: frozenset[bytes] | None = last[3]
         return cached
     names = _reads_of(textmap, 0)
     found = None if names is None else frozenset(n.encode("latin-1") for n in names)
-    _PROPAGATED[0], _PROPAGATED[1] = key, found
+    last[:] = [textmap, inner, size, found]
     return found
 
 
-# (key of the global propagator it was computed for, names): one slot, rebuilt when it changes
-_PROPAGATED: list[Any] = [None, None]
+# [the global propagator, its list of propagators, that list's length, names]: one slot, rebuilt
+# when any of them changes
+_PROPAGATED: list[Any] = [None, None, -1, None]
 
 
 def inbound_headers(

@@ -19,13 +19,14 @@ and ignored.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.trace import INVALID_SPAN, Span, SpanContext, SpanKind, Status, StatusCode
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,6 +46,21 @@ if TYPE_CHECKING:
     from ..privacy import HttpTap
 
 _SERVED_KEY = otel_context.create_key("mltrace-served-request")
+
+
+def _span_key() -> str | None:
+    """The context key ``trace.set_span_in_context`` writes, found through that public function
+    (not OpenTelemetry's private name): a sampled-out request's context is then built as one dict."""
+    probe = trace.NonRecordingSpan(INVALID_SPAN.get_span_context())
+    keys = list(trace.set_span_in_context(probe, Context()))
+    if len(keys) == 1 and trace.get_current_span(Context({keys[0]: probe})) is probe:
+        return keys[0]
+    return None  # pragma: no cover
+
+
+_SPAN_KEY = _span_key()
+_NONE_WANTED: frozenset[bytes] = frozenset()
+_attach, _detach = otel_context.attach, otel_context.detach  # module globals: one lookup less a call
 # What an app raises because its client went away (Starlette's ClientDisconnect, an ASGI 2.4
 # server's OSError, a cancelled stream): after a disconnect was seen, not an error of the service.
 _GONE = (ClientDisconnect, OSError, asyncio.CancelledError)
@@ -72,16 +88,22 @@ def _is_server_span(span: Span) -> bool:
     )
 
 
-def _entry_context() -> tuple[Context, _Served | None]:
-    """The context to serve the request in: the current one, or an empty one when the current one
-    leaked from an earlier request (mltrace finished it, or its span has ended)."""
+def _entry_context() -> tuple[Context, Span]:
+    """The context to serve the request in and the span to consider current there: the current
+    context and span; an empty context when the current one leaked from an earlier request
+    (mltrace finished it, or its span has ended); no span (INVALID_SPAN) when the request is
+    served in-process inside another one mltrace serves (it gets its own server span, a child
+    of the current span there)."""
     ctx = otel_context.get_current()
-    served = otel_context.get_value(_SERVED_KEY, ctx)
+    if not ctx:
+        return ctx, INVALID_SPAN
+    served = ctx.get(_SERVED_KEY)
     if isinstance(served, _Served):
-        return (Context(), None) if served.done else (ctx, served)
-    if getattr(trace.get_current_span(ctx), "end_time", None) is not None:
-        return Context(), None
-    return ctx, None
+        return (Context(), INVALID_SPAN) if served.done else (ctx, INVALID_SPAN)
+    current = trace.get_current_span(ctx)
+    if getattr(current, "end_time", None) is not None:
+        return Context(), INVALID_SPAN
+    return ctx, current
 
 
 def _forced(headers: Mapping[str, str]) -> bool:
@@ -166,28 +188,29 @@ class MLTraceMiddleware:
             # shutdown is complete (uvicorn's SIGTERM exit skips atexit).
             await run_lifespan(self.app, scope, receive, send)
             return
-        if scope["type"] != "http" or _SCOPE_KEY in scope or scope.get("path") in self.excluded_paths:
+        if (
+            scope["type"] != "http" or _SCOPE_KEY in scope
+            or (self.excluded_paths and scope.get("path") in self.excluded_paths)
+        ):
             await self.app(scope, receive, send)
             return
         scope[_SCOPE_KEY] = True
-        entry, outer = _entry_context()
-        current = INVALID_SPAN if outer is not None else trace.get_current_span(entry)
-        # ``outer``: this request is served in-process inside another one mltrace serves: its own
-        # server span, a child of the current span there.
-        if current.is_recording():
-            if _is_server_span(current):
+        entry, current = _entry_context()
+        if current is not INVALID_SPAN:
+            if current.is_recording():
+                if _is_server_span(current):
+                    _fastapi_operation_spans_off(scope)
+                    scope.setdefault(_FASTAPI_KEY, None)  # a mounted FastAPI app makes no second server span
+                    await self._enrich(current, scope, receive, send)
+                    return
+            elif current.get_span_context().is_valid:
+                # An instrumentation outside us started this request's span and sampled it out:
+                # nothing to record, but the client still learns its trace id.
                 _fastapi_operation_spans_off(scope)
-                scope.setdefault(_FASTAPI_KEY, None)  # a mounted FastAPI app makes no second server span
-                await self._enrich(current, scope, receive, send)
+                scope.setdefault(_FASTAPI_KEY, None)
+                await self.app(scope, receive, self._headers_only(current, send))
                 return
-        elif current.get_span_context().is_valid:
-            # An instrumentation outside us started this request's span and sampled it out:
-            # nothing to record, but the client still learns its trace id.
-            _fastapi_operation_spans_off(scope)
-            scope.setdefault(_FASTAPI_KEY, None)
-            await self.app(scope, receive, self._headers_only(current, send))
-            return
-        await self._own(scope, receive, send, entry)
+        await self._own(scope, receive, send, entry)  # a coroutine of _unrecorded or _record
 
     # -- helpers shared by both modes ---------------------------------------------------------
     def _response_headers(self, span: Span, message: Message) -> Message:
@@ -305,19 +328,49 @@ class MLTraceMiddleware:
                 _deferred.leave(*deferred)
 
     # -- no server span yet: make one ---------------------------------------------------------
-    async def _own(self, scope: Scope, receive: Receive, send: Send, entry: Context) -> None:
+    def _own(self, scope: Scope, receive: Receive, send: Send, entry: Context) -> Awaitable[None]:
+        """What serves a request no other instrumentation made a span for: the coroutine of
+        ``_unrecorded`` when the sampler dropped it before any attribute was built, else of
+        ``_record`` (a plain function: one coroutine frame less on every request)."""
         # One pass over the headers picks out what is read (the propagators' headers, host,
         # user-agent, the force header); with only known propagators and none of their headers
         # there, propagate.extract (~1.5 µs) is skipped: it would return ``entry`` unchanged.
-        headers, traced = inbound_headers(scope, propagated_headers(), _wanted_extra())
-        parent = propagate.extract(headers, context=entry) if traced else entry
         method = scope.get("method", "HTTP")
+        wanted = propagated_headers()
+        decided = None
+        if _deferred._enabled and not SETTINGS.force_trace_header:
+            # The sampler asked before any request attribute is built, when it is one known to
+            # ignore them (sample_ratio=, ALWAYS_ON/OFF, ratio-based, ParentBased over those) and
+            # no force header could add one: a dropped request builds none (~3 µs).
+            tracer = TRACER.get()
+            blind = (
+                _deferred.blind_sampler(tracer)
+                if isinstance(tracer, sdk_trace.Tracer) and tracer._is_enabled() else None
+            )
+            if blind is not None and isinstance(tracer, sdk_trace.Tracer):
+                headers, traced = inbound_headers(scope, wanted, ())
+                parent = propagate.extract(headers, context=entry) if traced else entry
+                verdict = _deferred.decide_root(tracer, blind, parent, method, SpanKind.SERVER)
+                if not isinstance(verdict, _deferred.Decided):
+                    return self._unrecorded(verdict, parent, scope, receive, send, entry)
+                decided = verdict
+                if wanted is not None:  # else ``headers`` holds every header already
+                    headers, _ = inbound_headers(scope, _NONE_WANTED, _HOST_AGENT)
+        if decided is None:
+            headers, traced = inbound_headers(scope, wanted, _wanted_extra())
+            parent = propagate.extract(headers, context=entry) if traced else entry
+        return self._record(scope, receive, send, entry, method, headers, parent, decided)
+
+    async def _record(
+        self, scope: Scope, receive: Receive, send: Send, entry: Context,
+        method: str, headers: dict[str, str], parent: Context, decided: _deferred.Decided | None,
+    ) -> None:
         attributes = request_attributes(scope, headers)
         if SETTINGS.force_trace_header and _forced(headers):
             attributes[FORCE_ATTRIBUTE] = True  # a start attribute, so ForceTraceSampler sees it
         deferred = None
         if _deferred._enabled:  # light spans now, SDK spans after the response (see _deferred.py)
-            span, deferred = _deferred.start_request_span(method, parent, SpanKind.SERVER, attributes)
+            span, deferred = _deferred.start_request_span(method, parent, SpanKind.SERVER, attributes, decided)
         else:
             span = TRACER.start_span(
                 method,
@@ -366,31 +419,40 @@ class MLTraceMiddleware:
         """A request whose server span does not record (sampled out): the span is current (its
         trace id reaches children, outgoing calls and the response headers) and nothing else is
         done: no body counting, disconnect bookkeeping, route lookup or attributes, which only a
-        recording span would keep. The server's ``receive``/``send`` still run in ``entry``."""
+        recording span would keep. The server's ``receive`` and its last ``send`` (the calls in
+        which uvicorn resumes reading or starts a pipelined request's task) run in ``entry``."""
         served = _Served()
-        ctx = otel_context.set_value(_SERVED_KEY, served, trace.set_span_in_context(span, parent))
-        token = otel_context.attach(ctx)
+        if _SPAN_KEY is not None:  # one dict instead of two Context copies (~0.4 µs)
+            ctx = Context({**parent, _SPAN_KEY: span, _SERVED_KEY: served})
+        else:  # pragma: no cover - an API whose set_span_in_context changed
+            ctx = otel_context.set_value(_SERVED_KEY, served, trace.set_span_in_context(span, parent))
+        token = _attach(ctx)
         fastapi_key = _FASTAPI_KEY not in scope
         if fastapi_key:
             scope[_FASTAPI_KEY] = None
-        response_headers = self._response_headers
+        extra = self._trace_headers(span.get_span_context())
 
         async def entry_receive() -> Message:
-            token = otel_context.attach(entry)
+            token = _attach(entry)
             try:
                 return await receive()
             finally:
-                otel_context.detach(token)
+                _detach(token)
 
         async def entry_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                await send(response_headers(span, message))
-                return
-            token = otel_context.attach(entry)
-            try:
+            kind = message["type"]
+            if kind == "http.response.start":
+                if extra:
+                    message = {**message, "headers": [*message.get("headers", ()), *extra]}
                 await send(message)
-            finally:
-                otel_context.detach(token)
+            elif kind == "http.response.body" and message.get("more_body", False):
+                await send(message)  # not the last: uvicorn neither resumes reading nor starts a task in it
+            else:
+                token = _attach(entry)
+                try:
+                    await send(message)
+                finally:
+                    _detach(token)
 
         try:
             await self.app(scope, entry_receive, entry_send)
@@ -398,8 +460,19 @@ class MLTraceMiddleware:
             served.done = True
             if fastapi_key:
                 scope.pop(_FASTAPI_KEY, None)
-            span.end()
-            otel_context.detach(token)
+            if type(span) is not trace.NonRecordingSpan:  # its end() does nothing; another provider's may
+                span.end()
+            _detach(token)
+
+    def _trace_headers(self, ctx: SpanContext) -> list[tuple[bytes, bytes]]:
+        """``traceresponse`` and the trace id header for ``ctx``: one bytes formatting, the trace
+        id sliced out of it."""
+        response = b"00-%032x-%016x-%02x" % (ctx.trace_id, ctx.span_id, ctx.trace_flags)
+        if not self.traceresponse:
+            return [(self.trace_id_header, response[3:35])] if self.trace_id_header else []
+        if not self.trace_id_header:
+            return [(b"traceresponse", response)]
+        return [(b"traceresponse", response), (self.trace_id_header, response[3:35])]
 
     @staticmethod
     def _finish(span: Span, scope: Scope, method: str, seen: Exchange, where: tuple[str, str]) -> None:
