@@ -107,6 +107,8 @@ class CompiledGroup:
         width = max((len(e) for e in ends), default=1)
         self.group_end = np.array([e + [e[-1]] * (width - len(e)) for e in ends], dtype=np.int64).reshape(m, width)
         self.group_flat = (self.group_end + (np.arange(m, dtype=np.int64) * (c - 1))[:, None]).ravel()
+        #: the same positions in the transposed ``(codes, features)`` cumulative counts
+        self.group_flat_t = (self.group_end * m + np.arange(m, dtype=np.int64)[:, None]).ravel()
         ref_groups = self.coarse(self.ref_counts)
         self.ref_groups = ref_groups
         self.df = np.maximum((ref_groups > 0).sum(axis=1) - 1, 1)
@@ -156,4 +158,13 @@ class CompiledGroup:
         at = cum.ravel()[self.group_flat].reshape(self.group_end.shape)
         out = np.array(at, copy=True)
         out[:, 1:] -= at[:, :-1]
+        return out
+
+    def coarse_from_cumulative_t(self, cum_t: npt.NDArray[Any]) -> FloatArray:
+        """:meth:`coarse_from_cumulative` of integer counts given transposed, ``(codes, features)``
+        C-ordered, as floats: the same integer differences (exact), converted once."""
+        at = cum_t.take(self.group_flat_t).reshape(self.group_end.shape)
+        out = np.empty(at.shape, dtype=np.float64)
+        out[:, 0] = at[:, 0]
+        np.subtract(at[:, 1:], at[:, :-1], out=out[:, 1:], casting="unsafe")
         return out

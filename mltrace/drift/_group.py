@@ -243,11 +243,16 @@ class GroupMonitor:
         g, t = self.g, self.t
         m = g.m
         miss = g.missing_code
-        icum = np.cumsum(counts[:, :miss], axis=1)  # integer cumsum: several times faster than float
-        n_feat = icum[:, -1].astype(np.float64)
-        cur_groups = g.coarse_from_cumulative(icum).astype(np.float64)
+        # Cumulative counts along the codes, computed transposed: accumulating down the rows of a
+        # (codes, features) copy adds whole rows at once, where np.cumsum(axis=1) walks each
+        # feature's codes one by one (10 against 21 us at 100 features; integers, so exact either way)
+        cum_t = np.array(counts[:, :miss].T, order="C")  # a copy (one feature's view is contiguous already)
+        np.add.accumulate(cum_t, axis=0, out=cum_t)
+        n_feat = cum_t[-1].astype(np.float64)
+        cur_groups = g.coarse_from_cumulative_t(cum_t)
         psi, js = _divergence.psi_and_js(g.ref_groups, cur_groups, self._ref_side)
-        cdf = icum * (1.0 / np.maximum(n_feat, 1.0))[:, None]
+        # back in (features, codes) order for the per-feature reductions below (their summation order)
+        cdf = np.multiply(cum_t.T, (1.0 / np.maximum(n_feat, 1.0))[:, None], order="C")
         gap = np.subtract(g.ref_cdf, cdf, out=cdf)
         num, cat = self._num, self._cat
         if len(cat):
