@@ -37,6 +37,15 @@ IntArray = npt.NDArray[np.int64]
 
 STRIDE = 4.0
 
+#: The one-row search runs over the keys' bit patterns viewed as ``uint64`` (0.25 us less than the
+#: float search at 100 features, 5.0 against 5.3 us): an integer compare, no NaN handling. It gives
+#: the float search's index for every mapped value: after the clip a value is either a NaN or a
+#: finite float in ``[o_j - 1, o_j + 2]``, at least 0.5 (so never -0.0, and +-inf clip to the
+#: bounds); for non-negative floats the unsigned bit pattern is monotone in the value; any NaN,
+#: of either sign, has the exponent all ones and a non-zero fraction, so its pattern is above
+#: +inf's (0x7FF0...) and every finite key's: past the end, where numpy's float search puts NaN.
+KEY_BITS = np.uint64
+
 
 def feature_offset(j: int) -> float:
     """Where numerical feature ``j``'s keys start on the shared key line."""
@@ -131,6 +140,12 @@ class NumericBinner:
             else:
                 block[:] = pad
         self.size = width * stride
+        #: the keys' IEEE bit patterns as unsigned integers, for :meth:`GroupMonitor.score_row`'s
+        #: search: every key is finite and non-negative (+0.0 padding, else at least 0.5), where the
+        #: unsigned bit pattern orders exactly as the value does; see :data:`KEY_BITS`
+        self.key_bits = self.keys.view(KEY_BITS)
+        if not (np.isfinite(self.keys).all() and not np.signbit(self.keys).any()):
+            raise InputDataError("numerical keys must be finite and non-negative")  # never: by construction
         self.start = np.asarray(pos, dtype=np.int64) * stride
         self.shift = self.offset - self.lo * self.inv
         self.upper = self.offset + 2.0

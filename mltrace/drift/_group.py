@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _divergence
+from ._binning import KEY_BITS as _KEY_BITS
 from ._binning import clip_ufunc as _clip
 from ._compiled import CompiledGroup
 from ._features import CategoricalFeature, NumericalFeature, category_key
@@ -153,7 +154,7 @@ class GroupMonitor:
         u = row * b.inv
         u += b.shift
         _clip(u, b.lower, b.upper, out=u)
-        flat = b.keys.searchsorted(u, side="right")
+        flat = b.key_bits.searchsorted(u.view(_KEY_BITS), side="right")  # = b.keys.searchsorted(u): see KEY_BITS
         chi = self._chi.take(flat)
         total = float(_add_reduce(chi, None))
         missing = total != total

@@ -505,3 +505,35 @@ def test_one_row_top_features_from_order_keys_match_the_contributions_ranking() 
     for row in rows:
         _, chi, flat, _ = group.score_row(row)
         assert group.top_of_row(flat) == group.top_features(chi)
+
+
+def test_one_row_bit_pattern_search_bins_special_values_like_the_float_search() -> None:
+    """score_row searches the keys' uint64 bit patterns (mltrace.drift._binning.KEY_BITS): every
+    special float (both NaNs, both zeros, both infinities, subnormals, huge values, the exact
+    edges and their neighbours) lands on the float search's flat index; both NaNs are missing."""
+    rng = np.random.default_rng(5)
+    # ranges wide, narrow (the overflow guard) and degenerate
+    train = np.column_stack([rng.normal(size=4000), rng.normal(size=4000) * 1e-9, np.full(4000, 3.0)])
+    monitor = DriftMonitor(ReferenceProfile.from_data(train), window=50)
+    group = monitor._inputs
+    binner = group.g.binner
+    neg_nan = -np.abs(np.float64("nan"))
+    assert np.signbit(neg_nan) and np.isnan(neg_nan)
+    special = [np.nan, neg_nan, 0.0, -0.0, np.inf, -np.inf, 5e-324, -5e-324, 1e308, -1e308, 3.0, 1.0, -1.0]
+    edges = [e for f in monitor.profile.features for e in (*f.edges, f.min, f.max)]  # type: ignore[attr-defined]
+    special += edges + [np.nextafter(e, np.inf) for e in edges] + [np.nextafter(e, -np.inf) for e in edges]
+    checked = 0
+    for a in special:
+        for j in range(3):
+            row = train[0].copy()
+            row[j] = a
+            _, _, flat, missing = group.score_row(row)
+            expected = binner.flat(row[None])[0]
+            nan = bool(np.isnan(a))
+            assert missing is nan
+            if nan:  # the float search puts NaN past the end; score_row then maps it to missing
+                assert expected[j] == binner.size and flat[j] == group._missing_flat[j]
+                expected[j] = flat[j]
+            np.testing.assert_array_equal(flat, expected)
+            checked += 1
+    assert checked == 3 * len(special)
