@@ -187,7 +187,9 @@ def breakdown(blocks: int, m: int = 100) -> None:
     steps: dict[str, Callable[[], object]] = {
         "whole score(row) (score + update, recompute every 100)": lambda: monitor.score(live[nxt()]),
         "affine map and clip (3 ufunc calls)": map_clip,
-        "searchsorted over the padded keys": lambda: b.keys.searchsorted(keys[nxt()], side="right"),
+        "searchsorted over the padded keys (uint64 bit patterns)": lambda: b.key_bits.searchsorted(
+            keys[nxt()].view(np.uint64), side="right"
+        ),
         "contribution lookup, sum, Fisher score": lookup_score,
         "top features (order keys of the row, sort those past p < 0.1)": lambda: group.top_of_row(flats[nxt()]),
         "lock, ring write, pending count (folds every 64 included)": ring_write,

@@ -30,6 +30,8 @@ _TOP_CHI = -2 * math.log(TOP_P)
 #: up to this many features past the threshold, top_features sorts them in Python (else with numpy)
 FEW_HOT = 40
 _first = operator.itemgetter(0)
+#: numerical features from which the one-row search compares bit patterns (see GroupMonitor)
+BIT_SEARCH_MIN = 64
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class GroupMonitor:
         self._cached_thresholds: tuple[bytes, tuple[npt.NDArray[Any], ...]] | None = None
         self._ref_side = _divergence.reference_side(group.ref_groups)
         self._fisher = _divergence.fisher_sf_for(group.m)
+        #: score_row searches the keys' bit patterns from this many numerical features: the integer
+        #: compares save ~0.3 ns each, the view costs ~0.2 us (search alone, same process: 1 feature
+        #: 0.34 float / 0.52 bits, 10: 0.74 / 0.88, 50: 2.62 / 2.61, 100: 5.27 / 4.97 us)
+        self._bit_search = group.binner.n >= BIT_SEARCH_MIN
         self._below_flat = self._num * group.n_codes
         self._above_flat = self._num * group.n_codes + self._above[self._num]
         # One row's top features from its flat indices (see top_of_row): per flat index an integer
@@ -154,7 +160,10 @@ class GroupMonitor:
         u = row * b.inv
         u += b.shift
         _clip(u, b.lower, b.upper, out=u)
-        flat = b.key_bits.searchsorted(u.view(_KEY_BITS), side="right")  # = b.keys.searchsorted(u): see KEY_BITS
+        if self._bit_search:  # the same index as b.keys.searchsorted(u, side="right"): see KEY_BITS
+            flat = b.key_bits.searchsorted(u.view(_KEY_BITS), side="right")
+        else:
+            flat = b.keys.searchsorted(u, side="right")
         chi = self._chi.take(flat)
         total = float(_add_reduce(chi, None))
         missing = total != total

@@ -70,16 +70,22 @@ def _feed(new: DriftMonitor, old: Any, requests: list[tuple[object, dict[str, An
     _same_state(new, old)
 
 
+#: a NaN with the sign bit set: as a signed integer its bit pattern is negative (see _binning.KEY_BITS)
+_NEG_NAN = float(np.copysign(np.nan, -1.0))
+
+
 def _hostile_row(rng: np.random.Generator, m: int) -> np.ndarray:
     row = rng.normal(size=m)
     picks = rng.integers(0, m, size=rng.integers(1, 4))
-    row[picks] = rng.choice([np.nan, np.inf, -np.inf, 1e308, -1e308, 1.7e308, 5e-324, 1e30, -1e30], size=len(picks))
+    row[picks] = rng.choice(
+        [np.nan, _NEG_NAN, np.inf, -np.inf, 1e308, -1e308, 1.7e308, 5e-324, 1e30, -1e30], size=len(picks)
+    )
     return row
 
 
-def test_numerical_rows_batches_and_hostile_values_score_identically() -> None:
+@pytest.mark.parametrize("m", [30, 70])  # 70: one rows search the keys' bit patterns (BIT_SEARCH_MIN)
+def test_numerical_rows_batches_and_hostile_values_score_identically(m: int) -> None:
     rng = np.random.default_rng(1)
-    m = 30
     train = rng.normal(size=(20_000, m))
     train[:, 0] = rng.random(20_000) * 1e-3  # a narrow range: huge values would overflow the affine map
     train[:, 1] = np.round(rng.normal(size=20_000))  # ties in the quantile edges

@@ -507,7 +507,8 @@ def test_one_row_top_features_from_order_keys_match_the_contributions_ranking() 
         assert group.top_of_row(flat) == group.top_features(chi)
 
 
-def test_one_row_bit_pattern_search_bins_special_values_like_the_float_search() -> None:
+@pytest.mark.parametrize("bit_search", [True, False])
+def test_one_row_bit_pattern_search_bins_special_values_like_the_float_search(bit_search: bool) -> None:
     """score_row searches the keys' uint64 bit patterns (mltrace.drift._binning.KEY_BITS): every
     special float (both NaNs, both zeros, both infinities, subnormals, huge values, the exact
     edges and their neighbours) lands on the float search's flat index; both NaNs are missing."""
@@ -516,6 +517,8 @@ def test_one_row_bit_pattern_search_bins_special_values_like_the_float_search() 
     train = np.column_stack([rng.normal(size=4000), rng.normal(size=4000) * 1e-9, np.full(4000, 3.0)])
     monitor = DriftMonitor(ReferenceProfile.from_data(train), window=50)
     group = monitor._inputs
+    assert not group._bit_search  # 3 features search floats (BIT_SEARCH_MIN); both paths are checked here
+    group._bit_search = bit_search
     binner = group.g.binner
     neg_nan = -np.abs(np.float64("nan"))
     assert np.signbit(neg_nan) and np.isnan(neg_nan)
