@@ -702,6 +702,25 @@ def start_child(
     return _start(request, name, context, kind, attributes, links, start_time, None, parent)
 
 
+def start_stage(
+    name: str,
+    attributes: types.Attributes,
+    start_time: int | None,
+    context: Context,
+    parent: trace.Span,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> trace.Span | None:
+    """:func:`start_child` for the stage wrappers, which looked up the current ``context`` and its
+    span (``parent``) already: each lookup again cost ~0.2 µs, four stages a request."""
+    request = _CURRENT.get()
+    if request is None or request.flushed:
+        return None
+    parent_context = parent.get_span_context()
+    if parent_context.trace_id != request.trace_id:
+        return None  # another trace: as in start_child
+    return _start(request, name, context, kind, attributes, None, start_time, None, parent_context)
+
+
 # -- handing spans over ---------------------------------------------------------------------------
 def _quiet_on_start(processor: object) -> bool:
     """True when ``processor.on_start`` does nothing (so a ReadableSpan and on_end suffice)."""
