@@ -43,7 +43,7 @@ from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference
 from ..genai import embedding_attributes
 from ..genai._watch import GenerateSpec
 from . import _deferred
-from ._deferred import DeferredSpan
+from ._deferred import SPAN_KEY, DeferredSpan
 from ._guarded import Guard, record_attributes, record_drift, record_drift_output, record_summary, summary_attributes
 from ._lifetime import AsyncCalls, Calls, Stream
 from ._stage import stage_attributes
@@ -187,6 +187,8 @@ class _Spec:
             guard.note(span)
         if self.drift is not None:
             record_drift(span, self.drift, x)
+        if fresh and SPAN_KEY is not None:  # set_span_in_context's dict, without its two calls
+            return span, Context({**context, SPAN_KEY: span})
         return span, trace.set_span_in_context(span, context if fresh else None)
 
     def _input_attributes(self, x: Any) -> dict[str, Any]:

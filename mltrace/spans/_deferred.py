@@ -82,6 +82,20 @@ def deferred_enabled() -> bool:
     return _enabled
 
 
+def _span_key() -> str | None:
+    """The context key ``trace.set_span_in_context`` writes, found through that public function
+    (not OpenTelemetry's private name): the middleware builds a request's context as one dict,
+    the stage wrappers read the current span straight from it."""
+    probe = NonRecordingSpan(trace.INVALID_SPAN.get_span_context())
+    keys = list(trace.set_span_in_context(probe, Context()))
+    if len(keys) == 1 and trace.get_current_span(Context({keys[0]: probe})) is probe:
+        return keys[0]
+    return None  # pragma: no cover
+
+
+SPAN_KEY = _span_key()
+
+
 # The request being recorded, set by the middleware for the request's duration (reset in its
 # finally, so nothing outlives the request on a keep-alive connection's context).
 _CURRENT: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("mltrace.deferred", default=None)

@@ -37,6 +37,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from .. import semconv
+from ._deferred import SPAN_KEY, DeferredSpan
 from ._guarded import record_attributes, record_drift_output, record_error
 
 if TYPE_CHECKING:
@@ -165,7 +166,9 @@ class Calls:
             nested(1)  # before the start: a recursion that runs out of stack does so in the start
         try:  # spec.start, inlined: one frame fewer at the bottom of a recursion, and ~50 ns
             context = otel_context.get_current()
-            parent = trace.get_current_span(context)
+            parent = context.get(SPAN_KEY)  # type: ignore[arg-type]  # a deferred request's span: read as it is
+            if type(parent) is not DeferredSpan:
+                parent = trace.get_current_span(context)
             if parent.is_recording():
                 span, attach = spec.start_recorded(args, kwargs, context, parent)
                 return span, otel_context.attach(attach), depth
@@ -248,7 +251,9 @@ class AsyncCalls(Calls):
             nested(1)
         try:  # as in Calls.enter, inlined for the depth
             context = otel_context.get_current()
-            parent = trace.get_current_span(context)
+            parent = context.get(SPAN_KEY)  # type: ignore[arg-type]  # a deferred request's span: read as it is
+            if type(parent) is not DeferredSpan:
+                parent = trace.get_current_span(context)
             if parent.is_recording():
                 span, attach = spec.start_recorded(args, kwargs, context, parent)
                 token: object | None = otel_context.attach(attach)
