@@ -31,7 +31,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, 
 from time import time_ns
 from typing import Any, Protocol, TypeVar, overload
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from .. import semconv
@@ -41,7 +43,7 @@ from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference
 from ..genai import embedding_attributes
 from ..genai._watch import GenerateSpec
 from . import _deferred
-from ._deferred import DeferredSpan
+from ._deferred import SPAN_KEY, DeferredSpan
 from ._guarded import Guard, record_attributes, record_drift, record_drift_output, record_summary, summary_attributes
 from ._lifetime import AsyncCalls, Calls, Stream
 from ._stage import stage_attributes
@@ -119,9 +121,10 @@ class _Spec:
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
         """The stage's span for a call with these arguments, and whether it is ours to end."""
-        parent = trace.get_current_span()
+        context = otel_context.get_current()
+        parent = trace.get_current_span(context)
         if parent.is_recording():
-            return self.start_recorded(args, kwargs)
+            return self.start_recorded(args, kwargs, context, parent)[0], True
         return self.start_under(parent, args, kwargs)
 
     def start_under(self, parent: Span, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
@@ -146,32 +149,47 @@ class _Spec:
             record_drift(span, self.drift, x)
         return span, started
 
-    def start_recorded(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
-        """Under a recording parent (so, with parent-based sampling, a recording stage): the
-        input's attributes go in with the span's start attributes, one SDK attribute pass
-        instead of two. The start time is taken first, so the stage still includes them."""
+    def start_recorded(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], context: Context, parent: Span
+    ) -> tuple[Span, Context]:
+        """Under a recording parent (so, with parent-based sampling, a recording stage), given the
+        current ``context`` and its span ``parent`` (looked up once by the caller): the span, and
+        the context to attach while the function runs.
+
+        In a deferred request the span is a light one made directly (not through
+        ``TRACER.start_span``, whose lookups the caller did already) and the input summarised
+        after the response when it is cheap to copy. Otherwise the input's attributes go in with the span's start
+        attributes, one SDK attribute pass instead of two. The start time is taken first either
+        way, so the stage still includes them."""
         start_time = time_ns()
         x = self.input_of(args, kwargs)
         attrs = self.attrs
-        if _deferred._enabled and self.record_input and not self.keys_only and SETTINGS.summaries:
-            span = TRACER.start_span(self.name, attributes=attrs, start_time=start_time)
-            if type(span) is not DeferredSpan or not span.defer_summary(semconv.ML_INPUT_PREFIX, x):
-                record_summary(span, semconv.ML_INPUT_PREFIX, x)  # summarised now, as below
-            if self.drift is not None:
-                record_drift(span, self.drift, x)
-            return span, True
-        extra: dict[str, Any] = {}
-        guard = Guard(None, "summary ml.input")  # no span yet: noted on it once made
-        with guard:  # summarize never raises; a broken setting might
-            extra = self._input_attributes(x)
-        if extra:
-            attrs = {**attrs, **extra}
-        span = TRACER.start_span(self.name, attributes=attrs, start_time=start_time)
-        if guard.error is not None:
+        later = _deferred._enabled and self.record_input and not self.keys_only and SETTINGS.summaries
+        guard = None
+        if not later:
+            extra: dict[str, Any] = {}
+            guard = Guard(None, "summary ml.input")  # no span yet: noted on it once made
+            with guard:  # summarize never raises; a broken setting might
+                extra = self._input_attributes(x)
+            if extra:
+                attrs = {**attrs, **extra}
+        span = _deferred.start_stage(self.name, attrs, start_time, context, parent) if _deferred._enabled else None
+        if span is None:  # no deferred request here: the SDK's span, as before
+            span = TRACER.get().start_span(self.name, attributes=attrs, start_time=start_time)
+        # ``context`` is still the current one when only our own code ran since it was looked up
+        # (no summary of a user object now, no drift scorer): then the span's context is built on
+        # it, not on a third lookup.
+        fresh = type(span) is DeferredSpan and self.drift is None
+        if later and (type(span) is not DeferredSpan or not span.defer_summary(semconv.ML_INPUT_PREFIX, x)):
+            fresh = False
+            record_summary(span, semconv.ML_INPUT_PREFIX, x)  # summarised now, guarded
+        if guard is not None and guard.error is not None:
             guard.note(span)
         if self.drift is not None:
             record_drift(span, self.drift, x)
-        return span, True
+        if fresh and SPAN_KEY is not None:  # set_span_in_context's dict, without its two calls
+            return span, Context({**context, SPAN_KEY: span})
+        return span, trace.set_span_in_context(span, context if fresh else None)
 
     def _input_attributes(self, x: Any) -> dict[str, Any]:
         """What the stage records of its input: a feature lookup's key count, else the summary."""

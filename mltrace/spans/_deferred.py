@@ -82,6 +82,20 @@ def deferred_enabled() -> bool:
     return _enabled
 
 
+def _span_key() -> str | None:
+    """The context key ``trace.set_span_in_context`` writes, found through that public function
+    (not OpenTelemetry's private name): the middleware builds a request's context as one dict,
+    the stage wrappers read the current span straight from it."""
+    probe = NonRecordingSpan(trace.INVALID_SPAN.get_span_context())
+    keys = list(trace.set_span_in_context(probe, Context()))
+    if len(keys) == 1 and trace.get_current_span(Context({keys[0]: probe})) is probe:
+        return keys[0]
+    return None  # pragma: no cover
+
+
+SPAN_KEY = _span_key()
+
+
 # The request being recorded, set by the middleware for the request's duration (reset in its
 # finally, so nothing outlives the request on a keep-alive connection's context).
 _CURRENT: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("mltrace.deferred", default=None)
@@ -408,13 +422,23 @@ def _start(
     )
     if not tracer._is_enabled():
         return NonRecordingSpan(parent)  # type: ignore[arg-type]  # as the SDK does
-    if parent is None or not parent.is_valid:
+    # The parent's fields read once: unpacked from the tuple where its layout is the one checked
+    # at import (each property is a Python call: ~0.3 µs a span in all), else through them.
+    if parent is None:
+        valid = False
+    elif _TUPLE_CONTEXT and type(parent) is SpanContext:
+        parent_trace_id, _, parent_remote, parent_flags, parent_state, valid = parent
+    else:
+        parent_trace_id, parent_remote, parent_flags, parent_state, valid = (
+            parent.trace_id, parent.is_remote, parent.trace_flags, parent.trace_state, parent.is_valid
+        )
+    if not valid:
         parent = None
         trace_id = decided.trace_id if decided is not None else tracer.id_generator.generate_trace_id()
     else:
-        trace_id = parent.trace_id
+        trace_id = parent_trace_id
     trace_state: TraceState | None
-    rule = _child_rule(tracer.sampler) if parent is not None and parent.trace_flags.sampled else None
+    rule = _child_rule(tracer.sampler) if parent is not None and parent_flags.sampled else None
     if decided is not None:
         # An attribute-blind sampler's answer to None, merged as it merges (its additions last)
         result = decided.result
@@ -422,15 +446,15 @@ def _start(
         start_attributes = {**attributes, **result.attributes} if result.attributes and attributes else (
             result.attributes or attributes
         )
-    elif rule is not None and parent is not None and not parent.is_remote:
+    elif rule is not None and parent is not None and not parent_remote:
         # What the sampler answers for a local sampled parent, without the call (~1.3 µs)
-        decision, trace_state = Decision.RECORD_AND_SAMPLE, parent.trace_state
+        decision, trace_state = Decision.RECORD_AND_SAMPLE, parent_state
         start_attributes = attributes if rule is _AS_GIVEN else rule(trace_state, attributes)
     else:
         result = tracer.sampler.should_sample(context, trace_id, name, kind, attributes, links)
         decision, start_attributes, trace_state = result.decision, result.attributes, result.trace_state
     sampled = decision is Decision.RECORD_AND_SAMPLE
-    random_id = tracer.id_generator.is_trace_id_random() if parent is None else parent.trace_flags.random_trace_id
+    random_id = tracer.id_generator.is_trace_id_random() if parent is None else parent_flags.random_trace_id
     flags = _FLAGS[sampled, bool(random_id)]
     span_id = tracer.id_generator.generate_span_id()
     if _TUPLE_CONTEXT and parent is not None and 0 < span_id <= _MAX_SPAN_ID:
@@ -700,6 +724,25 @@ def start_child(
         # the SDK's own spans, as without deferral.
         return None
     return _start(request, name, context, kind, attributes, links, start_time, None, parent)
+
+
+def start_stage(
+    name: str,
+    attributes: types.Attributes,
+    start_time: int | None,
+    context: Context,
+    parent: trace.Span,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> trace.Span | None:
+    """:func:`start_child` for the stage wrappers, which looked up the current ``context`` and its
+    span (``parent``) already: each lookup again cost ~0.2 µs, four stages a request."""
+    request = _CURRENT.get()
+    if request is None or request.flushed:
+        return None
+    parent_context = parent.get_span_context()
+    if parent_context.trace_id != request.trace_id:
+        return None  # another trace: as in start_child
+    return _start(request, name, context, kind, attributes, None, start_time, None, parent_context)
 
 
 # -- handing spans over ---------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from .. import semconv
+from ._deferred import SPAN_KEY, DeferredSpan
 from ._guarded import record_attributes, record_drift_output, record_error
 
 if TYPE_CHECKING:
@@ -164,10 +165,14 @@ class Calls:
         if depth:
             nested(1)  # before the start: a recursion that runs out of stack does so in the start
         try:  # spec.start, inlined: one frame fewer at the bottom of a recursion, and ~50 ns
-            parent = trace.get_current_span()
-            span, started = spec.start_recorded(args, kwargs) if parent.is_recording() else spec.start_under(
-                parent, args, kwargs
-            )
+            context = otel_context.get_current()
+            parent = context.get(SPAN_KEY)  # type: ignore[arg-type]  # a deferred request's span: read as it is
+            if type(parent) is not DeferredSpan:
+                parent = trace.get_current_span(context)
+            if parent.is_recording():
+                span, attach = spec.start_recorded(args, kwargs, context, parent)
+                return span, otel_context.attach(attach), depth
+            span, started = spec.start_under(parent, args, kwargs)
             return span, otel_context.attach(trace.set_span_in_context(span)) if started else None, depth
         except BaseException:  # returned()/failed() will not run: give the depth back (a RecursionError lands here)
             spec.depth -= 1  # inline, not self._unnest: at the edge of the stack a frame is one too many
@@ -245,11 +250,16 @@ class AsyncCalls(Calls):
         if level:
             nested(1)
         try:  # as in Calls.enter, inlined for the depth
-            parent = trace.get_current_span()
-            span, started = spec.start_recorded(args, kwargs) if parent.is_recording() else spec.start_under(
-                parent, args, kwargs
-            )
-            token = otel_context.attach(trace.set_span_in_context(span)) if started else None
+            context = otel_context.get_current()
+            parent = context.get(SPAN_KEY)  # type: ignore[arg-type]  # a deferred request's span: read as it is
+            if type(parent) is not DeferredSpan:
+                parent = trace.get_current_span(context)
+            if parent.is_recording():
+                span, attach = spec.start_recorded(args, kwargs, context, parent)
+                token: object | None = otel_context.attach(attach)
+            else:
+                span, started = spec.start_under(parent, args, kwargs)
+                token = otel_context.attach(trace.set_span_in_context(span)) if started else None
         except BaseException:
             depth.reset(reset)
             if level:

@@ -48,17 +48,7 @@ if TYPE_CHECKING:
 _SERVED_KEY = otel_context.create_key("mltrace-served-request")
 
 
-def _span_key() -> str | None:
-    """The context key ``trace.set_span_in_context`` writes, found through that public function
-    (not OpenTelemetry's private name): a sampled-out request's context is then built as one dict."""
-    probe = trace.NonRecordingSpan(INVALID_SPAN.get_span_context())
-    keys = list(trace.set_span_in_context(probe, Context()))
-    if len(keys) == 1 and trace.get_current_span(Context({keys[0]: probe})) is probe:
-        return keys[0]
-    return None  # pragma: no cover
-
-
-_SPAN_KEY = _span_key()
+_SPAN_KEY = _deferred.SPAN_KEY
 _NONE_WANTED: frozenset[bytes] = frozenset()
 _attach, _detach = otel_context.attach, otel_context.detach  # module globals: one lookup less a call
 # What an app raises because its client went away (Starlette's ClientDisconnect, an ASGI 2.4
