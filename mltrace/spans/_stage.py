@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind
 
 from .. import semconv
 from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference) resolves
 from ..genai import _semconv as gsc
 from ..genai._watch import active
 from . import _deferred
-from ._deferred import DeferredSpan
+from ._deferred import SPAN_KEY, DeferredSpan
 from ._guarded import record_attributes, record_drift, record_drift_output, record_summary
-from ._lifetime import Lifetime, Scope
+from ._lifetime import QUICK, Lifetime, Scope, get_current
 from ._tracer import start_child
 
 
@@ -175,8 +174,16 @@ class StageScope(Scope[Stage], Lifetime):
         self.started = False  # the Lifetime's fields are this scope's: no object per ``with``
 
     def _open(self) -> Stage:
+        context = get_current()
+        parent = context.get(SPAN_KEY)  # type: ignore[arg-type]
+        if type(parent) is NonRecordingSpan and QUICK:  # see _lifetime.QUICK
+            sc = parent._context
+            if type(sc) is SpanContext and sc[5] and not sc[3] & 1:
+                # start_child's sampled-out answer (drift or not: the Stage scores it when told):
+                # the parent, not started, nothing attached.
+                self.span, self.started, self.token = parent, False, None
+                return Stage(parent, self._drift)
         if _deferred._enabled:  # start_child's deferred path, the context looked up once (~1 µs)
-            context = otel_context.get_current()
             parent = trace.get_current_span(context)
             if parent.is_recording():
                 span = _deferred.start_stage(self._name, self._attrs, None, context, parent, self._kind)
