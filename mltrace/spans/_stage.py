@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 from opentelemetry import trace
@@ -200,6 +201,22 @@ class StageScope(Scope[Stage], Lifetime):
     def _close(self, exc: BaseException | None) -> None:
         self.close(exc)
 
+    # Scope's, one call fewer each way (a sampled-out request's stage: ~0.1 µs of its ~1.1);
+    # __enter__ is _open itself (no subclass here overrides _open)
+    __enter__ = _open
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.started:
+            self.close(exc)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.started:
+            self.close(exc)
+
 
 def stage(
     name: str,
@@ -218,6 +235,11 @@ def stage(
     """
     if not isinstance(name, str) or not name:
         raise TypeError("stage name must be a non-empty string")
+    if model is None and version is None and framework is None and store is None and not attributes:
+        # the common ``stage("name")``: stage_attributes' answer without its keyword call, and no
+        # keyword argument to StageScope (together ~0.2 µs of a sampled-out stage's ~1.2)
+        attrs: dict[str, Any] = {semconv.ML_STAGE: name}
+        return StageScope(name, attrs) if drift is None else StageScope(name, attrs, drift=drift)
     attrs = stage_attributes(
         name, model=model, version=version, framework=framework, store=store, attributes=attributes
     )
