@@ -28,13 +28,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
+from sys import getrecursionlimit, setrecursionlimit
 from time import time_ns
 from typing import Any, Protocol, TypeVar, overload
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext
 
 from .. import semconv
 from .._errors import InvalidArgumentError
@@ -45,7 +45,7 @@ from ..genai._watch import GenerateSpec
 from . import _deferred
 from ._deferred import SPAN_KEY, DeferredSpan
 from ._guarded import Guard, record_attributes, record_drift, record_drift_output, record_summary, summary_attributes
-from ._lifetime import AsyncCalls, Calls, Stream
+from ._lifetime import QUICK, AsyncCalls, Calls, Stream, get_current, limit_lock, nested
 from ._stage import stage_attributes
 from ._tracer import TRACER, start_child
 
@@ -121,7 +121,12 @@ class _Spec:
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, bool]:
         """The stage's span for a call with these arguments, and whether it is ours to end."""
-        context = otel_context.get_current()
+        context = get_current()
+        parent = context.get(SPAN_KEY)  # type: ignore[arg-type]
+        if type(parent) is NonRecordingSpan and self.drift is None and QUICK:  # see _lifetime.QUICK
+            sc = parent._context
+            if type(sc) is SpanContext and sc[5] and not sc[3] & 1:
+                return parent, False
         parent = trace.get_current_span(context)
         if parent.is_recording():
             return self.start_recorded(args, kwargs, context, parent)[0], True
@@ -292,10 +297,30 @@ def _wrap_sync(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     # One frame per call (this one): the lifetime's steps run before and after ``func``, not
     # around it, so they do not stack up under recursion.
     calls = Calls(spec)
+    quick = QUICK and spec.drift is None  # a sampled-out request's call may skip the lifetime
 
     @_wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        span, token, undo = calls.enter(args, kwargs)
+        context = get_current()
+        parent = context.get(SPAN_KEY)  # type: ignore[arg-type]
+        if type(parent) is NonRecordingSpan and quick:  # see _lifetime.QUICK
+            sc = parent._context
+            if type(sc) is SpanContext and sc[5] and not sc[3] & 1:
+                # Nothing to start, attach or record: only the nesting, as enter/returned count it.
+                depth = spec.depth
+                raised = depth and nested(1)  # false: the limit is unchanged (the edge of the stack)
+                spec.depth = depth + 1
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    spec.depth -= 1
+                    if raised:  # nested(-1), inline: see _lifetime.QUICK
+                        with limit_lock:
+                            try:  # noqa: SIM105 (no contextlib frame at the edge of the stack)
+                                setrecursionlimit(getrecursionlimit() - 1)
+                            except RecursionError:
+                                pass
+        span, token, undo = calls.enter(args, kwargs, context, parent)
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
@@ -308,10 +333,30 @@ def _wrap_sync(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 
 def _wrap_async(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     calls = AsyncCalls(spec)
+    quick = QUICK and spec.drift is None  # as in _wrap_sync
+    depth = calls.depth
 
     @_wraps(func)
     async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-        span, token, undo = calls.enter(args, kwargs)
+        context = get_current()
+        parent = context.get(SPAN_KEY)  # type: ignore[arg-type]
+        if type(parent) is NonRecordingSpan and quick:  # see _lifetime.QUICK
+            sc = parent._context
+            if type(sc) is SpanContext and sc[5] and not sc[3] & 1:
+                level = depth.get()  # nesting per task, as AsyncCalls.enter/_unnest count it
+                raised = level and nested(1)
+                reset = depth.set(level + 1)
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    depth.reset(reset)
+                    if raised:  # nested(-1), inline: see _lifetime.QUICK
+                        with limit_lock:
+                            try:  # noqa: SIM105 (no contextlib frame at the edge of the stack)
+                                setrecursionlimit(getrecursionlimit() - 1)
+                            except RecursionError:
+                                pass
+        span, token, undo = calls.enter(args, kwargs, context, parent)
         try:
             result = await func(*args, **kwargs)
         except BaseException as exc:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind
 
 from .. import semconv
 from ..drift import DriftScorer  # at run time: get_type_hints(mltrace.inference) resolves
 from ..genai import _semconv as gsc
 from ..genai._watch import active
 from . import _deferred
-from ._deferred import DeferredSpan
+from ._deferred import SPAN_KEY, DeferredSpan
 from ._guarded import record_attributes, record_drift, record_drift_output, record_summary
-from ._lifetime import Lifetime, Scope
+from ._lifetime import QUICK, Lifetime, Scope, get_current
 from ._tracer import start_child
 
 
@@ -175,8 +175,16 @@ class StageScope(Scope[Stage], Lifetime):
         self.started = False  # the Lifetime's fields are this scope's: no object per ``with``
 
     def _open(self) -> Stage:
+        context = get_current()
+        parent = context.get(SPAN_KEY)  # type: ignore[arg-type]
+        if type(parent) is NonRecordingSpan and QUICK:  # see _lifetime.QUICK
+            sc = parent._context
+            if type(sc) is SpanContext and sc[5] and not sc[3] & 1:
+                # start_child's sampled-out answer (drift or not: the Stage scores it when told):
+                # the parent, not started, nothing attached.
+                self.span, self.started, self.token = parent, False, None
+                return Stage(parent, self._drift)
         if _deferred._enabled:  # start_child's deferred path, the context looked up once (~1 µs)
-            context = otel_context.get_current()
             parent = trace.get_current_span(context)
             if parent.is_recording():
                 span = _deferred.start_stage(self._name, self._attrs, None, context, parent, self._kind)
@@ -192,6 +200,22 @@ class StageScope(Scope[Stage], Lifetime):
 
     def _close(self, exc: BaseException | None) -> None:
         self.close(exc)
+
+    # Scope's, one call fewer each way (a sampled-out request's stage: ~0.1 µs of its ~1.1);
+    # __enter__ is _open itself (no subclass here overrides _open)
+    __enter__ = _open
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.started:
+            self.close(exc)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.started:
+            self.close(exc)
 
 
 def stage(
@@ -211,6 +235,11 @@ def stage(
     """
     if not isinstance(name, str) or not name:
         raise TypeError("stage name must be a non-empty string")
+    if model is None and version is None and framework is None and store is None and not attributes:
+        # the common ``stage("name")``: stage_attributes' answer without its keyword call, and no
+        # keyword argument to StageScope (together ~0.2 µs of a sampled-out stage's ~1.2)
+        attrs: dict[str, Any] = {semconv.ML_STAGE: name}
+        return StageScope(name, attrs) if drift is None else StageScope(name, attrs, drift=drift)
     attrs = stage_attributes(
         name, model=model, version=version, framework=framework, store=store, attributes=attributes
     )
