@@ -23,13 +23,13 @@ def test_one_attr_value_alias() -> None:
     assert set(typing.get_args(_types.AttrValue)) == {*scalars, *(Sequence[t] for t in scalars)}
     otel = typing.get_args(otel_types.AttributeValue)  # OTel's API accepts all of them (AnyValue)
     assert set(scalars) <= set(otel) and any(typing.get_origin(t) is Sequence for t in otel)
-    # no second alias beside it (query/_model.py's AttributeValue is unused; store's file this session)
+    # no second alias beside it
     package = Path(mltrace.__file__).parent
     defined = [
         str(p.relative_to(package)) for p in package.rglob("*.py")
         if re.search(r"^(AttrValue|AttributeValue)\b.*=", p.read_text(), re.M)
     ]
-    assert sorted(defined) == ["_types.py", "query/_model.py"]
+    assert defined == ["_types.py"]
 
 
 def test_drift_monitor_is_a_scorer() -> None:

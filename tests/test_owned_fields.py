@@ -1,6 +1,6 @@
 """Classes own their private fields: ``CaptureRules`` answers deny/allow/redact questions itself and
-``DriftMonitor`` reports its cached window state, instead of other modules reading ``_compiled``,
-``_allow``, ``_deny``, ``_deny_keys`` or ``_window``."""
+``DriftMonitor`` reports its cached window state and its bin totals, instead of other modules reading
+``_compiled``, ``_allow``, ``_deny``, ``_deny_keys``, ``_window``, ``_inputs`` or ``_lock``."""
 
 from __future__ import annotations
 
@@ -45,10 +45,24 @@ def test_monitor_reports_its_window_state() -> None:
     assert (snap.window_score, snap.alert, snap.psi) == (score, alert, psi)
 
 
+def test_monitor_reports_its_bin_totals() -> None:
+    rng = np.random.default_rng(2)
+    profile = mltrace.ReferenceProfile.from_data(rng.normal(size=(2000, 2)), feature_names=["a", "b"])
+    monitor = mltrace.DriftMonitor(profile, window=50, recompute_every=1000)
+    totals, n_codes, names = monitor.bin_totals()
+    assert names == ("a", "b") and totals.shape == (2 * n_codes,) and totals.sum() == 0
+    for row in rng.normal(size=(120, 2)):  # single rows: their counts are deferred until read
+        monitor.score(row)
+    totals, _, _ = monitor.bin_totals()
+    # every row counted once per feature, past the window's 50 too; a copy, not the live array
+    assert totals.reshape(2, n_codes).sum(axis=1).tolist() == [120, 120]
+    totals[:] = 0
+    assert monitor.bin_totals()[0].sum() == 240
+
+
 def test_no_reads_of_these_private_fields_from_outside() -> None:
-    pattern = re.compile(r"\b(?!self\b)\w+\.(_compiled|_allow|_deny|_deny_keys|_window)\b")
+    pattern = re.compile(r"\b(?!self\b)\w+\.(_compiled|_allow|_deny|_deny_keys|_window|_inputs|_lock)\b")
     owners = {"privacy/_rules.py", "drift/_monitor.py"}
-    # export/_drift_metrics.py (another branch's file this session) still reads monitor._inputs/_lock
     offenders = [
         f"{path.relative_to(PACKAGE)}:{n}"
         for path in PACKAGE.rglob("*.py")

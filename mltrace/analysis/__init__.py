@@ -13,10 +13,12 @@ from ._errors import UnknownStage
 from ._lineage import lineage, predictions_for_input, trace_lineage
 from ._reports import (
     AccuracyReport,
+    DiffReport,
     DriftReport,
     FingerprintReport,
     LineageReport,
     ShowReport,
+    SlowReport,
     StatsReport,
 )
 from ._show import show_trace, trace_tree
@@ -27,10 +29,12 @@ __all__ = [
     "NETWORK",
     "UNACCOUNTED",
     "AccuracyReport",
+    "DiffReport",
     "DriftReport",
     "FingerprintReport",
     "LineageReport",
     "ShowReport",
+    "SlowReport",
     "StatsReport",
     "UnknownStage",
     "accuracy",

@@ -8,17 +8,18 @@ service and entry span name (route), the one with the median duration.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from ..query import Trace, TraceNotFound, TraceSource, parse_duration
 from ._attributes import trace_attributes
 from ._breakdown import stage_breakdown, stage_order
 from ._critical_path import critical_path, path_by_stage
+from ._reports import DiffAttribute, DiffReport, DiffSide, DiffStage, TraceDiff
 
 TYPICAL_SCAN = 2_000  # recent traces among which the typical one is chosen
 
 
-def _side(trace: Trace) -> dict[str, Any]:
+def _side(trace: Trace) -> DiffSide:
     root = trace.root
     return {
         "trace_id": trace.trace_id,
@@ -30,11 +31,11 @@ def _side(trace: Trace) -> dict[str, Any]:
     }
 
 
-def diff_traces(a: Trace, b: Trace) -> dict[str, Any]:
+def diff_traces(a: Trace, b: Trace) -> TraceDiff:
     """``a`` beside ``b`` as plain data (``mltrace diff --json``)."""
     sa, sb = stage_breakdown(a), stage_breakdown(b)
     pa, pb = path_by_stage(critical_path(a)), path_by_stage(critical_path(b))
-    stages: list[dict[str, Any]] = []
+    stages: list[DiffStage] = []
     for name in stage_order(set(sa) | set(sb)):
         x, y = sa.get(name, 0.0), sb.get(name, 0.0)
         stages.append({
@@ -47,7 +48,7 @@ def diff_traces(a: Trace, b: Trace) -> dict[str, Any]:
             "b_critical_ms": pb.get(name, 0.0),
         })
     aa, ab = trace_attributes(a), trace_attributes(b)
-    attributes = [
+    attributes: list[DiffAttribute] = [
         {"attribute": k, "a": aa.get(k), "b": ab.get(k), "differs": aa.get(k) != ab.get(k)}
         for k in sorted(set(aa) | set(ab))
     ]
@@ -76,9 +77,10 @@ def typical_trace(source: TraceSource, like: Trace, since: str | float | None = 
 
 def diff(
     source: TraceSource, trace_a: str, trace_b: str | None = None, *, since: str | float | None = "1h"
-) -> dict[str, Any]:
+) -> DiffReport:
     """``trace_a`` beside ``trace_b``, or beside a typical trace of its route when ``trace_b`` is None."""
     a = source.get_trace(trace_a)
+    chosen: Literal["given", "typical"]
     if trace_b is not None:
         b = source.get_trace(trace_b)
         chosen = "given"

@@ -98,7 +98,7 @@ def analyze_slow_generation(traces: list[Trace], *, by: str = "ttft", limit: int
     rows = []
     for i in np.argsort(-metric, kind="stable")[:limit]:
         t = gen[int(i)]
-        row = _trace_row(pop, int(i), highlight)
+        row: dict[str, Any] = {**_trace_row(pop, int(i), highlight)}  # gains a key named after the metric
         row["stages"].pop(by, None)
         row.update({
             f"{by}_ms": round(float(metric[int(i)]), 3),

@@ -1,16 +1,18 @@
-"""The ``--json`` contracts of ``stats``, ``show``, ``lineage``, ``drift`` and ``accuracy``, as
-TypedDicts: what each analysis function returns and each command prints, field by field.
+"""The ``--json`` contracts of ``slow``, ``stats``, ``show``, ``diff``, ``lineage``, ``drift`` and
+``accuracy``, as TypedDicts: what each analysis function returns and each command prints, field by
+field.
 
 The functions build plain dicts (JSON-ready, no conversion on output); these types let mypy check
 that every field is set with the right kind of value, and tests/cli/test_json_contracts.py checks both
 that real outputs carry exactly these fields and that every field docs/cli.md names is one of them.
-``slow``'s report lives with its function (mltrace.analysis._slow, another owner this session).
+(``slow --by ttft|tpot``, the generation report, is still a plain dict: its rows carry a key named
+after the metric.)
 Keys that are not identifiers (``"2xx"``) use the functional TypedDict form. No ``from __future__
 import annotations`` here: Python 3.11's TypedDict reads ``NotRequired`` only from evaluated
 annotations (with string ones every key counts as required at run time).
 """
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 # ---------------------------------------------------------------- shared pieces
 
@@ -30,6 +32,95 @@ StatusCounts = TypedDict(
     {"2xx": int, "3xx": int, "4xx": int, "5xx": int, "none": int, "1xx": NotRequired[int], "codes": dict[str, int]},
 )
 """Root spans' ``http.response.status_code`` by class, ``none`` without one, ``codes`` by code."""
+
+# ---------------------------------------------------------------- slow
+
+
+class SlowTraceRow(TypedDict):
+    """One listed trace: its duration, self time (ms) per stage, dominant stage, and the values of
+    the attributes the top causes name (those it has)."""
+
+    trace_id: str
+    duration_ms: float
+    start_us: int
+    name: str
+    service: str
+    error: bool
+    stages: dict[str, float]
+    dominant_stage: str | None
+    attributes: dict[str, Any]
+
+
+class StageExcess(TypedDict):
+    """One stage's mean self time (ms) in the slow set and in the rest, and its share of the extra."""
+
+    slow_ms: float
+    others_ms: float
+    share_of_extra: float
+
+
+class SameTraces(TypedDict):
+    """A condition that singles out exactly the traces its cause does (``same traces: ...``)."""
+
+    attribute: str
+    condition: str
+
+
+class CauseFinding(TypedDict):
+    """A cause as one stage's search finds it, before the causes are ranked."""
+
+    stage: str
+    attribute: str
+    condition: str  # ">= 1950", "== v2", "is set"
+    value: Any
+    reason: str
+    score: float  # separation x milliseconds added: what causes are ranked by
+    slowdown: float | None  # None when the stage takes no time without the condition
+    added_ms: float
+    median_ms_with: float
+    median_ms_without: float
+    slow_count: int
+    slow_total: int
+    other_count: int
+    other_total: int
+    separation: float
+    effect_size: float
+    given: list[str]  # causes of the same stage already set aside
+    also: NotRequired[list[SameTraces]]
+
+
+class SlowCause(CauseFinding):
+    """One ranked cause of the slow traces."""
+
+    rank: int
+
+
+class SlowAnalysis(TypedDict):
+    """:func:`mltrace.analysis.analyze_slow`: the slow-trace report for traces already fetched. With
+    no traces only ``scanned``, ``metric``, ``traces``, ``stages`` and ``causes`` are there."""
+
+    scanned: int
+    metric: str  # "duration", or the stage ranked by (--stage)
+    slow_count: NotRequired[int]
+    slow_threshold_ms: NotRequired[float | None]
+    median_ms: NotRequired[float]
+    requests: NotRequired[float]
+    traces: list[SlowTraceRow]
+    stages: dict[str, StageExcess]
+    dominant_stage: NotRequired[str | None]
+    causes: list[SlowCause]
+
+
+class SlowReport(SlowAnalysis):
+    """``mltrace slow --json`` / :func:`mltrace.analysis.slow_traces`."""
+
+    source: str
+    service: str | None
+    since: str | float | None
+    analysed: int  # traces the stage shares and causes come from
+    sampled: bool  # True: a uniform sample of the window
+    sample_weight: float  # the window's traces per analysed trace
+
 
 # ---------------------------------------------------------------- stats
 
@@ -171,6 +262,57 @@ class ShowReport(TraceTree):
     """``mltrace show TRACE_ID --json`` / :func:`mltrace.analysis.show_trace`."""
 
     source: str
+
+
+# ---------------------------------------------------------------- diff
+
+
+class DiffSide(TypedDict):
+    """One of the two traces compared."""
+
+    trace_id: str
+    name: str
+    service: str
+    start_us: int
+    duration_ms: float
+    error: bool
+
+
+class DiffStage(TypedDict):
+    """One stage: each trace's self time and time on its critical path (ms)."""
+
+    stage: str
+    a_ms: float
+    b_ms: float
+    delta_ms: float
+    ratio: float | None  # None when B spends no time in the stage
+    a_critical_ms: float
+    b_critical_ms: float
+
+
+class DiffAttribute(TypedDict):
+    attribute: str
+    a: Any
+    b: Any
+    differs: bool
+
+
+class TraceDiff(TypedDict):
+    """``a`` beside ``b``: :func:`mltrace.analysis._diff.diff_traces`."""
+
+    a: DiffSide
+    b: DiffSide
+    delta_ms: float
+    largest_stage_delta: str | None
+    stages: list[DiffStage]
+    attributes: list[DiffAttribute]  # those that differ first
+
+
+class DiffReport(TraceDiff):
+    """``mltrace diff TRACE_A [TRACE_B] --json``."""
+
+    source: str
+    b_chosen: Literal["given", "typical"]  # TRACE_B named, or the route's typical trace
 
 
 # ---------------------------------------------------------------- lineage

@@ -22,6 +22,7 @@ from ._effects import FAMILY_ALPHA, BoolArray, Column, Condition, FloatArray, fo
 from ._errors import UnknownStage
 from ._feedback import without_feedback
 from ._gc import paused_gc
+from ._reports import CauseFinding, SlowAnalysis, SlowCause, SlowReport, SlowTraceRow, StageExcess
 from ._weights import trace_weights, weighted_quantile
 from ._window import sample_indices
 
@@ -65,7 +66,7 @@ def _ms(value: float) -> str:
 
 def _cause(
     stage: str, cond: Condition, times: FloatArray, active: BoolArray, noise_ms: float, given: list[str]
-) -> dict[str, Any] | None:
+) -> CauseFinding | None:
     with_c, without = _median(times[cond.mask]), _median(times[active & ~cond.mask])
     delta = with_c - without
     if delta <= noise_ms or with_c < MIN_RATIO * without:
@@ -114,7 +115,7 @@ def _preference(attribute: str) -> int:
     return _PREFERRED.index(attribute) if attribute in _PREFERRED else len(_PREFERRED)
 
 
-def _stage_causes(pop: _Population, stage: str, noise: float) -> list[dict[str, Any]]:
+def _stage_causes(pop: _Population, stage: str, noise: float) -> list[CauseFinding]:
     """Causes of one stage's slow tail, found greedily: after each cause its traces are set aside
     and the rest examined again, so attributes that merely ride along with a cause (the largest
     value in a large batch) drop out, and a second, independent cause can surface."""
@@ -122,7 +123,7 @@ def _stage_causes(pop: _Population, stage: str, noise: float) -> list[dict[str, 
     n = len(times)
     active = np.ones(n, dtype=bool)
     given: list[str] = []
-    found: list[dict[str, Any]] = []
+    found: list[CauseFinding] = []
     for _ in range(MAX_PER_STAGE):
         idx = np.flatnonzero(active)
         if len(idx) < 2 * MIN_SLOW:
@@ -158,25 +159,24 @@ def _stage_causes(pop: _Population, stage: str, noise: float) -> list[dict[str, 
 
 def find_causes(
     pop: _Population, stages: list[str], metric: FloatArray, max_causes: int = MAX_CAUSES
-) -> list[dict[str, Any]]:
+) -> list[SlowCause]:
     """Ranked causes over ``stages``: per attribute, the stage it explains best. A cause must add
     at least ``MIN_ADDED`` of the slow threshold, so a 0.3 ms wobble in preprocessing is not
     listed beside a 40 ms inference slow path."""
     noise = MIN_ADDED * float(np.percentile(metric, 100 * SLOW_QUANTILE))
-    best: dict[str, dict[str, Any]] = {}
+    best: dict[str, CauseFinding] = {}
     for stage in stages:
         if stage not in pop.times:
             continue
         for cause in _stage_causes(pop, stage, noise):
-            if cause["score"] > best.get(cause["attribute"], {"score": 0.0})["score"]:
+            held = best.get(cause["attribute"])
+            if cause["score"] > (held["score"] if held is not None else 0.0):
                 best[cause["attribute"]] = cause
     ranked = sorted(best.values(), key=lambda c: (-c["score"], c["attribute"]))[:max_causes]
-    for i, cause in enumerate(ranked, 1):
-        cause["rank"] = i
-    return ranked
+    return [{**cause, "rank": i} for i, cause in enumerate(ranked, 1)]
 
 
-def _excess(pop: _Population, slow: np.ndarray) -> dict[str, Any]:
+def _excess(pop: _Population, slow: np.ndarray) -> dict[str, StageExcess]:
     """Per stage: mean self time in the slow set and in the rest, and its share of the extra time."""
     rows = {}
     for name in pop.names:
@@ -189,11 +189,11 @@ def _excess(pop: _Population, slow: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _trace_row(pop: _Population, i: int, highlight: list[str]) -> dict[str, Any]:
+def _trace_row(pop: _Population, i: int, highlight: list[str]) -> SlowTraceRow:
     return _row_of(pop.traces[i], highlight, pop.stages[i])
 
 
-def analyze_slow(traces: list[Trace], *, limit: int = 10, stage: str | None = None) -> dict[str, Any]:
+def analyze_slow(traces: list[Trace], *, limit: int = 10, stage: str | None = None) -> SlowAnalysis:
     """The slow-trace report for traces already fetched (what :func:`slow_traces` returns)."""
     if not traces:
         return {"scanned": 0, "metric": stage or "duration", "traces": [], "causes": [], "stages": {}}
@@ -224,7 +224,7 @@ def analyze_slow(traces: list[Trace], *, limit: int = 10, stage: str | None = No
     }
 
 
-def _row_of(trace: Trace, highlight: list[str], stages: dict[str, float] | None = None) -> dict[str, Any]:
+def _row_of(trace: Trace, highlight: list[str], stages: dict[str, float] | None = None) -> SlowTraceRow:
     """One listed trace: its duration, self time per stage, dominant stage, highlighted attributes."""
     rounded = {k: round(v, 3) for k, v in (stages if stages is not None else stage_breakdown(trace)).items()}
     root = trace.root
@@ -242,9 +242,9 @@ def _row_of(trace: Trace, highlight: list[str], stages: dict[str, float] | None 
 
 
 def _over_window(
-    source: Any, service: str | None, window: float | None, min_duration: float | None, limit: int,
-    stage: str | None, scan: int, progress: Any,
-) -> dict[str, Any]:
+    source: Any, service: str | None, since: str | float | None, window: float | None, min_duration: float | None,
+    limit: int, stage: str | None, scan: int, progress: Any,
+) -> SlowReport:
     """``slow`` over every trace in the window, for sources that can list a window cheaply (the
     local store's entry index): durations, the slow set, its threshold and the slowest traces
     from all of them; stage breakdowns and causes from all of them too when there are at most
@@ -255,7 +255,10 @@ def _over_window(
     win = source.trace_window(service, window, min_duration, progress=progress)
     n = len(win)
     if n == 0:
-        return analyze_slow([], limit=limit, stage=stage) | {"analysed": 0, "sampled": False, "sample_weight": 1.0}
+        return {
+            "source": source.url, "service": service, "since": since,
+            **analyze_slow([], limit=limit, stage=stage), "analysed": 0, "sampled": False, "sample_weight": 1.0,
+        }
     sample_ids = [win.trace_ids[i] for i in sample_indices(n, scan)]  # the draw sample_window makes
     sampled = len(sample_ids) < n
     top = np.argsort(-win.duration_ms, kind="stable")[:limit] if stage is None else np.array([], dtype=np.int64)
@@ -264,9 +267,10 @@ def _over_window(
     wanted = sample_ids + [t for t in top_ids if t not in in_sample]
     loaded = {t.trace_id: t for t in without_feedback(source.load(wanted, progress))}
     sample = [loaded[t] for t in sample_ids if t in loaded]
-    report = analyze_slow(sample, limit=limit, stage=stage)
-    report.update(scanned=n, analysed=len(sample), sampled=sampled,
-                  sample_weight=round(n / max(1, len(sample)), 3))
+    report: SlowReport = {
+        "source": source.url, "service": service, "since": since, **analyze_slow(sample, limit=limit, stage=stage),
+        "scanned": n, "analysed": len(sample), "sampled": sampled, "sample_weight": round(n / max(1, len(sample)), 3),
+    }
     if stage is None and sampled:
         # The window's own figures, not the sample's: every trace's duration is known.
         slow = top_mask(win.duration_ms, SLOW_QUANTILE, MIN_SLOW)
@@ -288,7 +292,7 @@ def slow_traces(
     scan: int = 10_000,
     min_duration: str | float | None = None,
     progress: Any = None,
-) -> dict[str, Any]:
+) -> SlowReport:
     """The slowest traces of ``service`` with per-stage breakdowns and ranked causes.
 
     Returns plain data (the ``mltrace slow --json`` contract): ``traces`` (each with ``trace_id``,
@@ -303,13 +307,14 @@ def slow_traces(
     window = parse_duration(since)
     if callable(getattr(source, "trace_window", None)):
         with paused_gc():
-            report = _over_window(
-                source, service, window, parse_duration(min_duration), limit, stage, scan, progress
+            return _over_window(
+                source, service, since, window, parse_duration(min_duration), limit, stage, scan, progress
             )
-        return {"source": source.url, "service": service, "since": since, **report}
     with paused_gc():
         traces = source.find_traces(service, window, scan, parse_duration(min_duration), progress=progress)
         report = analyze_slow(without_feedback(traces), limit=limit, stage=stage)
     # The newest `scan` traces, all analysed: the same fields as the whole-window answer.
-    report.update(analysed=report["scanned"], sampled=False, sample_weight=1.0)
-    return {"source": source.url, "service": service, "since": since, **report}
+    return {
+        "source": source.url, "service": service, "since": since,
+        **report, "analysed": report["scanned"], "sampled": False, "sample_weight": 1.0,
+    }

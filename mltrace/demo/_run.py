@@ -11,6 +11,7 @@ from .. import semconv
 from .._configure import configure
 from .._errors import ConfigurationError
 from ..analysis import analyze_slow, lineage, predictions_for_input, trace_tree
+from ..analysis._reports import SlowCause
 from ..query import SourceUnavailable, Trace, TraceSource, open_source
 from ._app import create_demo_app
 from ._model import MODEL_NAME, drift_monitor, load_model
@@ -57,7 +58,7 @@ def _wait_for(source: TraceSource, service: str, since: float, want: int, timeou
         time.sleep(0.5)
 
 
-def _planted(causes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _planted(causes: list[SlowCause]) -> list[dict[str, Any]]:
     out = []
     for p in PLANTED:
         match = next(

@@ -108,15 +108,6 @@ def _cdf_gap(ref: ArrayLike, cur: ArrayLike) -> FloatArray:
     return np.asarray(np.cumsum(p - q, axis=1), dtype=np.float64)
 
 
-def ks_binned(ref: ArrayLike, cur: ArrayLike) -> FloatArray:
-    """Kolmogorov–Smirnov statistic from binned samples: ``max |F_ref - F_cur|`` at bin edges.
-
-    It is never above the exact two-sample statistic and falls short of it by at most the
-    largest bin mass of either sample (the bin resolution).
-    """
-    return np.asarray(np.abs(_cdf_gap(ref, cur)).max(axis=1), dtype=np.float64)
-
-
 def wasserstein_binned(ref: ArrayLike, cur: ArrayLike, widths: ArrayLike) -> FloatArray:
     """First Wasserstein distance between two binned samples, mass uniform within each bin.
 
@@ -162,19 +153,6 @@ def wasserstein_from_gap(
     crossing /= spread
     total += np.einsum("ij,ij->i", crossing.reshape(rows, cols), widths)
     return np.asarray(total, dtype=np.float64)
-
-
-def chi_square(ref: ArrayLike, cur: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Pearson chi-square of the current counts against the smoothed reference proportions.
-
-    Returns ``(statistic, degrees_of_freedom, p_value)`` per feature; the degrees of freedom
-    count the bins non-empty in either sample, minus one.
-    """
-    r, c = _rows(ref), _rows(cur)
-    stat = chi_square_stat(r, c)
-    df = np.maximum(((r > 0) | (c > 0)).sum(axis=1) - 1, 1).astype(np.float64)
-    pvalue = np.array([chi2_sf(float(s), float(d)) for s, d in zip(stat, df, strict=True)])
-    return stat, df, pvalue
 
 
 def chi_square_stat(ref: ArrayLike, cur: ArrayLike) -> FloatArray:

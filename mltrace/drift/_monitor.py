@@ -324,6 +324,16 @@ class DriftMonitor:
             psi = {names[i]: float(state.psi[i]) for i in range(len(names)) if state.ready[i]}
         return score, alert, psi
 
+    def bin_totals(self) -> tuple[np.ndarray[Any, Any], int, tuple[str, ...]]:
+        """Every input row's bin counts since construction (:meth:`reset` keeps them), for the bin-count
+        metrics: a copy of the flat ``feature * n_codes + code`` totals, taken with the window's
+        deferred rows folded in under the lock its writer holds, then ``n_codes`` and the feature names."""
+        group = self._inputs
+        with self._lock:
+            group.ring.fold()
+            totals = group.ring.totals.copy()
+        return totals, group.g.n_codes, group.g.names
+
     def _due(self, pending: int) -> bool:
         if pending >= self.recompute_every:
             return True

@@ -108,13 +108,8 @@ def _bin_counts() -> dict[Key, float]:
     points: dict[Key, float] = {}
     replica = replica_id()
     for monitor in _registry.live():
-        group = monitor._inputs
-        with monitor._lock:  # the ring's writer holds it too
-            group.ring.fold()
-            totals = group.ring.totals.copy()
+        totals, n_codes, names = monitor.bin_totals()
         base = {**_attributes(monitor.model, monitor.profile.id), semconv.MLTRACE_REPLICA: replica}
-        n_codes = group.g.n_codes
-        names = group.g.names
         for flat in totals.nonzero()[0].tolist():
             feature, code = divmod(flat, n_codes)
             attrs = {**base, semconv.ML_DRIFT_FEATURE: names[feature], semconv.ML_DRIFT_BIN: str(code)}

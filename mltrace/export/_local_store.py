@@ -708,9 +708,3 @@ class LocalStoreExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True if self._writer is None else self._writer.flush(timeout_millis / 1000)
-
-
-def iter_rows(store: LocalStore, trace_ids: Sequence[str], chunk: int = 500) -> Iterator[list[dict[str, Any]]]:
-    """Rows for many traces, fetched ``chunk`` traces at a time (keeps SQL variables bounded)."""
-    for i in range(0, len(trace_ids), chunk):
-        yield store.traces(trace_ids[i : i + chunk])

@@ -9,8 +9,6 @@ from typing import Any
 
 from .. import semconv
 
-AttributeValue = str | bool | int | float | list[Any]
-
 
 @dataclass(frozen=True, slots=True)
 class Link:

@@ -1,4 +1,4 @@
-"""The ``--json`` contracts of stats, show, lineage, drift and accuracy are TypedDicts
+"""The ``--json`` contracts of slow, stats, show, diff, lineage, drift and accuracy are TypedDicts
 (``mltrace/analysis/_reports.py``): real outputs carry exactly their fields, and every field
 docs/cli.md names in a ``--json`` sentence is one of them."""
 
@@ -17,31 +17,42 @@ from _cli_traffic import Sent, seed_local
 import mltrace
 from mltrace.analysis import (
     AccuracyReport,
+    DiffReport,
     DriftReport,
     FingerprintReport,
     LineageReport,
     ShowReport,
+    SlowReport,
     StatsReport,
     accuracy,
     drift_history,
     lineage,
     predictions_for_input,
     show_trace,
+    slow_traces,
     trace_stats,
 )
+from mltrace.analysis._diff import diff
+from mltrace.analysis._reports import SlowAnalysis
 from mltrace.query import TraceSource, open_source
 
 DOC = Path(mltrace.__file__).parent.parent / "docs" / "cli.md"
 SERVICE = "contracts"
 
-# section heading in docs/cli.md -> the report types its `--json` sentences describe
+# section heading in docs/cli.md (or the start of a paragraph that describes other commands than
+# its section's, checked apart from it) -> the report types its `--json` sentences describe
 SECTIONS: dict[str, tuple[type, ...]] = {
+    "## `mltrace slow`": (SlowReport,),
     "## `mltrace stats`": (StatsReport,),
     "## `mltrace show TRACE_ID`": (ShowReport,),
+    "## `mltrace diff TRACE_A [TRACE_B]`": (DiffReport,),
     "## `mltrace lineage TRACE_ID` and `--fingerprint F`": (LineageReport, FingerprintReport),
     "## `mltrace drift`": (DriftReport,),
     "## `mltrace accuracy`": (AccuracyReport,),
+    "`stats` (with `--by`) and `drift` (from traces) take the same path": (StatsReport, DriftReport),  # in slow's
 }
+# subsections whose `--json` is another function's report, left out of the check
+UNTYPED = ("### `slow --by ttft`",)  # the generation report (analysis._generation), a plain dict
 
 
 def _typeddicts(tp: Any) -> Iterator[Any]:
@@ -54,7 +65,8 @@ def _typeddicts(tp: Any) -> Iterator[Any]:
 
 
 def _all_fields(tp: Any, seen: set[Any] | None = None) -> set[str]:
-    """Every field name in a TypedDict and the TypedDicts nested in it."""
+    """Every field name in a TypedDict and the TypedDicts nested in it, and the values of its
+    ``Literal`` fields (docs/cli.md names ``b_chosen``'s ``given`` and ``typical``)."""
     seen = set() if seen is None else seen
     if tp in seen:
         return set()
@@ -63,7 +75,15 @@ def _all_fields(tp: Any, seen: set[Any] | None = None) -> set[str]:
     for hint in typing.get_type_hints(tp).values():
         for inner in _typeddicts(hint):
             names |= _all_fields(inner, seen)
+        names |= {v for v in _literal_values(hint) if isinstance(v, str)}
     return names
+
+
+def _literal_values(tp: Any) -> set[Any]:
+    """The values a ``Literal`` type (or one inside it) allows."""
+    if typing.get_origin(tp) is typing.Literal:
+        return set(typing.get_args(tp))
+    return set().union(*(_literal_values(a) for a in typing.get_args(tp)))
 
 
 def _check(value: Any, tp: Any, where: str) -> None:
@@ -78,6 +98,8 @@ def _check(value: Any, tp: Any, where: str) -> None:
         hints = typing.get_type_hints(tp)
         for key in keys:
             _check(value[key], hints[key], f"{where}.{key}")
+    elif origin is typing.Literal:
+        assert value in typing.get_args(tp), f"{where}: {value!r} not one of {typing.get_args(tp)}"
     elif origin is list and isinstance(value, list):
         for i, item in enumerate(value):
             _check(item, typing.get_args(tp)[0], f"{where}[{i}]")
@@ -112,6 +134,34 @@ def test_real_outputs_have_exactly_the_typed_fields(seeded: tuple[TraceSource, S
     assert drift["count"] > 0 and drift["buckets"]
     _check(drift, DriftReport, "drift")
     _check(accuracy(source, since="10m"), AccuracyReport, "accuracy")
+    slow = slow_traces(source, service=SERVICE, since="10m")
+    assert slow["traces"] and slow["causes"] and slow["stages"]
+    _check(slow, SlowReport, "slow")
+    _check(slow_traces(source, service=SERVICE, since="10m", scan=20), SlowReport, "slow --scan 20")  # sampled
+    empty = slow_traces(source, service=SERVICE, since="10m", min_duration="1h")
+    assert empty["scanned"] == 0 and "slow_count" not in empty
+    _check(empty, SlowReport, "slow (no traces)")
+    _check(diff(source, tid, sent.trace_ids[4]), DiffReport, "diff")
+    _check(diff(source, tid), DiffReport, "diff (typical)")
+
+
+def test_slow_without_a_window_listing_has_the_same_fields(seeded: tuple[TraceSource, Sent]) -> None:
+    """A source without ``trace_window`` (the newest ``scan`` traces) answers with the same fields."""
+    source, _ = seeded
+
+    class Newest:  # hides trace_window
+        url = source.url
+
+        def find_traces(self, *args: Any, **kwargs: Any) -> Any:
+            return source.find_traces(*args, **kwargs)
+
+    report = slow_traces(Newest(), service=SERVICE, since="10m")  # type: ignore[arg-type]
+    assert report["causes"]
+    _check(report, SlowReport, "slow (newest)")
+    assert set(report) == set(slow_traces(source, service=SERVICE, since="10m"))
+    assert set(SlowReport.__required_keys__) - set(SlowAnalysis.__required_keys__) == {
+        "source", "service", "since", "analysed", "sampled", "sample_weight",
+    }
 
 
 def _json_sentences(section: str) -> list[str]:
@@ -132,11 +182,13 @@ def _json_sentences(section: str) -> list[str]:
 
 def _documented_fields(sentence: str) -> set[str]:
     """Field names in backticks: ``count``, ``"stage"`` inside ``[{"stage", ...}]``, and suffixes
-    written after a slash (```window_score_mean`/`_max``` names ``window_score_max``)."""
+    written after a slash (```window_score_mean`/`_max``` names ``window_score_max``); an owner
+    (```drift`'s``, a command) is not a field."""
     names: set[str] = set()
     last = ""
-    for chunk in re.findall(r"`([^`]+)`", sentence):
-        if chunk.startswith("--"):
+    for m in re.finditer(r"`([^`]+)`", sentence):
+        chunk = m.group(1)
+        if chunk.startswith("--") or sentence.startswith("'s", m.end()):
             continue
         if re.fullmatch(r"_[a-z0-9_]+", chunk) and last:
             names.add(last.rsplit("_", 1)[0] + chunk)
@@ -150,11 +202,23 @@ def _documented_fields(sentence: str) -> set[str]:
 
 def _sections() -> dict[str, str]:
     text = DOC.read_text()
-    out = {}
+    asides = {}
+    for key in SECTIONS:
+        if not key.startswith("## "):
+            start = text.index("\n\n" + key) + 2
+            asides[key] = text[start : text.index("\n\n", start)]
+    out = dict(asides)
     for heading in SECTIONS:
+        if heading in asides:
+            continue
         start = text.index(heading + "\n")
         end = text.find("\n## ", start + 1)
-        out[heading] = text[start : end if end != -1 else None]
+        section = text[start : end if end != -1 else None]
+        for sub in UNTYPED:
+            section = section.split("\n" + sub)[0] if sub in section else section
+        for aside in asides.values():
+            section = section.replace(aside, "")
+        out[heading] = section
     return out
 
 
@@ -171,7 +235,11 @@ def test_documented_json_fields_are_typed(heading: str) -> None:
 
 
 def test_field_parser_reads_the_doc_forms() -> None:
-    sentence = '`--json` has `outputs` (`[{"stage", "span_id"}]`), `score_p50`/`score_p95`, `window_score_mean`/`_max`.'
+    sentence = (
+        '`--json` has `outputs` (`[{"stage", "span_id"}]`), `score_p50`/`score_p95`, `window_score_mean`/`_max`; '
+        "`drift`'s `alert_requests`."
+    )
     assert _documented_fields(sentence) == {
         "outputs", "stage", "span_id", "score_p50", "score_p95", "window_score_mean", "window_score_max",
+        "alert_requests",
     }
