@@ -83,10 +83,10 @@ def _wait(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
-def _wrk(port: int, seconds: int) -> float:
+def _wrk(port: int, seconds: int, prefix: list[str]) -> float:
     script = HERE / "_wrk_post.lua"
     out = subprocess.run(
-        ["wrk", "-t1", "-c1", f"-d{seconds}s", "-s", str(script), "--latency", f"http://127.0.0.1:{port}/predict"],
+        [*prefix, "wrk", "-t1", "-c1", f"-d{seconds}s", "-s", str(script), "--latency", f"http://127.0.0.1:{port}/predict"],
         capture_output=True, text=True, check=True,
     ).stdout
     for line in out.splitlines():
@@ -95,11 +95,24 @@ def _wrk(port: int, seconds: int) -> float:
     raise RuntimeError(out)
 
 
-def http_cases(rounds: int = 5, n: int = 1000) -> dict[str, list[float]]:
+def _pinned(cpu: int | None) -> list[str]:
+    """``taskset -c CPU`` before a command, or nothing (no pinning, or no ``taskset``)."""
+    if cpu is None or shutil.which("taskset") is None:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
+def http_cases(rounds: int = 5, n: int = 1000, *, pin: bool = False) -> dict[str, list[float]]:
+    """``pin``: servers on CPU 0, load generators on CPU 1 (two CPUs or more), so work a server
+    does after a response cannot take the CPU the client needs to read it, as it cannot when the
+    client is another machine."""
     ports = {c: _free_port() for c in CASES}
     env = {**os.environ, "MLTRACE_EXPORTER": "none"}
+    pin_ok = pin and (os.cpu_count() or 1) >= 2
+    server_cpu, client_cpu = (_pinned(0), _pinned(1)) if pin_ok else ([], [])
     procs = [
-        subprocess.Popen([sys.executable, str(HERE / "_serve.py"), c, str(p)], env=env) for c, p in ports.items()
+        subprocess.Popen([*server_cpu, sys.executable, str(HERE / "_serve.py"), c, str(p)], env=env)
+        for c, p in ports.items()
     ]
     body = json.dumps([b.decode() for b in bodies(256)])  # distinct bodies, cycled
     use_wrk = shutil.which("wrk") is not None
@@ -108,21 +121,23 @@ def http_cases(rounds: int = 5, n: int = 1000) -> dict[str, list[float]]:
         for p in ports.values():
             _wait(p)
         for p in ports.values():  # warm up
-            subprocess.run([sys.executable, "-c", CLIENT, str(p), "200", body], check=True, capture_output=True)
+            warm = [*client_cpu, sys.executable, "-c", CLIENT, str(p), "200", body]
+            subprocess.run(warm, check=True, capture_output=True)
         for _ in range(rounds):
             for (c, p), proc in zip(ports.items(), procs, strict=True):
                 cpu0 = _cpu_seconds(proc.pid)
                 if use_wrk:
-                    results[c].append(_wrk(p, 3))
+                    results[c].append(_wrk(p, 3, client_cpu))
                 else:
                     out = subprocess.run(
-                        [sys.executable, "-c", CLIENT, str(p), str(n), body], check=True, capture_output=True, text=True
+                        [*client_cpu, sys.executable, "-c", CLIENT, str(p), str(n), body],
+                        check=True, capture_output=True, text=True,
                     ).stdout
                     results[c].append(float(out.strip()))
                 if not use_wrk:
                     CPU.setdefault(c, []).append((_cpu_seconds(proc.pid) - cpu0) / n * 1e6)
                 out = subprocess.run(
-                    [sys.executable, "-c", PACED_CLIENT, str(p), str(n // 2), str(PERIOD), body],
+                    [*client_cpu, sys.executable, "-c", PACED_CLIENT, str(p), str(n // 2), str(PERIOD), body],
                     check=True, capture_output=True, text=True,
                 ).stdout
                 PACED.setdefault(c, []).extend(json.loads(out))

@@ -2,6 +2,8 @@
 
     python benchmarks/overhead.py                 # in-process, raw ASGI calls
     python benchmarks/overhead.py --http          # plus uvicorn + a load generator over loopback
+    python benchmarks/overhead.py --http --pin    # servers and load generators on separate CPUs
+    python benchmarks/overhead.py --pause-ms 2    # in-process, idle 2 ms before each request
 
 Cases (ratios are to (a), measured interleaved in the same process):
   (a) no tracing          FastAPI with its native telemetry off, plain functions
@@ -93,6 +95,8 @@ BODIES = bodies()
 
 LATENCY: dict[str, list[float]] = {}  # per request: µs to the last body message
 CPU: dict[str, list[float]] = {}  # per round: CPU µs per request (process_time, all threads)
+PAUSE = 0.0  # seconds the event loop idles before each request (--pause-ms): caches go cold as
+# they do between a server's requests at moderate load; 0 = back to back (caches warm)
 
 
 async def time_case(app: Any, n: int, name: str = "") -> float:
@@ -102,6 +106,8 @@ async def time_case(app: Any, n: int, name: str = "") -> float:
     c0 = time.process_time()
     t0 = time.perf_counter()
     for body in todo:
+        if PAUSE:
+            await asyncio.sleep(PAUSE)
         start = time.perf_counter()
         done = await call_timed(app, body)
         latencies.append((done - start) * 1e6)
@@ -270,12 +276,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--http", action="store_true", help="also measure over HTTP with uvicorn")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--pause-ms", type=float, default=0.0,
+                        help="in-process: idle this long before each request (latency with cold caches, as "
+                             "at moderate load over HTTP); the mean and CPU columns then include the idle time")
+    parser.add_argument("--pin", action="store_true",
+                        help="with --http: servers on CPU 0, load generators on CPU 1 (taskset), as when the "
+                             "client is another machine")
     parser.add_argument("--custom-sampler", action="store_true",
                         help="a custom sampler asked for every span (ALWAYS_ON/ALWAYS_OFF behind a wrapper), "
                              "instead of ParentBased(ALWAYS_ON) / configure(sample_ratio=0.0)")
     args = parser.parse_args()
+    global PAUSE
+    PAUSE = args.pause_ms / 1000
     results = asyncio.run(in_process(args.rounds, args.requests, args.custom_sampler))
-    print(f"in-process raw ASGI, {args.rounds} interleaved rounds x {args.requests} requests, "
+    print(f"in-process raw ASGI, {args.rounds} interleaved rounds x {args.requests} requests"
+          + (f" ({args.pause_ms:g} ms idle before each)" if PAUSE else "") + ", "
           f"sampler: {'custom (Toggle)' if args.custom_sampler else 'ParentBased(ALWAYS_ON) / sample_ratio=0.0'}")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}")
     report(results)
@@ -287,8 +302,9 @@ def main() -> None:
         from _http import CPU as HTTP_CPU
         from _http import PACED, http_cases
 
-        http = http_cases()
-        print("\nover HTTP (uvicorn, loopback, load generator in a separate process)")
+        http = http_cases(pin=args.pin)
+        print("\nover HTTP (uvicorn, loopback, load generator in a separate process"
+              + ("; servers pinned to CPU 0, load generators to CPU 1)" if args.pin else ")"))
         report(http)
         if HTTP_CPU:
             print("server CPU µs per request (median round; added; added / (b)'s added):")
