@@ -34,7 +34,8 @@ FASTAPI_OLDEST=0.109.0
 old=.venv-fastapi-$FASTAPI_OLDEST
 [[ -d "$old" ]] || python3 -m venv "$old"
 "$old/bin/python" -m pip install -q -e . "fastapi==$FASTAPI_OLDEST" "uvicorn>=0.30" "httpx>=0.27" \
-    "pytest>=8" "pytest-asyncio>=0.23" httptools websockets gunicorn uvicorn-worker
+    "pytest>=8" "pytest-asyncio>=0.23" httptools websockets gunicorn uvicorn-worker \
+    "opentelemetry-instrumentation-httpx>=0.51b0"  # tests/serving/sampled_app.py's outgoing call
 
 backends_state=$(mktemp -d -t mltrace-backends.XXXXXX)
 export MLTRACE_BACKENDS_STATE=$backends_state MLTRACE_BACKENDS_FREE_PORTS=1
