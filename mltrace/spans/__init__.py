@@ -6,6 +6,7 @@ from ._decorators import feature_lookup, inference, postprocess, preprocess
 from ._guarded import record_error
 from ._middleware import MLTraceMiddleware
 from ._stage import Stage, StageScope, stage
+from ._tracer import sampled_out
 
 __all__ = [
     "MLTraceMiddleware",
@@ -16,5 +17,6 @@ __all__ = [
     "postprocess",
     "preprocess",
     "record_error",
+    "sampled_out",
     "stage",
 ]

@@ -68,8 +68,19 @@ def start_child(
     """
     if parent is None:
         parent = trace.get_current_span()
-    if not parent.is_recording():
-        ctx = parent.get_span_context()
-        if ctx.is_valid and not ctx.trace_flags.sampled:
-            return parent, False
+    if sampled_out(parent):
+        return parent, False
     return TRACER.start_span(name, kind=kind, attributes=attributes), True
+
+
+def sampled_out(span: Span | None = None) -> bool:
+    """Whether ``span`` (by default the current span) belongs to a trace the sampler dropped: it
+    does not record and its context is valid but not sampled. Under parent-based sampling (the
+    OpenTelemetry default) every child of it would be dropped too, so a wrapper can skip its work
+    and call through; mltrace's stages and integrations make this one check."""
+    if span is None:
+        span = trace.get_current_span()
+    if span.is_recording():
+        return False
+    ctx = span.get_span_context()
+    return ctx.is_valid and not ctx.trace_flags.sampled

@@ -330,3 +330,19 @@ async def test_dropped_async_recursion_keeps_its_depth_and_the_limit_comes_back(
                 assert sys.getrecursionlimit() == limit, (extra, pad)
                 assert decorated >= undecorated - 40, (extra, pad, undecorated, decorated)
     assert len(spans) == 0
+
+
+def test_sampled_out_tells_a_dropped_trace_from_a_kept_one_or_none(spans: CapturedSpans) -> None:
+    """``mltrace.spans.sampled_out``, the check the integrations make before calling through."""
+    from mltrace.spans import sampled_out
+
+    sampled = NonRecordingSpan(SpanContext(TRACE_ID, SPAN_ID, is_remote=True, trace_flags=TraceFlags(1)))
+    assert sampled_out(_dropped())
+    assert not sampled_out(sampled)  # a sampled remote parent: its children are made
+    assert not sampled_out(trace.INVALID_SPAN)  # no trace at all: a stage starts its own
+    assert not sampled_out()  # nothing current
+    with trace.use_span(_dropped()):
+        assert sampled_out()
+    with mltrace.stage("recorded") as stage:
+        assert not sampled_out(stage.span)
+        assert not sampled_out()

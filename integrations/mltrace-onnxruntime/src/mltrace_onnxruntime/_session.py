@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from opentelemetry import trace
-
 from mltrace import semconv
-from mltrace.spans import StageScope
+from mltrace.spans import StageScope, sampled_out
 from mltrace.spans._stage import stage_attributes
 
 ML_MODEL_DEVICE: Final = "ml.model.device"
@@ -99,7 +97,7 @@ class TracedSession:
         self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], run_options: Any = None
     ) -> list[Any]:
         """``InferenceSession.run`` inside an ``inference`` stage span."""
-        if _sampled_out():
+        if sampled_out():
             return self._mltrace_session.run(output_names, input_feed, run_options)  # type: ignore[no-any-return]
         with StageScope(semconv.STAGE_INFERENCE, self._mltrace_stage_attrs) as stage:
             if stage.is_recording():
@@ -113,17 +111,6 @@ class TracedSession:
                 stage.set_attribute(ML_ONNX_OUTPUTS, len(outputs))
                 stage.record_output(_single(outputs))
             return outputs
-
-
-def _sampled_out() -> bool:
-    """The current span belongs to a trace that was sampled out: the call then runs unwrapped,
-    after this one check (0.6 µs; entering a stage that makes no span costs 1.3 µs more). The
-    same test as mltrace's start_child."""
-    span = trace.get_current_span()
-    if span.is_recording():
-        return False
-    ctx = span.get_span_context()
-    return ctx.is_valid and not ctx.trace_flags.sampled
 
 
 def _single(values: list[Any]) -> Any:
