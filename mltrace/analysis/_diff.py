@@ -14,21 +14,10 @@ from ..query import Trace, TraceNotFound, TraceSource, parse_duration
 from ._attributes import trace_attributes
 from ._breakdown import stage_breakdown, stage_order
 from ._critical_path import critical_path, path_by_stage
-from ._reports import DiffAttribute, DiffReport, DiffSide, DiffStage, TraceDiff
+from ._lineage import trace_header
+from ._reports import DiffAttribute, DiffReport, DiffStage, TraceDiff
 
 TYPICAL_SCAN = 2_000  # recent traces among which the typical one is chosen
-
-
-def _side(trace: Trace) -> DiffSide:
-    root = trace.root
-    return {
-        "trace_id": trace.trace_id,
-        "name": root.name,
-        "service": root.service,
-        "start_us": trace.start_us,
-        "duration_ms": round(trace.duration_ms, 3),
-        "error": trace.error,
-    }
 
 
 def diff_traces(a: Trace, b: Trace) -> TraceDiff:
@@ -55,8 +44,8 @@ def diff_traces(a: Trace, b: Trace) -> TraceDiff:
     attributes.sort(key=lambda r: (not r["differs"], r["attribute"]))
     grew = max(stages, key=lambda r: r["delta_ms"]) if stages else None
     return {
-        "a": _side(a),
-        "b": _side(b),
+        "a": trace_header(a),
+        "b": trace_header(b),
         "delta_ms": round(a.duration_ms - b.duration_ms, 3),
         "largest_stage_delta": grew["stage"] if grew and grew["delta_ms"] > 0 else None,
         "stages": stages,

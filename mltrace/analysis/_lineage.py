@@ -22,6 +22,7 @@ from ._reports import (
     LineageReport,
     PredictionRow,
     StageOutput,
+    TraceHeader,
 )
 
 FINGERPRINT = semconv.ML_INPUT_PREFIX + "fingerprint"
@@ -158,10 +159,9 @@ def _payloads(source: TraceSource, trace: Trace) -> list[dict[str, Any]]:
     return out
 
 
-def trace_lineage(source: TraceSource, trace: Trace) -> LineageReport:
-    """The lineage record of an already-fetched trace."""
+def trace_header(trace: Trace) -> TraceHeader:
+    """Which trace: its id, root span's name and service, start, duration and error flag."""
     root = trace.root
-    inp = _input(trace)
     return {
         "trace_id": trace.trace_id,
         "name": root.name,
@@ -169,6 +169,15 @@ def trace_lineage(source: TraceSource, trace: Trace) -> LineageReport:
         "start_us": trace.start_us,
         "duration_ms": round(trace.duration_ms, 3),
         "error": trace.error,
+    }
+
+
+def trace_lineage(source: TraceSource, trace: Trace) -> LineageReport:
+    """The lineage record of an already-fetched trace."""
+    root = trace.root
+    inp = _input(trace)
+    return {
+        **trace_header(trace),
         "status": root.attributes.get("http.response.status_code"),
         "fingerprint": inp.get("summary", {}).get("fingerprint"),
         "input": inp,

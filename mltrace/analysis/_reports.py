@@ -17,6 +17,17 @@ from typing import Any, Literal, NotRequired, TypedDict
 # ---------------------------------------------------------------- shared pieces
 
 
+class TraceHeader(TypedDict):
+    """Which trace, as ``lineage`` and each side of ``diff`` give it (``_lineage.trace_header``)."""
+
+    trace_id: str
+    name: str
+    service: str
+    start_us: int
+    duration_ms: float
+    error: bool
+
+
 class Percentiles(TypedDict, total=False):
     """``p50``/``p95``/``p99``/``mean``/``max`` in the values' unit; empty when there were none."""
 
@@ -267,17 +278,6 @@ class ShowReport(TraceTree):
 # ---------------------------------------------------------------- diff
 
 
-class DiffSide(TypedDict):
-    """One of the two traces compared."""
-
-    trace_id: str
-    name: str
-    service: str
-    start_us: int
-    duration_ms: float
-    error: bool
-
-
 class DiffStage(TypedDict):
     """One stage: each trace's self time and time on its critical path (ms)."""
 
@@ -300,8 +300,8 @@ class DiffAttribute(TypedDict):
 class TraceDiff(TypedDict):
     """``a`` beside ``b``: :func:`mltrace.analysis._diff.diff_traces`."""
 
-    a: DiffSide
-    b: DiffSide
+    a: TraceHeader
+    b: TraceHeader
     delta_ms: float
     largest_stage_delta: str | None
     stages: list[DiffStage]
@@ -326,15 +326,9 @@ class StageOutput(TypedDict):
     summary: dict[str, Any]
 
 
-class LineageReport(TypedDict):
+class LineageReport(TraceHeader):
     """``mltrace lineage TRACE_ID --json`` / :func:`mltrace.analysis.lineage`."""
 
-    trace_id: str
-    name: str
-    service: str
-    start_us: int
-    duration_ms: float
-    error: bool
     status: Any
     fingerprint: str | None
     input: dict[str, Any]
