@@ -17,12 +17,15 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from . import semconv
+from .spans import _deferred
 
 
 class CapturedSpans(Sequence[ReadableSpan]):
@@ -133,3 +136,40 @@ def capture_spans() -> Iterator[CapturedSpans]:
     finally:
         with fan.lock:
             fan.targets.remove(exporter)
+
+
+class DeferredRequest:
+    """The request :func:`deferred_request` opened: ``span`` is its server span, ``held`` the spans
+    ended so far that wait for the hand-over after the request."""
+
+    def __init__(self, span: trace.Span, request: _deferred._Request) -> None:
+        self.span = span
+        self._request = request
+
+    @property
+    def held(self) -> int:
+        return len(self._request.ended)
+
+
+@contextmanager
+def deferred_request(name: str = "POST /predict") -> Iterator[DeferredRequest]:
+    """Run the ``with`` block inside a request recorded with deferred spans, as
+    :class:`mltrace.MLTraceMiddleware` records one (a light server span made current, stage spans
+    held until the request ends): for testing that a wrapper's spans are deferred and handed over
+    after the request unchanged. The spans reach the processors when the block is left."""
+    before = _deferred.deferred_enabled()
+    _deferred.set_deferred(True)
+    try:
+        server, request = _deferred.start_request_span(name, otel_context.get_current(), SpanKind.SERVER, {})
+        if request is None:
+            raise RuntimeError("deferred spans need the SDK's TracerProvider as the global provider")
+        token = _deferred.enter(request)
+        attached = otel_context.attach(trace.set_span_in_context(server))
+        try:
+            yield DeferredRequest(server, request)
+        finally:
+            otel_context.detach(attached)
+            server.end()
+            _deferred.leave(request, token)
+    finally:
+        _deferred.set_deferred(before)

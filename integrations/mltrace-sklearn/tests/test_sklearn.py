@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import LinearSVC
 
-from mltrace.testing import CapturedSpans
+from mltrace.testing import CapturedSpans, deferred_request
 
 Data = tuple[np.ndarray, np.ndarray]
 
@@ -222,34 +222,6 @@ def test_one_row_confidence_is_numpys(row: list[float]) -> None:
     assert (got == want or (np.isnan(got) and np.isnan(want))) and type(got) is float
 
 
-def _in_deferred_request(fn: object, captured: CapturedSpans) -> tuple[object, int]:
-    """Run ``fn()`` inside a request recorded with deferred spans, as the middleware does; the
-    result and the server span's id. Checks that nothing reached the SDK before the request ended."""
-    from opentelemetry import context as otel_context
-    from opentelemetry import trace
-    from opentelemetry.trace import SpanKind
-
-    from mltrace.spans import _deferred
-
-    before = _deferred.deferred_enabled()
-    _deferred.set_deferred(True)
-    try:
-        server, request = _deferred.start_request_span("POST /predict", otel_context.get_current(), SpanKind.SERVER, {})
-        assert request is not None
-        token = _deferred.enter(request)
-        attached = otel_context.attach(trace.set_span_in_context(server))
-        try:
-            result = fn()  # type: ignore[operator]
-            assert request.ended and len(captured) == 0  # spans held, none handed to the SDK yet
-        finally:
-            otel_context.detach(attached)
-            server.end()
-            _deferred.leave(request, token)
-    finally:
-        _deferred.set_deferred(before)
-    return result, server.get_span_context().span_id
-
-
 def test_inside_a_deferred_request_spans_are_the_same(spans: CapturedSpans, data: Data, pipeline: Pipeline) -> None:
     """Inside a request recorded with deferred spans, the stage and step spans are deferred and
     exported with the same names, nesting and attributes as outside a request."""
@@ -258,7 +230,10 @@ def test_inside_a_deferred_request_spans_are_the_same(spans: CapturedSpans, data
     model.predict_proba(X[:1])
     outside = [(s.name, dict(s.attributes)) for s in spans.spans]
     spans.clear()
-    result, server_id = _in_deferred_request(lambda: model.predict_proba(X[:1]), spans)
+    with deferred_request() as request:
+        result = model.predict_proba(X[:1])
+        assert request.held and len(spans) == 0  # spans held, none handed to the SDK yet
+    server_id = request.span.get_span_context().span_id
     np.testing.assert_array_equal(result, pipeline.predict_proba(X[:1]))
     inside = [s for s in spans.spans if s.name != "POST /predict"]
     assert [(s.name, dict(s.attributes)) for s in inside] == outside

@@ -12,7 +12,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 from sim_device import SimDevice
 
-from mltrace.testing import CapturedSpans
+from mltrace.testing import CapturedSpans, deferred_request
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -222,33 +222,16 @@ def test_cpu_tensor_summary_is_the_tensor_summary(spans: CapturedSpans, dtype: s
 def test_inside_a_deferred_request_the_span_is_deferred_and_the_same(spans: CapturedSpans) -> None:
     """Inside a request recorded with deferred spans the module's span is a light one under the
     server span, handed over after the request with the same attributes as a span made outside."""
-    from opentelemetry.trace import SpanKind
-
-    from mltrace.spans import _deferred
-
     net, x = _mlp(), torch.randn(1, 8)
     model = traced_module(net, name="ranker")
     model(x)
     outside = dict(spans.stage("inference").attributes)
     spans.clear()
-    before = _deferred.deferred_enabled()
-    _deferred.set_deferred(True)
-    try:
-        server, request = _deferred.start_request_span("POST /rank", otel_context.get_current(), SpanKind.SERVER, {})
-        assert request is not None
-        token = _deferred.enter(request)
-        attached = otel_context.attach(trace.set_span_in_context(server))
-        try:
-            with torch.inference_mode():
-                model(x)
-            assert spans.stages("inference") == []  # nothing handed to the SDK during the request
-        finally:
-            otel_context.detach(attached)
-            server.end()
-            _deferred.leave(request, token)
-    finally:
-        _deferred.set_deferred(before)
+    with deferred_request("POST /rank") as request:
+        with torch.inference_mode():
+            model(x)
+        assert spans.stages("inference") == []  # nothing handed to the SDK during the request
     span = spans.stage("inference")
-    assert span.parent is not None and span.parent.span_id == server.get_span_context().span_id
+    assert span.parent is not None and span.parent.span_id == request.span.get_span_context().span_id
     assert dict(span.attributes) == outside
 
